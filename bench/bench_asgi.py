@@ -1,0 +1,250 @@
+"""Per-request overhead of session middlewares, in process, without sockets.
+
+Every variant wraps the same tiny raw-ASGI app and is called directly with a
+prepared scope, in one event loop, in one run: the ratios between variants are
+what this measures (the machine is shared and noisy; absolute figures are not
+comparable between runs). Rounds interleave the variants so drift hits all of
+them alike; the figure per variant is the median over rounds of the mean time
+per request.
+
+Scenarios:
+  a  valid cookie, the handler reads one key
+  b  valid cookie, the handler writes one key (a new value each request)
+  c  no cookie, the handler does not touch the session
+  d  no cookie, the handler writes one key
+
+Run: python bench/bench_asgi.py [--rounds N] [--requests N] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.middleware.sessions import SessionMiddleware as StarletteSessionMiddleware
+
+import sessionware
+from sessionware import CookieStore, MemoryStore, SQLiteStore
+from sessionware.typing import ASGIApp, Message, Receive, Scope, Send
+
+SECRET = "bench-secret-" + "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
+SCENARIOS = ("a", "b", "c", "d")
+DESCRIPTIONS = {
+    "a": "valid cookie, handler reads one key",
+    "b": "valid cookie, handler writes one key",
+    "c": "no cookie, session untouched",
+    "d": "no cookie, handler writes one key",
+}
+
+
+def make_app(scenario: str, session_key: str = "session") -> ASGIApp:
+    counter = 0
+    start: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+    body: Message = {"type": "http.response.body", "body": b"ok"}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal counter
+        if scenario == "a":
+            scope[session_key]["user"]  # noqa: B018 - the read is the point
+        elif scenario in ("b", "d"):
+            counter += 1
+            scope[session_key]["n"] = counter
+        await send(dict(start))
+        await send(body)
+
+    return app
+
+
+def starsessions_app(inner: ASGIApp, store: Any) -> ASGIApp:
+    from starsessions import SessionAutoloadMiddleware
+    from starsessions import SessionMiddleware as StarSessionMiddleware
+
+    return StarSessionMiddleware(  # type: ignore[no-any-return]
+        SessionAutoloadMiddleware(inner), store=store, cookie_https_only=False, lifetime=3600 * 12
+    )
+
+
+@dataclass
+class Variant:
+    name: str
+    build: Callable[[ASGIApp], ASGIApp] | None  # None: no middleware
+    store_calls: Callable[[], int] | None = None
+
+
+def variants(tmp: str) -> list[Variant]:
+    from starsessions import CookieStore as StarCookieStore
+    from starsessions import InMemoryStore as StarMemoryStore
+
+    # One store per variant, shared by the seeding request and every scenario.
+    def sw(store: Any) -> Callable[[ASGIApp], ASGIApp]:
+        return lambda app: sessionware.SessionMiddleware(app, secret_key_base=SECRET, store=store)
+
+    def star(store: Any) -> Callable[[ASGIApp], ASGIApp]:
+        return lambda app: starsessions_app(app, store)
+
+    return [
+        Variant("no middleware", None),
+        Variant("starlette SessionMiddleware", lambda app: StarletteSessionMiddleware(app, secret_key=SECRET)),
+        Variant("starsessions CookieStore", star(StarCookieStore(SECRET))),
+        Variant("starsessions InMemoryStore", star(StarMemoryStore())),
+        Variant("sessionware CookieStore (encrypted)", sw(CookieStore())),
+        Variant("sessionware CookieStore (signed)", sw(CookieStore(encrypt=False))),
+        Variant("sessionware MemoryStore", sw(MemoryStore())),
+        Variant("sessionware SQLiteStore", sw(SQLiteStore(os.path.join(tmp, "bench.db")))),
+    ]
+
+
+def scope_with(cookie: bytes | None) -> Scope:
+    headers = [(b"host", b"testserver"), (b"user-agent", b"bench")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+
+
+async def receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.set_cookie: bytes | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            for name, value in message.get("headers", ()):
+                if name.lower() == b"set-cookie":
+                    self.set_cookie = value
+
+
+async def seed_cookie(build: Callable[[ASGIApp], ASGIApp]) -> bytes:
+    """Make a valid session cookie holding {"user": ...} through the middleware itself."""
+
+    async def writer(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["user"] = "alice"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = build(writer)
+    capture = Capture()
+    await app(scope_with(None), receive, capture)
+    assert capture.set_cookie is not None, "the middleware did not set a cookie"
+    return capture.set_cookie.split(b";", 1)[0]
+
+
+async def noop_send(message: Message) -> None:
+    return None
+
+
+async def measure(app: ASGIApp, scope: Scope, requests: int) -> float:
+    """Mean microseconds per request over ``requests`` calls."""
+    start = time.perf_counter_ns()
+    for _ in range(requests):
+        await app(dict(scope), receive, noop_send)
+    return (time.perf_counter_ns() - start) / requests / 1000
+
+
+async def run(rounds: int, requests: int) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen = variants(tmp)
+        apps: dict[tuple[str, str], tuple[ASGIApp, Scope]] = {}
+        for variant in chosen:
+            cookie = None if variant.build is None else await seed_cookie(variant.build)
+            for scenario in SCENARIOS:
+                inner = make_app(scenario)
+                if variant.build is None:
+
+                    async def plain(scope: Scope, receive: Receive, send: Send, inner: ASGIApp = inner) -> None:
+                        scope["session"] = {"user": "alice"}
+                        await inner(scope, receive, send)
+
+                    app: ASGIApp = plain
+                else:
+                    app = variant.build(inner)
+                scope = scope_with(cookie if scenario in ("a", "b") else None)
+                apps[(variant.name, scenario)] = (app, scope)
+        # warm up every variant once
+        for app, scope in apps.values():
+            await measure(app, scope, max(50, requests // 10))
+        samples: dict[tuple[str, str], list[float]] = {key: [] for key in apps}
+        for _ in range(rounds):
+            for key, (app, scope) in apps.items():
+                samples[key].append(await measure(app, scope, requests))
+        results: dict[str, dict[str, float]] = {}
+        for (name, scenario), values in samples.items():
+            results.setdefault(name, {})[scenario] = statistics.median(values)
+        return results
+
+
+def report(results: dict[str, dict[str, float]], command: str) -> str:
+    base = results["no middleware"]
+    star = results["starlette SessionMiddleware"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Per-request overhead of session middlewares, measured in process by calling the ASGI app",
+        "directly (no sockets), all variants in one run, rounds interleaved. Figures are medians over",
+        "rounds of the mean time per request; **overhead** = variant minus no middleware; **ratio** =",
+        "overhead divided by Starlette SessionMiddleware's overhead in the same scenario. Compare",
+        "ratios, not absolute figures: the machine is shared and noisy.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs;"
+        f" run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+    for scenario in SCENARIOS:
+        lines += [
+            f"## ({scenario}) {DESCRIPTIONS[scenario]}",
+            "",
+            "| variant | µs/request | overhead µs | ratio to Starlette |",
+            "|---|---:|---:|---:|",
+        ]
+        star_over = star[scenario] - base[scenario]
+        for name, values in results.items():
+            over = values[scenario] - base[scenario]
+            ratio = "" if name == "no middleware" else f"{over / star_over:.2f}×"
+            lines.append(f"| {name} | {values[scenario]:.1f} | {over:.1f} | {ratio} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.rounds, args.requests))
+    command = "python bench/bench_asgi.py " + " ".join(sys.argv[1:])
+    text = report(results, command.strip())
+    print(text)
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""sessionware: Plug-grade user sessions for Python web apps.
+
+One middleware, a pluggable store and a small session API::
+
+    from sessionware import SessionMiddleware, SQLiteStore
+
+    app.add_middleware(SessionMiddleware, secret_key_base=secret, store=SQLiteStore("sessions.db"))
+
+This module only re-exports; the public submodules are ``asgi``, ``stores``,
+``testing``, ``errors`` and ``typing``.
+"""
+
+from __future__ import annotations
+
+from ._expiry import AAL1 as AAL1
+from ._expiry import AAL2 as AAL2
+from ._expiry import AAL3 as AAL3
+from ._expiry import Expiry as Expiry
+from ._session import Session as Session
+from .asgi import SessionMiddleware as SessionMiddleware
+from .asgi import get_session as get_session
+from .errors import ConfigurationError as ConfigurationError
+from .errors import InvalidCookie as InvalidCookie
+from .errors import MissingDependency as MissingDependency
+from .errors import SerializationError as SerializationError
+from .errors import SessionError as SessionError
+from .errors import SessionTooLarge as SessionTooLarge
+from .errors import StoreError as StoreError
+from .errors import StoreUnavailable as StoreUnavailable
+from .stores import CookieStore as CookieStore
+from .stores import MemoryStore as MemoryStore
+from .stores import SQLiteStore as SQLiteStore
+
+__all__ = [
+    "AAL1",
+    "AAL2",
+    "AAL3",
+    "ConfigurationError",
+    "CookieStore",
+    "Expiry",
+    "InvalidCookie",
+    "MemoryStore",
+    "MissingDependency",
+    "SQLiteStore",
+    "SerializationError",
+    "Session",
+    "SessionError",
+    "SessionMiddleware",
+    "SessionTooLarge",
+    "StoreError",
+    "StoreUnavailable",
+    "get_session",
+]
+
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type):
+        _value.__module__ = "sessionware"  # so reprs and docs show the public path
+del _name, _value
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("sessionware")
+    raise AttributeError(f"module 'sessionware' has no attribute {name!r}")

@@ -1,0 +1,193 @@
+"""Cookie value formats, version 1.
+
+Every value starts with a version tag naming its format; the decoder dispatches
+on that tag and the algorithm is fixed by it, never read from the value.
+
+``e1.`` encrypted (the default for :class:`~sessionware.CookieStore`)::
+
+    "e1." base64url(key_id[4] || nonce[12] || AES-256-GCM(plaintext) || tag[16])
+
+    The associated data is ``"e1." || key_id``; the key is the ``session-encrypt``
+    subkey bound to the cookie name.
+
+``s1.`` signed only; the client can read the payload::
+
+    "s1." base64url(plaintext) "." base64url(key_id[4] || HMAC-SHA256[32])
+
+    The MAC covers the text ``"s1." base64url(plaintext)`` under the
+    ``session-sign`` subkey bound to the cookie name.
+
+``i1.`` a server-side session ID::
+
+    "i1." base64url(key_id[4] || id[32] || HMAC-SHA256(id)[32])
+
+    A forged or altered ID fails the MAC before any store is asked about it.
+
+base64url is unpadded. Decoding never raises anything but :class:`InvalidCookie`,
+whose ``reason`` is one of ``size``, ``format``, ``version``, ``key``, ``mac``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ._keys import KEY_ID_SIZE, KeyRing
+from .errors import InvalidCookie
+
+__all__ = [
+    "MAX_COOKIE_BYTES",
+    "EncryptedCodec",
+    "IdCodec",
+    "SignedCodec",
+    "b64decode",
+    "b64encode",
+]
+
+#: Browsers keep at most 4096 bytes of cookie name plus value (RFC 6265bis §5.6).
+MAX_COOKIE_BYTES = 4096
+
+# base64url -> base64, and the standard alphabet's own "+", "/" and padding "=" to "!", which
+# strict decoding refuses: only the unpadded url-safe alphabet gets through.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_NONCE_SIZE = 12
+_TAG_SIZE = 16
+_MAC_SIZE = 32
+_ID_SIZE = 32
+
+
+def b64encode(data: bytes) -> str:
+    """Unpadded base64url."""
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
+
+
+def b64decode(text: str) -> bytes:
+    """Decode unpadded base64url; anything else raises ``InvalidCookie("format")``."""
+    try:
+        raw = text.encode("ascii").translate(_TO_STANDARD)
+        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise InvalidCookie("format") from None
+
+
+class EncryptedCodec:
+    """AES-256-GCM; confidentiality and integrity. See the module docstring."""
+
+    __slots__ = ("_aeads", "_keys")
+    tag = "e1."
+
+    def __init__(self, keys: KeyRing, cookie_name: str) -> None:
+        self._keys = keys
+        self._aeads = tuple(AESGCM(k) for k in keys.subkeys("session-encrypt", cookie_name))
+
+    def encode(self, plaintext: bytes) -> str:
+        key_id = self._keys.current_id
+        nonce = os.urandom(_NONCE_SIZE)
+        sealed = self._aeads[0].encrypt(nonce, plaintext, b"e1." + key_id)
+        return "e1." + b64encode(key_id + nonce + sealed)
+
+    def decode(self, value: str) -> tuple[bytes, bool]:
+        """Return ``(plaintext, stale)``; ``stale`` means an older secret verified it."""
+        if not value.startswith("e1."):
+            raise InvalidCookie("version")
+        raw = b64decode(value[3:])
+        if len(raw) < KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE:
+            raise InvalidCookie("format")
+        key_id = raw[:KEY_ID_SIZE]
+        nonce = raw[KEY_ID_SIZE : KEY_ID_SIZE + _NONCE_SIZE]
+        sealed = raw[KEY_ID_SIZE + _NONCE_SIZE :]
+        indexes = self._keys.indexes_for(key_id)
+        if not indexes:
+            raise InvalidCookie("key")
+        for index in indexes:
+            try:
+                return self._aeads[index].decrypt(nonce, sealed, b"e1." + key_id), index != 0
+            except InvalidTag:
+                continue
+        raise InvalidCookie("mac")
+
+
+class SignedCodec:
+    """HMAC-SHA256 only: integrity, no confidentiality. See the module docstring."""
+
+    __slots__ = ("_keys", "_subkeys")
+    tag = "s1."
+
+    def __init__(self, keys: KeyRing, cookie_name: str) -> None:
+        self._keys = keys
+        self._subkeys = keys.subkeys("session-sign", cookie_name)
+
+    def encode(self, plaintext: bytes) -> str:
+        signed = "s1." + b64encode(plaintext)
+        mac = hmac.new(self._subkeys[0], signed.encode(), hashlib.sha256).digest()
+        return signed + "." + b64encode(self._keys.current_id + mac)
+
+    def decode(self, value: str) -> tuple[bytes, bool]:
+        """Return ``(plaintext, stale)``; ``stale`` means an older secret verified it."""
+        if not value.startswith("s1."):
+            raise InvalidCookie("version")
+        signed, dot, signature_text = value.rpartition(".")
+        if not dot or signed == "s1":
+            raise InvalidCookie("format")
+        signature = b64decode(signature_text)
+        if len(signature) != KEY_ID_SIZE + _MAC_SIZE:
+            raise InvalidCookie("format")
+        indexes = self._keys.indexes_for(signature[:KEY_ID_SIZE])
+        if not indexes:
+            raise InvalidCookie("key")
+        message = signed.encode()
+        mac = signature[KEY_ID_SIZE:]
+        for index in indexes:
+            expected = hmac.new(self._subkeys[index], message, hashlib.sha256).digest()
+            if hmac.compare_digest(expected, mac):
+                return b64decode(signed[3:]), index != 0
+        raise InvalidCookie("mac")
+
+
+class IdCodec:
+    """Signed random session IDs for server-side stores."""
+
+    __slots__ = ("_keys", "_subkeys")
+    tag = "i1."
+
+    def __init__(self, keys: KeyRing, cookie_name: str) -> None:
+        self._keys = keys
+        self._subkeys = keys.subkeys("session-id", cookie_name)
+
+    @staticmethod
+    def new_id() -> bytes:
+        """A fresh 256-bit ID from the operating system's CSPRNG."""
+        return os.urandom(_ID_SIZE)
+
+    def encode(self, session_id: bytes) -> str:
+        mac = hmac.new(self._subkeys[0], session_id, hashlib.sha256).digest()
+        return "i1." + b64encode(self._keys.current_id + session_id + mac)
+
+    def decode(self, value: str) -> tuple[bytes, bool]:
+        """Return ``(session_id, stale)``; ``stale`` means an older secret verified it."""
+        if not value.startswith("i1."):
+            raise InvalidCookie("version")
+        raw = b64decode(value[3:])
+        if len(raw) != KEY_ID_SIZE + _ID_SIZE + _MAC_SIZE:
+            raise InvalidCookie("format")
+        indexes = self._keys.indexes_for(raw[:KEY_ID_SIZE])
+        if not indexes:
+            raise InvalidCookie("key")
+        session_id = raw[KEY_ID_SIZE : KEY_ID_SIZE + _ID_SIZE]
+        mac = raw[KEY_ID_SIZE + _ID_SIZE :]
+        for index in indexes:
+            expected = hmac.new(self._subkeys[index], session_id, hashlib.sha256).digest()
+            if hmac.compare_digest(expected, mac):
+                return session_id, index != 0
+        raise InvalidCookie("mac")
+
+    @staticmethod
+    def store_key(session_id: bytes) -> str:
+        """The key a store files the session under: a hash, never the ID itself."""
+        return b64encode(hashlib.sha256(session_id).digest())

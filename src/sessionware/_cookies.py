@@ -1,0 +1,140 @@
+"""Reading the ``Cookie`` header and writing ``Set-Cookie`` (RFC 6265bis)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from .errors import ConfigurationError
+
+__all__ = ["CookieAttributes", "find_cookie"]
+
+# RFC 6265 cookie-name is an RFC 7230 token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # printable ASCII without ';' or space
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+Secure = bool | Literal["auto"]
+
+
+def find_cookie(header: str, name: str) -> tuple[str | None, int]:
+    """Return ``(value, count)`` for cookie ``name`` in a ``Cookie`` header.
+
+    ``count`` is how many cookies carried that name. Names match exactly
+    (case-sensitively); values are returned as sent, never unquoted. When the
+    name appears more than once the value is None: browsers give no reliable
+    order, so a duplicate (for instance one tossed in by a sibling subdomain)
+    must not be trusted.
+    """
+    target = name + "="
+    index = header.find(target)
+    if index < 0:
+        return None, 0
+    if header.find(target, index + 1) < 0 and (
+        index == 0 or header[index - 1] == ";" or header[index - 2 : index] == "; "
+    ):
+        # The common case, one cookie of that name cleanly delimited, without splitting.
+        start = index + len(target)
+        end = header.find(";", start)
+        return (header[start:] if end < 0 else header[start:end]).strip(" \t"), 1
+    found: str | None = None
+    count = 0
+    for pair in header.split(";"):
+        key, eq, value = pair.partition("=")
+        if eq and key.strip(" \t") == name:
+            count += 1
+            found = value.strip(" \t")
+    return (found if count == 1 else None), count
+
+
+class CookieAttributes:
+    """The session cookie's name and attributes, validated once.
+
+    See :class:`sessionware.SessionMiddleware` for what each option means.
+    """
+
+    __slots__ = ("_deletion", "_insecure_tail", "_secure_tail", "name", "persistent", "secure")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str = "/",
+        domain: str | None = None,
+        secure: Secure = "auto",
+        same_site: str = "lax",
+        partitioned: bool = False,
+        persistent: bool = False,
+        owner: str = "SessionMiddleware",
+    ) -> None:
+        if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            raise ConfigurationError(
+                f"{owner} expects cookie_name to be a cookie token (letters, digits and "
+                f"!#$%&'*+-.^_`|~), got {name!r}"
+            )
+        if not isinstance(path, str) or _PATH.fullmatch(path) is None:
+            raise ConfigurationError(
+                f"{owner} expects path to start with '/' and hold no ';', spaces or control "
+                f"characters, got {path!r}"
+            )
+        if domain is not None and (not isinstance(domain, str) or _DOMAIN.fullmatch(domain) is None):
+            raise ConfigurationError(f"{owner} expects domain to be a host name such as 'example.com', got {domain!r}")
+        if secure not in (True, False, "auto"):
+            raise ConfigurationError(f"{owner} expects secure to be True, False or 'auto', got {secure!r}")
+        site = _SAME_SITE.get(same_site.lower()) if isinstance(same_site, str) else None
+        if site is None:
+            raise ConfigurationError(f"{owner} expects same_site to be 'lax', 'strict' or 'none', got {same_site!r}")
+
+        lowered = name.lower()  # browsers match prefixes case-insensitively
+        prefixed = lowered.startswith(("__host-", "__secure-"))
+        if prefixed:
+            if secure is False:
+                raise ConfigurationError(
+                    f"{owner} expects secure to be True for a cookie named {name!r}: browsers "
+                    "refuse __Host- and __Secure- cookies without Secure"
+                )
+            secure = True  # a prefixed cookie is only ever kept with Secure
+        if lowered.startswith("__host-") and (path != "/" or domain is not None):
+            raise ConfigurationError(
+                f"{owner} expects path='/' and no domain for a cookie named {name!r}: that is "
+                "what the __Host- prefix means; use a __Secure- name to set a domain or path"
+            )
+        if site == "None" and secure is not True:
+            raise ConfigurationError(
+                f"{owner} expects secure=True with same_site='none': browsers refuse "
+                "SameSite=None cookies without Secure"
+            )
+        if partitioned and secure is not True:
+            raise ConfigurationError(
+                f"{owner} expects secure=True with partitioned=True: browsers refuse "
+                "Partitioned cookies without Secure"
+            )
+
+        self.name = name
+        self.secure: Secure = secure
+        self.persistent = persistent
+        tail = f"; Path={path}" + (f"; Domain={domain}" if domain else "")
+        flags = f"; HttpOnly; SameSite={site}" + ("; Partitioned" if partitioned else "")
+        self._secure_tail = tail, "; Secure" + flags
+        self._insecure_tail = tail, flags
+        self._deletion = {
+            https: f"{name}={tail}; Max-Age=0; Expires={_EPOCH}{self._tails(https)[1]}"
+            for https in (True, False)
+        }
+
+    def _tails(self, https: bool) -> tuple[str, str]:
+        if self.secure is True or (self.secure == "auto" and https):
+            return self._secure_tail
+        return self._insecure_tail
+
+    def header(self, value: str, *, https: bool, max_age: int | None) -> str:
+        """The ``Set-Cookie`` value that stores ``value``."""
+        head, flags = self._tails(https)
+        age = f"; Max-Age={max_age}" if max_age is not None and self.persistent else ""
+        return f"{self.name}={value}{head}{age}{flags}"
+
+    def deletion(self, *, https: bool) -> str:
+        """The ``Set-Cookie`` value that removes the cookie, with the attributes it was set with."""
+        return self._deletion[https]

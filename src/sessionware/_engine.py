@@ -1,0 +1,399 @@
+"""The request cycle, without I/O: open a session from a cookie, close it into a cookie.
+
+The engine knows Plug's lifecycle and nothing about ASGI, WSGI or any store's
+transport. Where it needs a store it *yields* a call (:class:`Load`,
+:class:`Save`, :class:`Delete`) and is resumed with the result; the adapters
+drive it with :func:`run_sync` or :func:`run_async`. One lifecycle, two tiny
+drivers: there is no second copy of the rules to drift.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Generator
+from typing import Any, NamedTuple, TypeVar
+
+from . import _record
+from ._codec import MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec
+from ._cookies import CookieAttributes, find_cookie
+from ._expiry import Expiry
+from ._keys import KeyRing, SecretInput
+from ._session import DROP, IGNORE, RENEW, Session
+from .errors import InvalidCookie, SessionError, SessionTooLarge, StoreError
+from .stores.cookie import CookieStore
+from .typing import AsyncStore, Store
+
+__all__ = ["Delete", "Engine", "Load", "Save", "run_async", "run_sync"]
+
+logger = logging.getLogger("sessionware")
+
+T = TypeVar("T")
+
+#: A server-side session with no deadline is kept this long after its last write
+#: (the longest lifetime browsers grant a cookie).
+UNLIMITED_TTL = 400 * 24 * 3600
+#: How often a save is retried when concurrent requests keep changing the record.
+MAX_SAVE_ATTEMPTS = 10
+
+
+class Load(NamedTuple):
+    key: str
+
+    def apply(self, store: Any) -> Any:
+        return store.load(self.key)
+
+
+class Save(NamedTuple):
+    key: str
+    data: bytes
+    ttl: int
+    version: int | None
+
+    def apply(self, store: Any) -> Any:
+        return store.save(self.key, self.data, self.ttl, self.version)
+
+
+class Delete(NamedTuple):
+    key: str
+
+    def apply(self, store: Any) -> Any:
+        return store.delete(self.key)
+
+
+Call = Load | Save | Delete
+Steps = Generator[Call, Any, T]
+
+
+def _failed(store: object, call: Call, exc: Exception) -> StoreError:
+    name = type(call).__name__.lower()
+    return StoreError(f"{type(store).__name__}.{name}() failed: {exc!r}")
+
+
+def run_sync(steps: Steps[T], store: Store | None) -> T:
+    """Drive ``steps`` against a synchronous store."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                result = call.apply(store)
+            except SessionError:
+                raise
+            except Exception as exc:
+                raise _failed(store, call, exc) from exc
+            call = steps.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def run_async(steps: Steps[T], store: AsyncStore | None) -> T:
+    """Drive ``steps`` against an asynchronous store."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                pending: Awaitable[Any] = call.apply(store)
+                result = await pending
+            except SessionError:
+                raise
+            except Exception as exc:
+                raise _failed(store, call, exc) from exc
+            call = steps.send(result)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+# What the end of a request does, decided once for every kind of store.
+NOTHING = 0  # send nothing
+DELETE = 1  # drop: delete the record, expire the cookie
+CREATE = 2  # a new record under a new ID (new session, or renew)
+WRITE = 3  # the data changed: save the existing record
+TOUCH = 4  # nothing changed, but activity is due to be recorded
+REISSUE = 5  # nothing changed, but the cookie was made under an older secret
+
+
+class Engine:
+    """The sans-IO session lifecycle for one middleware configuration.
+
+    Cookie stores need no I/O, so they use the plain :meth:`open_cookie` and
+    :meth:`close_cookie`; server-side stores use the :meth:`open` and
+    :meth:`close` generators, driven by :func:`run_sync` or :func:`run_async`.
+    Both share :meth:`_verify`, :meth:`_session` and :meth:`_outcome`, where
+    the rules live.
+    """
+
+    __slots__ = ("_codec", "_ids", "cookie", "expiry", "keys", "store")
+
+    def __init__(
+        self,
+        *,
+        secret_key_base: SecretInput,
+        store: CookieStore | Store | AsyncStore,
+        cookie: CookieAttributes,
+        expiry: Expiry,
+        owner: str = "SessionMiddleware",
+    ) -> None:
+        self.keys = KeyRing(secret_key_base, owner=owner)
+        self.cookie = cookie
+        self.expiry = expiry
+        self.store = store
+        self._codec: EncryptedCodec | SignedCodec | None = None
+        self._ids: IdCodec | None = None
+        if isinstance(store, CookieStore):
+            codec = EncryptedCodec if store.encrypt else SignedCodec
+            self._codec = codec(self.keys, cookie.name)
+        else:
+            self._ids = IdCodec(self.keys, cookie.name)
+
+    @property
+    def server_side(self) -> bool:
+        return self._ids is not None
+
+    # -- opening -----------------------------------------------------------------
+
+    def new_session(self, now: int, *, had_cookie: bool = False) -> Session:
+        session = Session()
+        session._expiry = self.expiry
+        session._now = now
+        session._touched_at = now
+        session._had_cookie = had_cookie
+        session.created_at = now
+        return session
+
+    def _refuse(self, reason: str, now: int) -> Session:
+        logger.debug(
+            "sessionware refused the %r session cookie (%s); this happens when the cookie was "
+            "altered or truncated, made with a secret no longer configured, or has expired",
+            self.cookie.name,
+            reason,
+        )
+        return self.new_session(now, had_cookie=True)
+
+    def _cookie_value(self, cookie_header: str | None) -> tuple[str | None, bool]:
+        """The session cookie's value, and whether the request carried the cookie at all."""
+        if cookie_header is None:
+            return None, False
+        value, count = find_cookie(cookie_header, self.cookie.name)
+        if count > 1:
+            logger.warning(
+                "sessionware refused the %r session cookie: the request carried it %d times "
+                "(possibly one tossed in by another site); treating the request as anonymous",
+                self.cookie.name,
+                count,
+            )
+            return None, True
+        if value is not None and len(value) + len(self.cookie.name) + 1 > MAX_COOKIE_BYTES:
+            logger.debug("sessionware refused the %r session cookie (size)", self.cookie.name)
+            return None, True  # refused before any decoding
+        return value, count == 1
+
+    def _session(self, record: _record.Record, data: dict[str, Any], now: int, stale: bool) -> Session:
+        session = Session.__new__(Session)
+        dict.update(session, data)
+        session._expiry = self.expiry
+        session._now = now
+        session._touched_at = record.touched_at
+        session._loaded_json = record.data_json
+        session._origin = record
+        if stale:
+            session._stale = True
+        session._had_cookie = True
+        session.created_at = record.created_at
+        session.auth_at = record.auth_at
+        session.meta = record.meta
+        session.is_new = False
+        return session
+
+    def open(self, cookie_header: str | None, now: int) -> Session | Steps[Session]:
+        """Turn the request's ``Cookie`` header (None if absent) into a Session.
+
+        Returns the Session, or -- when a store must be asked -- steps that
+        produce it, for :func:`run_sync` or :func:`run_async` to drive.
+        """
+        value, had_cookie = self._cookie_value(cookie_header)
+        if value is None:
+            return self.new_session(now, had_cookie=had_cookie)
+        if self._ids is not None:
+            return self._load(value, now)
+        assert self._codec is not None
+        try:
+            plaintext, stale = self._codec.decode(value)
+            record = _record.unpack(plaintext)
+            if not self.expiry.is_valid(record.created_at, record.touched_at, now):
+                raise InvalidCookie("expired")
+            return self._session(record, record.data(), now, stale)
+        except InvalidCookie as exc:
+            return self._refuse(exc.reason, now)
+
+    def _load(self, value: str, now: int) -> Steps[Session]:
+        assert self._ids is not None
+        try:
+            session_id, stale = self._ids.decode(value)  # a forged ID never reaches the store
+        except InvalidCookie as exc:
+            return self._refuse(exc.reason, now)
+        key = IdCodec.store_key(session_id)
+        loaded = yield Load(key)
+        if loaded is None:
+            # Unknown or expired: the ID is never adopted; a write gets a fresh one.
+            return self._refuse("unknown id", now)
+        try:
+            record = _record.unpack(loaded[0])
+            if not self.expiry.is_valid(record.created_at, record.touched_at, now):
+                yield Delete(key)
+                raise InvalidCookie("expired")
+            session = self._session(record, record.data(), now, stale)
+        except InvalidCookie as exc:
+            return self._refuse(exc.reason, now)
+        session._sid = session_id
+        session._version = loaded[1]
+        return session
+
+    # -- closing -----------------------------------------------------------------
+
+    def _outcome(self, session: Session, status: int, now: int) -> tuple[int, bytes]:
+        """What the end of the request does, and the record to store if anything."""
+        if session._read_only or status >= 500:
+            return NOTHING, b""
+        action = session._action
+        if action == IGNORE:
+            return NOTHING, b""
+        if action == DROP:
+            return DELETE, b""
+        origin = session._origin
+        data_json = _record.dump_data(session) if session._dirty else session._loaded_json
+        if origin is None:
+            changed = data_json != b"{}" or bool(session.meta) or session.auth_at is not None
+        else:
+            changed = (
+                data_json != origin.data_json
+                or session.meta != origin.meta
+                or session.auth_at != origin.auth_at
+                or session.created_at != origin.created_at
+            )
+        if action == RENEW or changed:
+            record = _record.pack(session.created_at, now, session.auth_at, session.meta, data_json)
+            if action == RENEW or origin is None:
+                return CREATE, record
+            return WRITE, record
+        if origin is None:
+            return NOTHING, b""  # a new session nobody wrote to: nothing stored, nothing sent
+        if self.expiry.touch_due(origin.touched_at, now):
+            return TOUCH, _record.pack(origin.created_at, now, origin.auth_at, origin.meta, origin.data_json)
+        if session._stale:
+            return REISSUE, _record.pack(
+                origin.created_at, origin.touched_at, origin.auth_at, origin.meta, origin.data_json
+            )
+        return NOTHING, b""
+
+    def close(self, session: Session, status: int, now: int, *, https: bool) -> str | None | Steps[str | None]:
+        """Finish the request: the ``Set-Cookie`` value to send, or None.
+
+        When a store must be written first, returns steps that produce it, for
+        :func:`run_sync` or :func:`run_async` to drive.
+        """
+        outcome, record = self._outcome(session, status, now)
+        if outcome == NOTHING:
+            return None
+        if self._ids is not None:
+            return self._store(outcome, record, session, now, https)
+        assert self._codec is not None
+        if outcome == DELETE:
+            return self.cookie.deletion(https=https) if session._had_cookie else None
+        return self._cookie_for(self._codec.encode(record), session, now, https)
+
+    def _store(self, outcome: int, record: bytes, session: Session, now: int, https: bool) -> Steps[str | None]:
+        assert self._ids is not None
+        old_key = None if session._sid is None else IdCodec.store_key(session._sid)
+        if outcome == DELETE:
+            if old_key is not None:
+                yield Delete(old_key)
+            return self.cookie.deletion(https=https) if session._had_cookie else None
+        if outcome == CREATE:
+            new_id = IdCodec.new_id()
+            yield Save(IdCodec.store_key(new_id), record, self._ttl(session.created_at, now, now), None)
+            if old_key is not None:
+                yield Delete(old_key)  # renew: the old ID stops working now
+            return self._cookie_for(self._ids.encode(new_id), session, now, https)
+        assert old_key is not None and session._sid is not None
+        written = False
+        if outcome == WRITE:
+            written = yield from self._save_existing(session, old_key, record, now)
+            if not written:
+                return None
+        elif outcome == TOUCH:
+            origin = session._origin
+            assert origin is not None
+            ttl = self._ttl(origin.created_at, now, now)
+            # A failed compare-and-set means another request wrote, which recorded activity too.
+            written = yield Save(old_key, record, ttl, session._version)
+        # The ID cookie is re-sent only when an older secret signed it, or to
+        # refresh a persistent cookie's Max-Age after a write.
+        if session._stale or (written and self.cookie.persistent):
+            return self._cookie_for(self._ids.encode(session._sid), session, now, https)
+        return None
+
+    def _save_existing(self, session: Session, key: str, record: bytes, now: int) -> Generator[Call, Any, bool]:
+        """Compare-and-set ``record``; on a conflict merge this request's changes into
+        the current record and retry. Returns False if the session is gone."""
+        version = session._version
+        ttl = self._ttl(session.created_at, now, now)
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            if (yield Save(key, record, ttl, version)):
+                return True
+            current = yield Load(key)
+            if current is None:
+                # Dropped or renewed by a concurrent request: never resurrected.
+                logger.debug("sessionware did not save a session deleted by a concurrent request")
+                return False
+            try:
+                record, ttl = self._merge(session, current[0], now)
+            except InvalidCookie:
+                return False
+            version = current[1]
+        raise StoreError(
+            f"sessionware could not save the session: it changed under {MAX_SAVE_ATTEMPTS} "
+            "concurrent writes in a row"
+        )
+
+    def _merge(self, session: Session, current_raw: bytes, now: int) -> tuple[bytes, int]:
+        """This request's changes applied to a record another request has changed since.
+
+        Keys this request set or deleted take its values (the last writer wins
+        per key); every other key keeps the current record's value.
+        """
+        origin = session._origin
+        assert origin is not None
+        current = _record.unpack(current_raw)
+        if not self.expiry.is_valid(current.created_at, current.touched_at, now):
+            raise InvalidCookie("expired")
+        before = origin.data()
+        merged = current.data()
+        dump = _record.dump_data
+        for key, value in dict.items(session):
+            if key not in before or dump({key: value}) != dump({key: before[key]}):
+                merged[key] = value
+        for key in before:
+            if not dict.__contains__(session, key):
+                merged.pop(key, None)
+        if (
+            session.meta != origin.meta
+            or session.auth_at != origin.auth_at
+            or session.created_at != origin.created_at
+        ):
+            created, auth, meta = session.created_at, session.auth_at, session.meta
+        else:
+            created, auth, meta = current.created_at, current.auth_at, current.meta
+        record = _record.pack(created, now, auth, meta, dump(merged))
+        return record, self._ttl(created, now, now)
+
+    # -- cookies -----------------------------------------------------------------
+
+    def _ttl(self, created_at: int, touched_at: int, now: int) -> int:
+        ttl = self.expiry.ttl(created_at, touched_at, now)
+        return UNLIMITED_TTL if ttl is None else ttl
+
+    def _cookie_for(self, value: str, session: Session, now: int, https: bool) -> str:
+        size = len(self.cookie.name) + 1 + len(value)
+        if size > MAX_COOKIE_BYTES:
+            raise SessionTooLarge(size, MAX_COOKIE_BYTES)
+        max_age = self.expiry.ttl(session.created_at, now, now) if self.cookie.persistent else None
+        return self.cookie.header(value, https=https, max_age=max_age)

@@ -1,0 +1,257 @@
+"""The session object apps read and write: a dict that knows what happened to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, overload
+
+from .errors import SessionError
+
+if TYPE_CHECKING:
+    from ._expiry import Expiry
+    from ._record import Record
+
+__all__ = ["Session"]
+
+# Pending actions. WRITE is never stored: a write is any change of the data.
+NONE: Final = 0
+RENEW: Final = 1
+IGNORE: Final = 2
+DROP: Final = 3
+_ACTION_NAMES = {NONE: None, RENEW: "renew", IGNORE: "ignore", DROP: "drop"}
+_CONTAINERS = (dict, list)
+
+
+class Session(dict[str, Any]):
+    """The session: a ``dict`` of JSON values plus one pending action.
+
+    Read and write it like a dict. sessionware notices reads (to send
+    ``Vary: Cookie``) and changes, including in-place edits of nested values
+    such as ``session["cart"].append(item)``: at the end of the request the
+    data is serialized and compared with what was loaded, so there is no
+    ``modified`` flag to set.
+
+    Besides writing, a request can ask for one of three actions, as in Plug:
+
+    - :meth:`renew` -- keep the data under a new session ID and delete the
+      old record (do it on log-in, against session fixation);
+    - :meth:`drop` -- delete the session and expire the cookie (log-out);
+    - :meth:`ignore` -- send nothing back, whatever changed.
+
+    A later write never undoes an action. ``drop`` is final; between
+    ``renew`` and ``ignore`` the last call wins.
+
+    Values must be JSON: ``dict`` (str keys), ``list``, ``str``, ``int``,
+    ``float``, ``bool`` and ``None``. Anything else raises
+    :class:`~sessionware.SerializationError` naming the key when the response
+    is sent.
+    """
+
+    # Per-request state. Class-level defaults keep opening a session cheap: only
+    # what differs is set on the instance.
+    _accessed = False
+    _dirty = False
+    _action = NONE
+    _read_only = False
+    _had_cookie = False
+    # Set by the engine: the policy, this request's time, and what was loaded
+    # (record, ID, version, whether an older secret verified it).
+    _expiry: Expiry | None = None
+    _now = 0
+    _touched_at = 0
+    _loaded_json = b"{}"
+    _origin: Record | None = None
+    _sid: bytes | None = None
+    _version: int | None = None
+    _stale = False
+    #: Unix seconds the session began; reset by log-in.
+    created_at = 0
+    #: Unix seconds of the last authentication, or None.
+    auth_at: int | None = None
+    #: True when the request brought no valid session.
+    is_new = True
+    #: Lifecycle metadata kept beside the data (user binding and the like).
+    meta: dict[str, Any]
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        if data:
+            dict.update(self, data)
+        self.meta = {}
+
+    # -- actions ---------------------------------------------------------------
+
+    def renew(self) -> None:
+        """Keep the data under a new session ID; the old ID stops working."""
+        self._check_writable()
+        if self._action != DROP:
+            self._action = RENEW
+
+    def drop(self) -> None:
+        """End the session: delete its record and expire the cookie."""
+        self._check_writable()
+        self._action = DROP
+        dict.clear(self)
+
+    def ignore(self) -> None:
+        """Send nothing back for this request, whatever changed."""
+        if self._action != DROP:
+            self._action = IGNORE
+
+    @property
+    def action(self) -> str | None:
+        """The pending action: ``"renew"``, ``"drop"``, ``"ignore"`` or None."""
+        return _ACTION_NAMES[self._action]
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the app read or wrote the session during this request."""
+        return self._accessed
+
+    @property
+    def last_active(self) -> int:
+        """Unix seconds of the activity the idle timeout counts from after this request."""
+        expiry = self._expiry
+        if self.is_new or expiry is None or expiry.touch_due(self._touched_at, self._now):
+            return self._now
+        return self._touched_at
+
+    @property
+    def expires_at(self) -> int | None:
+        """Unix seconds at which the session ends if nothing else happens, or None."""
+        if self._expiry is None:
+            return None
+        return self._expiry.deadline(self.created_at, self.last_active)
+
+    # -- tracking ----------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise SessionError(
+                "the session is read-only here (websocket connections cannot send cookies); "
+                "change it in an HTTP request instead"
+            )
+
+    def _write(self) -> None:
+        if self._read_only:
+            self._check_writable()
+        self._accessed = True
+        self._dirty = True
+
+    def __getitem__(self, key: str) -> Any:
+        self._accessed = True
+        value = dict.__getitem__(self, key)
+        if isinstance(value, _CONTAINERS):
+            self._dirty = True
+        return value
+
+    @overload
+    def get(self, key: str, /) -> Any | None: ...
+    @overload
+    def get(self, key: str, default: Any, /) -> Any: ...
+    def get(self, key: str, default: Any = None, /) -> Any:
+        self._accessed = True
+        value = dict.get(self, key, default)
+        if isinstance(value, _CONTAINERS):
+            self._dirty = True
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        self._accessed = True
+        return dict.__contains__(self, key)
+
+    def __len__(self) -> int:
+        self._accessed = True
+        return dict.__len__(self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._accessed = True
+        return dict.__iter__(self)
+
+    def __reversed__(self) -> Iterator[str]:
+        self._accessed = True
+        return dict.__reversed__(self)
+
+    def keys(self) -> Any:
+        self._accessed = True
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._accessed = True
+        self._dirty = True  # nested values may be edited through the view
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._accessed = True
+        self._dirty = True
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        """A shallow copy as a plain dict (nested values are shared)."""
+        self._accessed = True
+        self._dirty = True
+        return dict(dict.items(self))
+
+    def __eq__(self, other: object) -> bool:
+        self._accessed = True
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._accessed = True
+        return dict.__ne__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._accessed = True
+        return f"Session({dict.__repr__(self)})"
+
+    def __or__(self, other: Any) -> Any:
+        self._accessed = True
+        self._dirty = True
+        return dict.__or__(self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._accessed = True
+        self._dirty = True
+        return dict.__ror__(self, other)
+
+    # -- writes ----------------------------------------------------------------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._write()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._write()
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other: Any) -> Session:
+        self._write()
+        dict.update(self, other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._write()
+        dict.update(self, *args, **kwargs)
+
+    def setdefault(self, key: str, default: Any = None, /) -> Any:
+        self._write()
+        return dict.setdefault(self, key, default)
+
+    @overload
+    def pop(self, key: str, /) -> Any: ...
+    @overload
+    def pop(self, key: str, default: Any, /) -> Any: ...
+    def pop(self, key: str, *default: Any) -> Any:
+        self._write()
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._write()
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        """Remove all data (a write; the session itself lives on)."""
+        self._write()
+        dict.clear(self)
+

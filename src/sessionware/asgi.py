@@ -1,0 +1,270 @@
+"""The ASGI adapter: Starlette, FastAPI, Litestar, Quart or any ASGI app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ._cookies import CookieAttributes, Secure
+from ._engine import Engine, run_async
+from ._expiry import PRESETS, Expiry
+from ._keys import SecretInput
+from ._session import Session
+from .errors import ConfigurationError, SessionError, StoreError
+from .stores._thread import as_async
+from .stores.cookie import CookieStore
+from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
+
+__all__ = ["SessionMiddleware", "get_session", "store_unavailable"]
+
+logger = logging.getLogger("sessionware")
+
+
+async def store_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    """The default response when the session store fails: ``503 Service Unavailable``."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    body = b"Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"5"),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _resolve_expiry(expiry: Expiry | str) -> Expiry:
+    if isinstance(expiry, Expiry):
+        return expiry
+    if isinstance(expiry, str) and expiry.lower() in PRESETS:
+        return PRESETS[expiry.lower()]
+    raise ConfigurationError(
+        f"SessionMiddleware expects expiry to be an Expiry or one of {sorted(PRESETS)}, got {expiry!r}"
+    )
+
+
+def _check_store(store: object) -> CookieStore | Store | AsyncStore:
+    if isinstance(store, CookieStore | Store | AsyncStore):
+        return store
+    raise ConfigurationError(
+        "SessionMiddleware expects store to be CookieStore() or a server-side store with "
+        f"load/save/delete methods (MemoryStore, SQLiteStore, ...), got {store!r}"
+    )
+
+
+class SessionMiddleware:
+    """Load the session before the app runs; write it back only if something happened.
+
+    The session is at ``scope["session"]``, so ``request.session`` works
+    unchanged in Starlette and FastAPI; :func:`get_session` finds it too. A
+    request without a session cookie whose session is not written costs no
+    store call and gets no ``Set-Cookie``. A cookie is sent at most once per
+    response, and only to write, renew, refresh (a due touch, or a cookie made
+    under an older secret) or drop the session. Responses that read the
+    session get ``Vary: Cookie``; responses that set the cookie get
+    ``Cache-Control: no-store`` (replacing the app's); nothing is saved when
+    the response is a 5xx. Websocket connections get the session read-only.
+
+    A cookie that is tampered with, truncated, expired, made under a removed
+    secret, or over 4096 bytes gives an empty session and one debug log line
+    (logger ``"sessionware"``) that never includes the value.
+
+    Options:
+        secret_key_base: One secret (str or bytes, at least 32 bytes) or a
+            list of them. The first signs and encrypts; all verify, so a new
+            secret goes first and the old one stays listed until its cookies
+            have been re-issued (which happens on their next response).
+            Required. Make one with ``python -m sessionware gen-secret``.
+        store: Where sessions live. Defaults to ``CookieStore()`` (encrypted
+            cookie, no server). Server-side: ``MemoryStore()``,
+            ``SQLiteStore(path)`` or any :class:`~sessionware.typing.Store` or
+            :class:`~sessionware.typing.AsyncStore`; the cookie then carries
+            only a signed random 256-bit ID.
+        cookie_name: Defaults to ``"session"``. A ``__Host-`` name (recommended
+            in production) requires ``path="/"``, no ``domain`` and forces
+            ``Secure``; a ``__Secure-`` name forces ``Secure``.
+        expiry: An :class:`~sessionware.Expiry`, or a preset name: ``"aal1"``,
+            ``"aal2"`` or ``"aal3"``. Defaults to ``"aal2"``: 30 minutes idle,
+            12 hours absolute (NIST SP 800-63B AAL2).
+        secure: ``"auto"`` (default) marks the cookie ``Secure`` on https
+            requests only, so plain-http development servers and test clients
+            keep working; behind a TLS-terminating proxy make sure the app sees
+            ``https`` (e.g. uvicorn ``--proxy-headers``) or pass ``True``.
+            ``True`` always sets ``Secure``; ``False`` never does.
+        same_site: ``"lax"`` (default), ``"strict"`` or ``"none"`` (requires
+            ``secure=True``).
+        path: Cookie ``Path``. Defaults to ``"/"``.
+        domain: Cookie ``Domain``. Defaults to None: the cookie goes back only
+            to the host that set it, which is safest.
+        partitioned: Add ``Partitioned`` (CHIPS; requires ``secure=True``).
+            Defaults to ``False``.
+        persistent: ``False`` (default) sends a browser-session cookie (no
+            ``Max-Age``), which the browser forgets when it closes. ``True``
+            adds ``Max-Age`` up to the session's deadline ("remember me").
+            Either way the server enforces expiry itself.
+        store_error_app: The ASGI app that answers when the store fails
+            (the exception is at ``scope["sessionware.error"]``). Defaults to
+            :func:`store_unavailable`, a plain ``503``. The request never
+            proceeds as anonymous and the failure is logged.
+        clock: A function returning unix time in seconds. Defaults to
+            :func:`time.time`; tests pass a fake to move time.
+
+    Example::
+
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key_base=os.environ["SECRET_KEY_BASE"],
+            store=SQLiteStore("sessions.db"),
+        )
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret_key_base: SecretInput,
+        store: CookieStore | Store | AsyncStore | None = None,
+        cookie_name: str = "session",
+        expiry: Expiry | str = "aal2",
+        secure: Secure = "auto",
+        same_site: str = "lax",
+        path: str = "/",
+        domain: str | None = None,
+        partitioned: bool = False,
+        persistent: bool = False,
+        store_error_app: ASGIApp = store_unavailable,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        store = CookieStore() if store is None else _check_store(store)
+        cookie = CookieAttributes(
+            cookie_name,
+            path=path,
+            domain=domain,
+            secure=secure,
+            same_site=same_site,
+            partitioned=partitioned,
+            persistent=persistent,
+        )
+        self.engine = Engine(
+            secret_key_base=secret_key_base,
+            store=store,
+            cookie=cookie,
+            expiry=_resolve_expiry(expiry),
+        )
+        self.store = store
+        self._async_store = None if isinstance(store, CookieStore) else as_async(store)
+        self._store_error_app = store_error_app
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        now = int(self._clock())
+        engine = self.engine
+        store = self._async_store
+        opened = engine.open(_cookie_header(scope["headers"]), now)
+        if isinstance(opened, Session):
+            session = opened
+        else:
+            try:
+                session = await run_async(opened, store)
+            except StoreError as exc:
+                await self._store_failed(scope, receive, send, exc)
+                return
+        scope["session"] = session
+        if kind == "websocket":
+            session._read_only = True
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+        failed = False
+
+        async def send_with_session(message: Message) -> None:
+            nonlocal failed
+            if failed:
+                return  # a store failure already answered this request
+            if message["type"] == "http.response.start":
+                closed = engine.close(session, message["status"], now, https=https)
+                if closed is not None and not isinstance(closed, str):
+                    try:
+                        closed = await run_async(closed, store)
+                    except StoreError as exc:
+                        failed = True
+                        await self._store_failed(scope, receive, send, exc)
+                        return
+                if closed is not None or session._accessed:
+                    message["headers"] = _with_session_headers(
+                        message.get("headers", ()), closed, session._accessed
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_session)
+
+    async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
+        logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)
+        scope["sessionware.error"] = exc
+        await self._store_error_app(scope, receive, send)
+
+
+def _cookie_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The request's Cookie header; several (as HTTP/2 sends them) are joined."""
+    found: bytes | None = None
+    for name, value in headers:
+        if name == b"cookie":
+            found = value if found is None else found + b"; " + value
+    return None if found is None else found.decode("latin-1")
+
+
+def _with_session_headers(
+    headers: Iterable[Sequence[bytes]], set_cookie: str | None, vary: bool
+) -> list[tuple[bytes, bytes]]:
+    out: list[tuple[bytes, bytes]] = []
+    vary_done = not vary
+    for name, value in headers:
+        lowered = name.lower()
+        if set_cookie is not None and lowered == b"cache-control":
+            continue  # replaced by no-store below
+        if lowered == b"vary" and not vary_done:
+            tokens = {token.strip().lower() for token in value.split(b",")}
+            if b"cookie" not in tokens and b"*" not in tokens:
+                value = value + b", Cookie"
+            vary_done = True
+        out.append((name, value))
+    if not vary_done:
+        out.append((b"vary", b"Cookie"))
+    if set_cookie is not None:
+        out.append((b"set-cookie", set_cookie.encode("latin-1")))
+        out.append((b"cache-control", b"no-store"))
+    return out
+
+
+def get_session(source: Any) -> Session:
+    """The session of a request, websocket, ASGI scope or WSGI environ.
+
+    Raises :class:`~sessionware.SessionError` when no sessionware middleware
+    handled the request.
+    """
+    scope = getattr(source, "scope", source)
+    try:
+        session = scope["session"] if "session" in scope else scope["sessionware.session"]
+    except (KeyError, TypeError):
+        session = None
+    if not isinstance(session, Session):
+        raise SessionError(
+            "no sessionware session here: add sessionware.SessionMiddleware to the app "
+            "(or sessionware.wsgi.SessionMiddleware for WSGI apps)"
+        )
+    return session

@@ -1,0 +1,113 @@
+"""Every exception sessionware raises.
+
+The hierarchy::
+
+    SessionError
+    ├── ConfigurationError   (also ValueError)   bad options; raised at construction, never later
+    ├── MissingDependency    (also ImportError)  an optional extra is not installed
+    ├── InvalidCookie                            raised by the public codec API only; the
+    │                                            middleware turns a bad cookie into an empty session
+    ├── SessionTooLarge                          the outgoing cookie would exceed 4096 bytes
+    ├── SerializationError   (also TypeError)    a session value is not JSON-serializable
+    └── StoreError                               a server-side store failed
+        └── StoreUnavailable                     the store could not be reached or timed out
+
+Catch :class:`SessionError` to handle anything sessionware raises::
+
+    try:
+        ...
+    except sessionware.SessionError as exc:
+        ...
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "InvalidCookie",
+    "MissingDependency",
+    "SerializationError",
+    "SessionError",
+    "SessionTooLarge",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class SessionError(Exception):
+    """Base class of every exception sessionware defines."""
+
+
+class ConfigurationError(SessionError, ValueError):
+    """An option is missing or invalid.
+
+    Raised by constructors, so a misconfigured app fails at start-up. The
+    message names the component, the option and what it expects.
+    """
+
+
+class MissingDependency(SessionError, ImportError):
+    """An optional dependency is not installed.
+
+    The message carries the exact ``pip install`` command for the extra.
+    """
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"sessionware needs the {package!r} package for this feature; "
+            f"install it with: pip install 'sessionware[{extra}]'"
+        )
+
+
+class InvalidCookie(SessionError):
+    """A cookie value could not be verified or decoded.
+
+    ``reason`` is a short code (``"size"``, ``"format"``, ``"version"``,
+    ``"key"``, ``"mac"``, ``"payload"``) fit for logs; it never contains the value.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid session cookie ({reason})")
+
+
+class SessionTooLarge(SessionError):
+    """The ``Set-Cookie`` value would exceed what browsers store (4096 bytes).
+
+    Browsers silently drop such cookies, which looks to the user like a
+    logout, so sessionware refuses to send one.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the session cookie would be {size} bytes, over the {limit}-byte limit browsers "
+            "keep; store less in the session or use a server-side store "
+            "(MemoryStore, SQLiteStore, ...) so the cookie only carries an ID"
+        )
+
+
+class SerializationError(SessionError, TypeError):
+    """A session value cannot be stored: sessions hold JSON data only.
+
+    ``key`` names the top-level session key whose value failed.
+    """
+
+    def __init__(self, key: str | None, detail: str) -> None:
+        self.key = key
+        where = f"session[{key!r}]" if key is not None else "the session"
+        super().__init__(
+            f"{where} cannot be stored: {detail}. Sessions hold JSON values only "
+            "(dict with str keys, list, str, int, float, bool, None)"
+        )
+
+
+class StoreError(SessionError):
+    """A server-side store failed. Never swallowed: the request fails closed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, or did not answer in time."""

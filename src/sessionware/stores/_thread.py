@@ -1,0 +1,73 @@
+"""Run a synchronous store from async code: the one sync/async bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
+
+from ..typing import AsyncStore, Store
+
+__all__ = ["InThread", "Inline", "as_async"]
+
+T = TypeVar("T")
+
+
+class Inline:
+    """An AsyncStore over a store that does no I/O (``blocking = False``)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def load(self, key: str) -> tuple[bytes, int] | None:
+        return self.store.load(key)
+
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+        return self.store.save(key, data, ttl, version)
+
+    async def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+
+class InThread:
+    """An AsyncStore that runs a blocking store's calls on a small thread pool,
+    so the event loop never waits on disk or network I/O."""
+
+    __slots__ = ("_executor", "store")
+
+    def __init__(self, store: Store, *, threads: int = 4) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sessionware-store")
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (e.g. trio through anyio)
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(functools.partial(function, *args))
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def load(self, key: str) -> tuple[bytes, int] | None:
+        return await self._run(self.store.load, key)
+
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+        return await self._run(self.store.save, key, data, ttl, version)
+
+    async def delete(self, key: str) -> None:
+        await self._run(self.store.delete, key)
+
+
+def as_async(store: Store | AsyncStore) -> AsyncStore:
+    """``store`` itself if it is async, else the right bridge for it."""
+    if inspect.iscoroutinefunction(store.load):
+        return cast(AsyncStore, store)
+    sync = cast(Store, store)
+    if getattr(store, "blocking", True) is False:
+        return Inline(sync)
+    return InThread(sync)

@@ -1,0 +1,141 @@
+"""The SQLite store: server-side sessions with nothing to install."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConfigurationError, StoreError, StoreUnavailable
+
+__all__ = ["SQLiteStore"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class SQLiteStore:
+    """Keep sessions in an SQLite database file, with the standard library's ``sqlite3``.
+
+    The embedded default for server-side sessions: no server to run, sessions
+    survive restarts, and several worker processes on one machine can share
+    the file safely (write-ahead logging, row-level compare-and-set, a busy
+    timeout instead of "database is locked" errors). Under ASGI every call
+    runs on a small thread pool, so the event loop never waits on the disk.
+    For several machines use a shared store (Redis or PostgreSQL).
+
+    Records carry their expiry time; expired rows are never returned and are
+    deleted at most every ``purge_interval`` seconds by a write, or on demand
+    with :meth:`purge_expired` (``python -m sessionware purge``).
+
+    Options:
+        path: The database file; created if missing. Defaults to
+            ``"sessions.db"``. ``":memory:"`` is refused: each thread would
+            see its own empty database (use :class:`MemoryStore`).
+        table: Table name. Defaults to ``"sessionware_sessions"``.
+        timeout: Seconds to wait for a lock held by another process or thread
+            before failing with :class:`~sessionware.StoreUnavailable`.
+            Defaults to 5.
+        purge_interval: Seconds between opportunistic purges of expired rows.
+            Defaults to 300; ``0`` disables them.
+        clock: A function returning unix time in seconds, used for TTLs only.
+            Defaults to :func:`time.time`; tests pass a fake.
+
+    Example::
+
+        SessionMiddleware(app, secret_key_base=secret, store=SQLiteStore("sessions.db"))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "sessions.db",
+        *,
+        table: str = "sessionware_sessions",
+        timeout: float = 5.0,
+        purge_interval: float = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        path = os.fspath(path)
+        if path == ":memory:" or path.startswith("file::memory:"):
+            raise ConfigurationError(
+                "SQLiteStore expects a database file, not ':memory:' (every thread would get its "
+                "own empty database); use MemoryStore for in-process sessions"
+            )
+        if _IDENTIFIER.fullmatch(table) is None:
+            raise ConfigurationError(f"SQLiteStore expects table to be a plain SQL identifier, got {table!r}")
+        if not timeout > 0:
+            raise ConfigurationError(f"SQLiteStore expects timeout to be positive seconds, got {timeout!r}")
+        self.path = path
+        self.table = table
+        self._timeout = timeout
+        self._clock = clock
+        self._purge_interval = purge_interval
+        self._next_purge = clock() + purge_interval
+        self._local = threading.local()
+        self._sql_load = f"SELECT data, version FROM {table} WHERE key = ? AND expires_at > ?"
+        self._sql_insert = f"INSERT OR REPLACE INTO {table} (key, data, version, expires_at) VALUES (?, ?, 1, ?)"
+        self._sql_update = (
+            f"UPDATE {table} SET data = ?, version = version + 1, expires_at = ? "
+            "WHERE key = ? AND version = ? AND expires_at > ?"
+        )
+        self._sql_delete = f"DELETE FROM {table} WHERE key = ?"
+        self._sql_purge = f"DELETE FROM {table} WHERE expires_at <= ?"
+        try:
+            self._connection().executescript(
+                f"""
+                CREATE TABLE IF NOT EXISTS {table} (
+                    key TEXT PRIMARY KEY,
+                    data BLOB NOT NULL,
+                    version INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+                """
+            )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"SQLiteStore could not open or create {path!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, table={self.table!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLiteStore({self.path!r}): {exc}") from exc
+
+    def load(self, key: str) -> tuple[bytes, int] | None:
+        row = self._execute(self._sql_load, (key, int(self._clock()))).fetchone()
+        return None if row is None else (bytes(row[0]), row[1])
+
+    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+        now = int(self._clock())
+        if version is None:
+            self._execute(self._sql_insert, (key, data, now + ttl))
+            written = True
+        else:
+            written = self._execute(self._sql_update, (data, now + ttl, key, version, now)).rowcount == 1
+        if self._purge_interval and now >= self._next_purge:
+            self._next_purge = now + self._purge_interval
+            self._execute(self._sql_purge, (now,))
+        return written
+
+    def delete(self, key: str) -> None:
+        self._execute(self._sql_delete, (key,))
+
+    def purge_expired(self) -> int:
+        return self._execute(self._sql_purge, (int(self._clock()),)).rowcount
