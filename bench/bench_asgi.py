@@ -48,13 +48,17 @@ DESCRIPTIONS = {
 
 def make_app(scenario: str, session_key: str = "session") -> ASGIApp:
     counter = 0
-    start: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+    start: Message = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain")],
+    }
     body: Message = {"type": "http.response.body", "body": b"ok"}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal counter
         if scenario == "a":
-            scope[session_key]["user"]  # noqa: B018 - the read is the point
+            scope[session_key]["user"]  # the read is the point
         elif scenario in ("b", "d"):
             counter += 1
             scope[session_key]["n"] = counter
@@ -68,7 +72,7 @@ def starsessions_app(inner: ASGIApp, store: Any) -> ASGIApp:
     from starsessions import SessionAutoloadMiddleware
     from starsessions import SessionMiddleware as StarSessionMiddleware
 
-    return StarSessionMiddleware(  # type: ignore[no-any-return]
+    return StarSessionMiddleware(
         SessionAutoloadMiddleware(inner), store=store, cookie_https_only=False, lifetime=3600 * 12
     )
 
@@ -93,7 +97,9 @@ def variants(tmp: str) -> list[Variant]:
 
     return [
         Variant("no middleware", None),
-        Variant("starlette SessionMiddleware", lambda app: StarletteSessionMiddleware(app, secret_key=SECRET)),
+        Variant(
+            "starlette SessionMiddleware", lambda app: StarletteSessionMiddleware(app, secret_key=SECRET)
+        ),
         Variant("starsessions CookieStore", star(StarCookieStore(SECRET))),
         Variant("starsessions InMemoryStore", star(StarMemoryStore())),
         Variant("sessionware CookieStore (encrypted)", sw(CookieStore())),
@@ -175,7 +181,9 @@ async def run(rounds: int, requests: int) -> dict[str, dict[str, float]]:
                 inner = make_app(scenario)
                 if variant.build is None:
 
-                    async def plain(scope: Scope, receive: Receive, send: Send, inner: ASGIApp = inner) -> None:
+                    async def plain(
+                        scope: Scope, receive: Receive, send: Send, inner: ASGIApp = inner
+                    ) -> None:
                         scope["session"] = {"user": "alice"}
                         await inner(scope, receive, send)
 
@@ -232,7 +240,9 @@ def report(results: dict[str, dict[str, float]], command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")

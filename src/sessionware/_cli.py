@@ -33,9 +33,17 @@ def _decode(args: argparse.Namespace) -> int:
     value = args.cookie
     if value.startswith("i1."):
         session_id, stale = IdCodec(keys, args.cookie_name).decode(value)
-        print(json.dumps({"kind": "server-side id", "store_key": IdCodec.store_key(session_id), "stale_key": stale}))
+        print(
+            json.dumps(
+                {"kind": "server-side id", "store_key": IdCodec.store_key(session_id), "stale_key": stale}
+            )
+        )
         return 0
-    codec = EncryptedCodec(keys, args.cookie_name) if value.startswith("e1.") else SignedCodec(keys, args.cookie_name)
+    codec = (
+        EncryptedCodec(keys, args.cookie_name)
+        if value.startswith("e1.")
+        else SignedCodec(keys, args.cookie_name)
+    )
     plaintext, stale = codec.decode(value)
     record = _record.unpack(plaintext)
     print(

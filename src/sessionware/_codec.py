@@ -56,6 +56,9 @@ MAX_COOKIE_BYTES = 4096
 # strict decoding refuses: only the unpadded url-safe alphabet gets through.
 _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# The last character of an unpadded group carries unused bits, which must be zero
+# (RFC 4648 §3.5) or one value would have several encodings.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _MAC_SIZE = 32
@@ -68,10 +71,13 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(text: str) -> bytes:
-    """Decode unpadded base64url; anything else raises ``InvalidCookie("format")``."""
+    """Decode canonical unpadded base64url; anything else raises ``InvalidCookie("format")``."""
+    remainder = len(text) % 4
+    if remainder and (remainder == 1 or text[-1] not in _CANONICAL_LAST[remainder]):
+        raise InvalidCookie("format")
     try:
         raw = text.encode("ascii").translate(_TO_STANDARD)
-        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
+        return binascii.a2b_base64(raw + b"=" * (-remainder % 4), strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise InvalidCookie("format") from None
 

@@ -12,7 +12,9 @@ __all__ = ["CookieAttributes", "find_cookie"]
 # RFC 6265 cookie-name is an RFC 7230 token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # printable ASCII without ';' or space
-_DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_DOMAIN = re.compile(
+    r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 
@@ -80,12 +82,16 @@ class CookieAttributes:
                 f"characters, got {path!r}"
             )
         if domain is not None and (not isinstance(domain, str) or _DOMAIN.fullmatch(domain) is None):
-            raise ConfigurationError(f"{owner} expects domain to be a host name such as 'example.com', got {domain!r}")
+            raise ConfigurationError(
+                f"{owner} expects domain to be a host name such as 'example.com', got {domain!r}"
+            )
         if secure not in (True, False, "auto"):
             raise ConfigurationError(f"{owner} expects secure to be True, False or 'auto', got {secure!r}")
         site = _SAME_SITE.get(same_site.lower()) if isinstance(same_site, str) else None
         if site is None:
-            raise ConfigurationError(f"{owner} expects same_site to be 'lax', 'strict' or 'none', got {same_site!r}")
+            raise ConfigurationError(
+                f"{owner} expects same_site to be 'lax', 'strict' or 'none', got {same_site!r}"
+            )
 
         lowered = name.lower()  # browsers match prefixes case-insensitively
         prefixed = lowered.startswith(("__host-", "__secure-"))

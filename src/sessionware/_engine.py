@@ -10,11 +10,12 @@ drivers: there is no second copy of the rules to drift.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Generator
 from typing import Any, NamedTuple, TypeVar
 
 from . import _record
-from ._codec import MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec
+from ._codec import MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec, b64encode
 from ._cookies import CookieAttributes, find_cookie
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
@@ -34,6 +35,8 @@ T = TypeVar("T")
 UNLIMITED_TTL = 400 * 24 * 3600
 #: How often a save is retried when concurrent requests keep changing the record.
 MAX_SAVE_ATTEMPTS = 10
+#: Random bytes in a cookie session's own ID (server-side sessions use 32-byte IDs).
+SESSION_ID_BYTES = 16
 
 
 class Load(NamedTuple):
@@ -199,7 +202,7 @@ class Engine:
         session._had_cookie = True
         session.created_at = record.created_at
         session.auth_at = record.auth_at
-        session.meta = record.meta
+        session._meta = record.meta
         session.is_new = False
         return session
 
@@ -261,21 +264,25 @@ class Engine:
         origin = session._origin
         data_json = _record.dump_data(session) if session._dirty else session._loaded_json
         if origin is None:
-            changed = data_json != b"{}" or bool(session.meta) or session.auth_at is not None
+            changed = data_json != b"{}" or bool(session._meta) or session.auth_at is not None
         else:
             changed = (
                 data_json != origin.data_json
-                or session.meta != origin.meta
+                or session._meta != origin.meta
                 or session.auth_at != origin.auth_at
                 or session.created_at != origin.created_at
             )
-        if action == RENEW or changed:
-            record = _record.pack(session.created_at, now, session.auth_at, session.meta, data_json)
-            if action == RENEW or origin is None:
-                return CREATE, record
-            return WRITE, record
-        if origin is None:
-            return NOTHING, b""  # a new session nobody wrote to: nothing stored, nothing sent
+        if action == RENEW or origin is None:
+            if not changed and action != RENEW:
+                return NOTHING, b""  # a new session nobody wrote to: nothing stored, nothing sent
+            meta = session._meta
+            if self._codec is not None:
+                # A cookie session carries its own random ID, new on every renew, so a
+                # copy of an earlier cookie can be told apart (and revoked).
+                meta = {**meta, "sid": b64encode(os.urandom(SESSION_ID_BYTES))}
+            return CREATE, _record.pack(session.created_at, now, session.auth_at, meta, data_json)
+        if changed:
+            return WRITE, _record.pack(session.created_at, now, session.auth_at, session._meta, data_json)
         if self.expiry.touch_due(origin.touched_at, now):
             return TOUCH, _record.pack(origin.created_at, now, origin.auth_at, origin.meta, origin.data_json)
         if session._stale:
@@ -284,7 +291,9 @@ class Engine:
             )
         return NOTHING, b""
 
-    def close(self, session: Session, status: int, now: int, *, https: bool) -> str | None | Steps[str | None]:
+    def close(
+        self, session: Session, status: int, now: int, *, https: bool
+    ) -> str | Steps[str | None] | None:
         """Finish the request: the ``Set-Cookie`` value to send, or None.
 
         When a store must be written first, returns steps that produce it, for
@@ -300,7 +309,9 @@ class Engine:
             return self.cookie.deletion(https=https) if session._had_cookie else None
         return self._cookie_for(self._codec.encode(record), session, now, https)
 
-    def _store(self, outcome: int, record: bytes, session: Session, now: int, https: bool) -> Steps[str | None]:
+    def _store(
+        self, outcome: int, record: bytes, session: Session, now: int, https: bool
+    ) -> Steps[str | None]:
         assert self._ids is not None
         old_key = None if session._sid is None else IdCodec.store_key(session._sid)
         if outcome == DELETE:
@@ -313,7 +324,8 @@ class Engine:
             if old_key is not None:
                 yield Delete(old_key)  # renew: the old ID stops working now
             return self._cookie_for(self._ids.encode(new_id), session, now, https)
-        assert old_key is not None and session._sid is not None
+        assert old_key is not None
+        assert session._sid is not None
         written = False
         if outcome == WRITE:
             written = yield from self._save_existing(session, old_key, record, now)
@@ -331,7 +343,9 @@ class Engine:
             return self._cookie_for(self._ids.encode(session._sid), session, now, https)
         return None
 
-    def _save_existing(self, session: Session, key: str, record: bytes, now: int) -> Generator[Call, Any, bool]:
+    def _save_existing(
+        self, session: Session, key: str, record: bytes, now: int
+    ) -> Generator[Call, Any, bool]:
         """Compare-and-set ``record``; on a conflict merge this request's changes into
         the current record and retry. Returns False if the session is gone."""
         version = session._version
@@ -375,11 +389,11 @@ class Engine:
             if not dict.__contains__(session, key):
                 merged.pop(key, None)
         if (
-            session.meta != origin.meta
+            session._meta != origin.meta
             or session.auth_at != origin.auth_at
             or session.created_at != origin.created_at
         ):
-            created, auth, meta = session.created_at, session.auth_at, session.meta
+            created, auth, meta = session.created_at, session.auth_at, session._meta
         else:
             created, auth, meta = current.created_at, current.auth_at, current.meta
         record = _record.pack(created, now, auth, meta, dump(merged))

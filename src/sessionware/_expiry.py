@@ -61,35 +61,36 @@ class Expiry:
 
     idle_timeout: int | None
     absolute_timeout: int | None
-    touch_interval: int = field(default=-1)
+    touch_interval: int | None = None
     allow_unlimited: bool = False
+    _touch_every: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "absolute_timeout"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value <= 0):
                 raise ConfigurationError(
-                    f"Expiry expects {name} to be a positive number of seconds or None, "
-                    f"got {value!r}"
+                    f"Expiry expects {name} to be a positive number of seconds or None, got {value!r}"
                 )
         if self.idle_timeout is None and self.absolute_timeout is None and not self.allow_unlimited:
             raise ConfigurationError(
                 "Expiry expects idle_timeout or absolute_timeout to be set; sessions that never "
                 "end must be asked for explicitly with allow_unlimited=True"
             )
-        if self.touch_interval == -1:
-            default = 60 if self.idle_timeout is None else min(60, self.idle_timeout // 10)
-            object.__setattr__(self, "touch_interval", default)
-        if type(self.touch_interval) is not int or self.touch_interval < 0:
+        touch = self.touch_interval
+        if touch is None:
+            touch = 60 if self.idle_timeout is None else min(60, self.idle_timeout // 10)
+            object.__setattr__(self, "touch_interval", touch)
+        if type(touch) is not int or touch < 0:
             raise ConfigurationError(
-                f"Expiry expects touch_interval to be a number of seconds >= 0, "
-                f"got {self.touch_interval!r}"
+                f"Expiry expects touch_interval to be a number of seconds >= 0, got {touch!r}"
             )
-        if self.idle_timeout is not None and self.touch_interval >= self.idle_timeout:
+        if self.idle_timeout is not None and touch >= self.idle_timeout:
             raise ConfigurationError(
-                f"Expiry expects touch_interval ({self.touch_interval}) to be below "
-                f"idle_timeout ({self.idle_timeout}), or the idle timeout could pass unrecorded"
+                f"Expiry expects touch_interval ({touch}) to be below idle_timeout "
+                f"({self.idle_timeout}), or the idle timeout could pass unrecorded"
             )
+        object.__setattr__(self, "_touch_every", touch)
 
     def deadline(self, created_at: int, touched_at: int) -> int | None:
         """The first second at which the session is no longer valid, or None."""
@@ -113,7 +114,7 @@ class Expiry:
 
     def touch_due(self, touched_at: int, now: int) -> bool:
         """Whether a read-only request at ``now`` should record activity."""
-        return self.idle_timeout is not None and now - touched_at >= self.touch_interval
+        return self.idle_timeout is not None and now - touched_at >= self._touch_every
 
     def ttl(self, created_at: int, touched_at: int, now: int) -> int | None:
         """Seconds from ``now`` until the deadline (at least 1), or None for no deadline."""

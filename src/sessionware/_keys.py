@@ -41,8 +41,7 @@ def _as_bytes(secret: object, owner: str) -> bytes:
     if isinstance(secret, bytes | bytearray):
         return bytes(secret)
     raise ConfigurationError(
-        f"{owner} expects secret_key_base to be a str, bytes or a list of them, "
-        f"got {type(secret).__name__}"
+        f"{owner} expects secret_key_base to be a str, bytes or a list of them, got {type(secret).__name__}"
     )
 
 

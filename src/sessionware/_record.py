@@ -55,8 +55,19 @@ if c_make_encoder is not None and c_make_scanner is not None:
         return value
 
 else:  # pragma: no cover - Python builds without the C accelerator
-    _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_not_json).encode
-    load_object = json.JSONDecoder().decode
+    _py_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_not_json)
+    _py_decoder = json.JSONDecoder()
+
+    def _encode(value: Any) -> str:
+        return _py_encoder.encode(value)
+
+    def load_object(text: str) -> Any:
+        """Decode one JSON value that must span all of ``text`` (no whitespace)."""
+        value, end = _py_decoder.raw_decode(text)
+        if end != len(text):
+            raise ValueError("trailing data")
+        return value
+
 
 _LOAD_ERRORS = (ValueError, StopIteration, RecursionError)
 _DUMP_ERRORS = (TypeError, ValueError, RecursionError)

@@ -70,13 +70,14 @@ class Session(dict[str, Any]):
     auth_at: int | None = None
     #: True when the request brought no valid session.
     is_new = True
-    #: Lifecycle metadata kept beside the data (user binding and the like).
-    meta: dict[str, Any]
+    # Lifecycle metadata kept beside the data (the cookie store's session ID,
+    # user binding and the like); not part of the dict.
+    _meta: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         if data:
             dict.update(self, data)
-        self.meta = {}
+        self._meta = {}
 
     # -- actions ---------------------------------------------------------------
 
@@ -144,10 +145,6 @@ class Session(dict[str, Any]):
             self._dirty = True
         return value
 
-    @overload
-    def get(self, key: str, /) -> Any | None: ...
-    @overload
-    def get(self, key: str, default: Any, /) -> Any: ...
     def get(self, key: str, default: Any = None, /) -> Any:
         self._accessed = True
         value = dict.get(self, key, default)
@@ -185,7 +182,7 @@ class Session(dict[str, Any]):
         self._dirty = True
         return dict.items(self)
 
-    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+    def copy(self) -> dict[str, Any]:
         """A shallow copy as a plain dict (nested values are shared)."""
         self._accessed = True
         self._dirty = True
@@ -199,7 +196,7 @@ class Session(dict[str, Any]):
         self._accessed = True
         return dict.__ne__(self, other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         self._accessed = True
@@ -225,7 +222,7 @@ class Session(dict[str, Any]):
         self._write()
         dict.__delitem__(self, key)
 
-    def __ior__(self, other: Any) -> Session:
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
         self._write()
         dict.update(self, other)
         return self
@@ -254,4 +251,3 @@ class Session(dict[str, Any]):
         """Remove all data (a write; the session itself lives on)."""
         self._write()
         dict.clear(self)
-

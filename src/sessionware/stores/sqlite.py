@@ -76,7 +76,9 @@ class SQLiteStore:
         self._next_purge = clock() + purge_interval
         self._local = threading.local()
         self._sql_load = f"SELECT data, version FROM {table} WHERE key = ? AND expires_at > ?"
-        self._sql_insert = f"INSERT OR REPLACE INTO {table} (key, data, version, expires_at) VALUES (?, ?, 1, ?)"
+        self._sql_insert = (
+            f"INSERT OR REPLACE INTO {table} (key, data, version, expires_at) VALUES (?, ?, 1, ?)"
+        )
         self._sql_update = (
             f"UPDATE {table} SET data = ?, version = version + 1, expires_at = ? "
             "WHERE key = ? AND version = ? AND expires_at > ?"

@@ -1,0 +1,289 @@
+"""Shared fixtures: secrets, a fake clock, a Starlette test app and a raw ASGI driver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from sessionware import CookieStore, MemoryStore, SessionMiddleware, SQLiteStore, get_session
+from sessionware.testing import FakeClock
+from sessionware.typing import ASGIApp, Message
+
+SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"
+OLD_SECRET = "old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba-JIHGFEDCBA"
+OTHER_SECRET = "other-secret-5555-QWERTYUIOPASDFGHJKLZXCVBNM-qwertyuiop-0987"
+STORE_KINDS = ["encrypted", "signed", "memory", "sqlite"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_store(kind: str, tmp_path: Path, clock: FakeClock) -> Any:
+    if kind == "encrypted":
+        return CookieStore()
+    if kind == "signed":
+        return CookieStore(encrypt=False)
+    if kind == "memory":
+        return MemoryStore(clock=clock)
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "sessions.db", clock=clock)
+    raise AssertionError(kind)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path, clock: FakeClock) -> Any:
+    return make_store(store_kind, tmp_path, clock)
+
+
+# -- the test app ----------------------------------------------------------------
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+async def read(request: Request) -> Response:
+    key = request.path_params["key"]
+    return JSONResponse({"value": request.session.get(key)})
+
+
+async def write(request: Request) -> Response:
+    request.session[request.path_params["key"]] = _value(request.path_params["value"])
+    return PlainTextResponse("written")
+
+
+async def incr(request: Request) -> Response:
+    request.session["n"] = request.session.get("n", 0) + 1
+    return JSONResponse({"n": request.session["n"]})
+
+
+async def cart_add(request: Request) -> Response:
+    if "cart" not in request.session:
+        request.session["cart"] = []
+    else:
+        request.session["cart"].append(request.path_params["item"])  # in-place, nested
+    return JSONResponse({"cart": request.session["cart"]})
+
+
+async def renew(request: Request) -> Response:
+    get_session(request).renew()
+    return PlainTextResponse("renewed")
+
+
+async def login(request: Request) -> Response:
+    get_session(request).renew()
+    request.session["user"] = request.path_params["user"]
+    return PlainTextResponse("logged in")
+
+
+async def drop(request: Request) -> Response:
+    get_session(request).drop()
+    return PlainTextResponse("dropped")
+
+
+async def drop_then_write(request: Request) -> Response:
+    get_session(request).drop()
+    request.session["after"] = "drop"
+    return PlainTextResponse("dropped")
+
+
+async def ignore_write(request: Request) -> Response:
+    request.session["ignored"] = True
+    get_session(request).ignore()
+    return PlainTextResponse("ignored")
+
+
+async def clear(request: Request) -> Response:
+    request.session.clear()
+    return PlainTextResponse("cleared")
+
+
+async def nothing(request: Request) -> Response:
+    return PlainTextResponse("nothing")
+
+
+async def fail_after_write(request: Request) -> Response:
+    request.session["failed"] = True
+    return PlainTextResponse("boom", status_code=500)
+
+
+async def big(request: Request) -> Response:
+    request.session["big"] = "x" * int(request.path_params["size"])
+    return PlainTextResponse("big")
+
+
+async def info(request: Request) -> Response:
+    session = get_session(request)
+    return JSONResponse(
+        {
+            "data": dict(session),
+            "is_new": session.is_new,
+            "created_at": session.created_at,
+            "last_active": session.last_active,
+            "expires_at": session.expires_at,
+        }
+    )
+
+
+async def cached(request: Request) -> Response:
+    request.session["x"] = 1
+    return PlainTextResponse("ok", headers={"cache-control": "public, max-age=3600", "vary": "Accept"})
+
+
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"user": websocket.session.get("user")})
+    try:
+        websocket.session["written"] = True
+    except Exception as exc:
+        await websocket.send_json({"error": type(exc).__name__})
+    else:
+        await websocket.send_json({"error": None})
+    await websocket.close()
+
+
+ROUTES = [
+    Route("/read/{key}", read),
+    Route("/write/{key}/{value}", write, methods=["GET", "POST"]),
+    Route("/incr", incr),
+    Route("/cart/{item}", cart_add),
+    Route("/renew", renew),
+    Route("/login/{user}", login, methods=["GET", "POST"]),
+    Route("/drop", drop),
+    Route("/drop-then-write", drop_then_write),
+    Route("/ignore-write", ignore_write),
+    Route("/clear", clear),
+    Route("/", nothing),
+    Route("/fail", fail_after_write),
+    Route("/big/{size}", big),
+    Route("/info", info),
+    Route("/cached", cached),
+    WebSocketRoute("/ws", ws),
+]
+
+
+def build_app(store: Any, clock: FakeClock, secret: Any = SECRET, **options: Any) -> ASGIApp:
+    app = Starlette(routes=ROUTES)
+    app.add_middleware(SessionMiddleware, secret_key_base=secret, store=store, clock=clock, **options)
+    return app
+
+
+@pytest.fixture
+def make_app(store: Any, clock: FakeClock) -> Callable[..., ASGIApp]:
+    """Build the test app around the parametrized store; options go to the middleware."""
+
+    def factory(**options: Any) -> ASGIApp:
+        return build_app(options.pop("store", store), clock, **options)
+
+    return factory
+
+
+# -- a raw ASGI driver: exact headers, no cookie jar ------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        assert len(values) <= 1, f"{name} sent {len(values)} times: {values}"
+        return values[0] if values else None
+
+    @property
+    def set_cookie(self) -> str | None:
+        return self.header("set-cookie")
+
+    def cookie(self, name: str = "session") -> str:
+        """The ``name=value`` pair the response set, ready for a Cookie header."""
+        header = self.set_cookie
+        assert header is not None, "no Set-Cookie in the response"
+        pair = header.split(";", 1)[0]
+        assert pair.startswith(name + "="), header
+        return pair
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def _call(app: ASGIApp, scope: dict[str, Any]) -> Reply:
+    reply = Reply(status=0)
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            reply.status = message["status"]
+            reply.headers = [
+                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in message["headers"]
+            ]
+        elif message["type"] == "http.response.body":
+            reply.body += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return reply
+
+
+def call(
+    app: ASGIApp,
+    path: str = "/",
+    *,
+    cookie: str | None = None,
+    method: str = "GET",
+    scheme: str = "http",
+    headers: list[tuple[str, str]] | None = None,
+) -> Reply:
+    """Send one request straight to an ASGI app. ``cookie`` is a Cookie header value."""
+    raw_headers = [(b"host", b"testserver")]
+    if cookie is not None:
+        raw_headers.append((b"cookie", cookie.encode("latin-1")))
+    for name, value in headers or []:
+        raw_headers.append((name.lower().encode(), value.encode("latin-1")))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 443 if scheme == "https" else 80),
+    }
+    return asyncio.run(_call(app, scope))

@@ -1,0 +1,25 @@
+"""Run in separate processes by test_sqlite: increment one counter with compare-and-set."""
+
+from __future__ import annotations
+
+import sys
+
+from sessionware import SQLiteStore
+
+
+def increment(path: str, key: str, times: int) -> int:
+    store = SQLiteStore(path)
+    conflicts = 0
+    for _ in range(times):
+        while True:
+            loaded = store.load(key)
+            assert loaded is not None
+            data, version = loaded
+            if store.save(key, str(int(data) + 1).encode(), 600, version):
+                break
+            conflicts += 1
+    return conflicts
+
+
+if __name__ == "__main__":
+    print(increment(sys.argv[1], sys.argv[2], int(sys.argv[3])))

@@ -1,0 +1,306 @@
+"""Whole request cycles through the sans-IO engine, with literal clocks and a spying store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sessionware import AAL2, CookieStore, Expiry, MemoryStore, Session, StoreError
+from sessionware._codec import IdCodec
+from sessionware._cookies import CookieAttributes
+from sessionware._engine import Engine, run_sync
+from sessionware.testing import FakeClock
+
+from .conftest import OLD_SECRET, SECRET
+
+T0 = 1_800_000_000
+
+
+class Spy:
+    """A MemoryStore that records every call made to it."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.inner = MemoryStore(clock=clock)
+        self.calls: list[tuple[str, str]] = []
+
+    def load(self, key: str) -> tuple[bytes, int] | None:
+        self.calls.append(("load", key))
+        return self.inner.load(key)
+
+    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+        self.calls.append(("save", key))
+        self.ttls.append(ttl)
+        return self.inner.save(key, data, ttl, version)
+
+    def delete(self, key: str) -> None:
+        self.calls.append(("delete", key))
+        self.inner.delete(key)
+
+    ttls: list[int]
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+@pytest.fixture
+def spy() -> Spy:
+    spy = Spy(FakeClock(T0))
+    spy.ttls = []
+    return spy
+
+
+def engine_for(store: Any, secret: Any = SECRET, expiry: Expiry = AAL2, **cookie: Any) -> Engine:
+    return Engine(
+        secret_key_base=secret, store=store, cookie=CookieAttributes("session", **cookie), expiry=expiry
+    )
+
+
+def open_(engine: Engine, cookie: str | None, now: int) -> Session:
+    opened = engine.open(None if cookie is None else f"session={cookie}", now)
+    return opened if isinstance(opened, Session) else run_sync(opened, engine.store)  # type: ignore[arg-type]
+
+
+def close(engine: Engine, session: Session, now: int, status: int = 200) -> str | None:
+    closed = engine.close(session, status, now, https=False)
+    if closed is None or isinstance(closed, str):
+        return closed
+    return run_sync(closed, engine.store)  # type: ignore[arg-type]
+
+
+def value_of(set_cookie: str | None) -> str:
+    assert set_cookie is not None
+    return set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+
+def write(engine: Engine, cookie: str | None, now: int, **data: Any) -> str | None:
+    session = open_(engine, cookie, now)
+    session.update(data)
+    out = close(engine, session, now)
+    return value_of(out) if out is not None else cookie
+
+
+def test_no_cookie_and_an_untouched_session_cost_no_store_call(spy: Spy) -> None:
+    engine = engine_for(spy)
+    session = open_(engine, None, T0)
+    assert close(engine, session, T0) is None
+    assert spy.calls == []
+
+
+def test_a_forged_id_is_refused_without_touching_the_store(spy: Spy) -> None:
+    engine = engine_for(spy)
+    forged = IdCodec(__import__("sessionware._keys", fromlist=["KeyRing"]).KeyRing(OLD_SECRET), "session")
+    session = open_(engine, forged.encode(IdCodec.new_id()), T0)
+    assert session.is_new
+    assert spy.calls == []
+
+
+def test_an_unknown_id_is_never_adopted(spy: Spy) -> None:
+    engine = engine_for(spy)
+    planted = engine._ids.encode(IdCodec.new_id())  # type: ignore[union-attr]  # validly signed, never stored
+    session = open_(engine, planted, T0)
+    assert session.is_new
+    session["user"] = "victim"
+    issued = value_of(close(engine, session, T0))
+    assert issued != planted
+    assert spy.inner.load(IdCodec.store_key(engine._ids.decode(planted)[0])) is None  # type: ignore[union-attr]
+    assert len(spy.inner) == 1
+
+
+def test_renew_deletes_the_old_record(spy: Spy) -> None:
+    engine = engine_for(spy)
+    old = write(engine, None, T0, a=1)
+    session = open_(engine, old, T0 + 1)
+    session.renew()
+    new = value_of(close(engine, session, T0 + 1))
+    assert new != old
+    assert spy.names()[-2:] == ["save", "delete"]
+    assert open_(engine, old, T0 + 2).is_new
+    assert open_(engine, new, T0 + 2) == {"a": 1}
+    assert len(spy.inner) == 1
+
+
+def test_drop_deletes_the_record_and_expires_the_cookie(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=1)
+    session = open_(engine, cookie, T0 + 1)
+    session.drop()
+    out = close(engine, session, T0 + 1)
+    assert out is not None
+    assert "Max-Age=0" in out
+    assert spy.names()[-1] == "delete"
+    assert len(spy.inner) == 0
+
+
+def test_a_read_only_request_costs_one_load_and_no_write_inside_the_touch_interval(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=1)
+    spy.calls.clear()
+    for offset in (1, 30, 59):
+        session = open_(engine, cookie, T0 + offset)
+        assert session["a"] == 1
+        assert close(engine, session, T0 + offset) is None
+    assert spy.names() == ["load", "load", "load"]
+
+
+def test_a_read_only_request_after_the_touch_interval_records_activity_once(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=1)
+    spy.calls.clear()
+    session = open_(engine, cookie, T0 + 60)
+    assert close(engine, session, T0 + 60) is None  # the ID cookie itself does not change
+    assert spy.names() == ["load", "save"]
+    spy.calls.clear()
+    session = open_(engine, cookie, T0 + 61)
+    close(engine, session, T0 + 61)
+    assert spy.names() == ["load"]
+    # the idle deadline now counts from T0 + 60
+    assert not open_(engine, cookie, T0 + 60 + 30 * 60 - 1).is_new
+    assert open_(engine, cookie, T0 + 60 + 30 * 60).is_new
+
+
+def test_cookie_stores_touch_by_reissuing_the_cookie() -> None:
+    engine = engine_for(CookieStore())
+    cookie = write(engine, None, T0, a=1)
+    session = open_(engine, cookie, T0 + 59)
+    assert close(engine, session, T0 + 59) is None
+    session = open_(engine, cookie, T0 + 60)
+    touched = value_of(close(engine, session, T0 + 60))
+    assert open_(engine, touched, T0 + 60 + 30 * 60 - 1) == {"a": 1}
+    assert open_(engine, cookie, T0 + 30 * 60).is_new
+
+
+def test_the_store_ttl_is_the_time_to_the_nearer_deadline(spy: Spy) -> None:
+    engine = engine_for(spy, expiry=Expiry(idle_timeout=600, absolute_timeout=1000))
+    cookie = write(engine, None, T0, a=1)
+    write(engine, cookie, T0 + 500, a=2)
+    assert spy.ttls == [600, 500]
+
+
+@pytest.mark.parametrize("store_kind", ["cookie", "memory"])
+def test_idle_and_absolute_expiry_at_their_exact_boundaries(store_kind: str) -> None:
+    store = CookieStore() if store_kind == "cookie" else MemoryStore(clock=FakeClock(T0))
+    engine = engine_for(store, expiry=Expiry(idle_timeout=600, absolute_timeout=1000, touch_interval=0))
+    idle = write(engine, None, T0, a=1)
+    assert not open_(engine, idle, T0 + 599).is_new
+    assert open_(engine, idle, T0 + 600).is_new
+    # activity slides the idle deadline but never the absolute one
+    cookie = write(engine, None, T0, a=1)
+    for now in (T0 + 500, T0 + 999):
+        session = open_(engine, cookie, now)
+        assert not session.is_new
+        session["a"] = now
+        out = close(engine, session, now)
+        if store_kind == "cookie":
+            cookie = value_of(out)
+    assert open_(engine, cookie, T0 + 1000).is_new
+
+
+def test_an_expired_server_record_is_deleted_when_met(spy: Spy) -> None:
+    engine = engine_for(spy, expiry=Expiry(idle_timeout=600, absolute_timeout=None))
+    cookie = write(engine, None, T0, a=1)
+    spy.calls.clear()
+    assert open_(engine, cookie, T0 + 600).is_new
+    assert spy.names() == ["load", "delete"]
+
+
+def test_a_cookie_made_under_an_older_secret_is_reissued_under_the_current_one() -> None:
+    old_engine = engine_for(CookieStore(), secret=OLD_SECRET)
+    cookie = write(old_engine, None, T0, a=1)
+    engine = engine_for(CookieStore(), secret=[SECRET, OLD_SECRET])
+    session = open_(engine, cookie, T0 + 1)
+    assert session == {"a": 1}
+    reissued = value_of(close(engine, session, T0 + 1))
+    assert open_(engine_for(CookieStore(), secret=SECRET), reissued, T0 + 2) == {"a": 1}
+    assert open_(engine_for(CookieStore(), secret=SECRET), cookie, T0 + 2).is_new
+
+
+def test_a_server_side_id_signed_by_an_older_secret_is_resigned_without_a_store_write(spy: Spy) -> None:
+    cookie = write(engine_for(spy, secret=OLD_SECRET), None, T0, a=1)
+    engine = engine_for(spy, secret=[SECRET, OLD_SECRET])
+    spy.calls.clear()
+    session = open_(engine, cookie, T0 + 1)
+    reissued = value_of(close(engine, session, T0 + 1))
+    assert spy.names() == ["load"]
+    assert open_(engine_for(spy, secret=SECRET), reissued, T0 + 2) == {"a": 1}
+
+
+def test_concurrent_changes_to_different_keys_are_both_kept(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=0, b=0, c=0)
+    first = open_(engine, cookie, T0 + 1)
+    second = open_(engine, cookie, T0 + 1)
+    first["a"] = 1
+    second["b"] = 2
+    del second["c"]
+    close(engine, first, T0 + 1)
+    close(engine, second, T0 + 1)  # conflicts, reloads, merges
+    assert open_(engine, cookie, T0 + 2) == {"a": 1, "b": 2}
+
+
+def test_concurrent_changes_to_the_same_key_last_writer_wins(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=0)
+    first = open_(engine, cookie, T0 + 1)
+    second = open_(engine, cookie, T0 + 1)
+    first["a"] = "first"
+    second["a"] = "second"
+    close(engine, first, T0 + 1)
+    close(engine, second, T0 + 1)
+    assert open_(engine, cookie, T0 + 2) == {"a": "second"}
+
+
+def test_a_request_that_loaded_a_session_before_it_was_dropped_cannot_bring_it_back(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, user="alice")
+    slow = open_(engine, cookie, T0 + 1)
+    logout = open_(engine, cookie, T0 + 1)
+    logout.drop()
+    close(engine, logout, T0 + 1)
+    slow["cart"] = ["book"]
+    assert close(engine, slow, T0 + 2) is None
+    assert open_(engine, cookie, T0 + 3).is_new
+    assert len(spy.inner) == 0
+
+
+def test_endless_conflicts_give_up_with_a_store_error(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, a=0)
+    session = open_(engine, cookie, T0 + 1)
+    session["a"] = 1
+    inner_save = spy.inner.save
+    def always_conflicting(key: str, data: bytes, ttl: int, version: int | None) -> bool:
+        return False if version is not None else inner_save(key, data, ttl, version)
+
+    spy.inner.save = always_conflicting  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="concurrent"):
+        close(engine, session, T0 + 1)
+
+
+def test_a_store_exception_becomes_a_store_error_naming_the_call(spy: Spy) -> None:
+    engine = engine_for(spy)
+
+    def broken(key: str) -> None:
+        raise ConnectionError("connection refused")
+
+    spy.inner.load = broken  # type: ignore[method-assign]
+    cookie = write(engine_for(MemoryStore()), None, T0, a=1)
+    with pytest.raises(StoreError, match=r"load\(\) failed"):
+        open_(engine, cookie, T0)
+
+
+def test_a_new_session_written_with_empty_data_is_not_stored(spy: Spy) -> None:
+    engine = engine_for(spy)
+    session = open_(engine, None, T0)
+    session["a"] = 1
+    del session["a"]
+    assert close(engine, session, T0) is None
+    assert spy.calls == []
+
+
+def test_renew_on_a_new_session_creates_it_even_when_empty(spy: Spy) -> None:
+    engine = engine_for(spy)
+    session = open_(engine, None, T0)
+    session.renew()
+    assert close(engine, session, T0) is not None
+    assert spy.names() == ["save"]
