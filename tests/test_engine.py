@@ -269,6 +269,7 @@ def test_endless_conflicts_give_up_with_a_store_error(spy: Spy) -> None:
     session = open_(engine, cookie, T0 + 1)
     session["a"] = 1
     inner_save = spy.inner.save
+
     def always_conflicting(key: str, data: bytes, ttl: int, version: int | None) -> bool:
         return False if version is not None else inner_save(key, data, ttl, version)
 

@@ -130,16 +130,16 @@ class SignedCodec:
         self._subkeys = keys.subkeys("session-sign", cookie_name)
 
     def encode(self, plaintext: bytes) -> str:
-        signed = "s1." + b64encode(plaintext)
-        mac = hmac.new(self._subkeys[0], signed.encode(), hashlib.sha256).digest()
-        return signed + "." + b64encode(self._keys.current_id + mac)
+        body = "s1." + b64encode(plaintext)
+        mac = hmac.new(self._subkeys[0], body.encode(), hashlib.sha256).digest()
+        return body + "." + b64encode(self._keys.current_id + mac)
 
     def decode(self, value: str) -> tuple[bytes, bool]:
         """Return ``(plaintext, stale)``; ``stale`` means an older secret verified it."""
         if not value.startswith("s1."):
             raise InvalidCookie("version")
-        signed, dot, signature_text = value.rpartition(".")
-        if not dot or signed == "s1":
+        body, dot, signature_text = value.rpartition(".")
+        if not dot or len(body) < 4:
             raise InvalidCookie("format")
         signature = b64decode(signature_text)
         if len(signature) != KEY_ID_SIZE + _MAC_SIZE:
@@ -147,12 +147,12 @@ class SignedCodec:
         indexes = self._keys.indexes_for(signature[:KEY_ID_SIZE])
         if not indexes:
             raise InvalidCookie("key")
-        message = signed.encode()
+        message = body.encode()
         mac = signature[KEY_ID_SIZE:]
         for index in indexes:
             expected = hmac.new(self._subkeys[index], message, hashlib.sha256).digest()
             if hmac.compare_digest(expected, mac):
-                return b64decode(signed[3:]), index != 0
+                return b64decode(body[3:]), index != 0
         raise InvalidCookie("mac")
 
 

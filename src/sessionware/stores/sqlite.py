@@ -73,7 +73,7 @@ class SQLiteStore:
         self._timeout = timeout
         self._clock = clock
         self._purge_interval = purge_interval
-        self._next_purge = clock() + purge_interval
+        self._next_purge = int((clock() + purge_interval) * 1000)
         self._local = threading.local()
         self._sql_load = f"SELECT data, version FROM {table} WHERE key = ? AND expires_at > ?"
         self._sql_insert = (
@@ -92,7 +92,7 @@ class SQLiteStore:
                     key TEXT PRIMARY KEY,
                     data BLOB NOT NULL,
                     version INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL
+                    expires_at INTEGER NOT NULL  -- unix time in milliseconds
                 ) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
                 """
@@ -120,19 +120,23 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLiteStore({self.path!r}): {exc}") from exc
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def load(self, key: str) -> tuple[bytes, int] | None:
-        row = self._execute(self._sql_load, (key, int(self._clock()))).fetchone()
+        row = self._execute(self._sql_load, (key, self._now_ms())).fetchone()
         return None if row is None else (bytes(row[0]), row[1])
 
     def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
-        now = int(self._clock())
+        now = self._now_ms()
+        expires = now + ttl * 1000
         if version is None:
-            self._execute(self._sql_insert, (key, data, now + ttl))
+            self._execute(self._sql_insert, (key, data, expires))
             written = True
         else:
-            written = self._execute(self._sql_update, (data, now + ttl, key, version, now)).rowcount == 1
+            written = self._execute(self._sql_update, (data, expires, key, version, now)).rowcount == 1
         if self._purge_interval and now >= self._next_purge:
-            self._next_purge = now + self._purge_interval
+            self._next_purge = now + int(self._purge_interval * 1000)
             self._execute(self._sql_purge, (now,))
         return written
 
@@ -140,4 +144,4 @@ class SQLiteStore:
         self._execute(self._sql_delete, (key,))
 
     def purge_expired(self) -> int:
-        return self._execute(self._sql_purge, (int(self._clock()),)).rowcount
+        return self._execute(self._sql_purge, (self._now_ms(),)).rowcount
