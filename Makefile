@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m uvicorn examples.demo.app:app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m uvicorn --factory examples.demo.app:create_app --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,8 +10,6 @@ This module only re-exports; the public submodules are ``asgi``, ``stores``,
 ``testing``, ``errors`` and ``typing``.
 """
 
-from __future__ import annotations
-
 from ._expiry import AAL1 as AAL1
 from ._expiry import AAL2 as AAL2
 from ._expiry import AAL3 as AAL3
