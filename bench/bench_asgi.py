@@ -84,16 +84,18 @@ class Variant:
     store_calls: Callable[[], int] | None = None
 
 
+# One store per variant, shared by the seeding request and every scenario.
+def sw(store: Any) -> Callable[[ASGIApp], ASGIApp]:
+    return lambda app: sessionware.SessionMiddleware(app, secret_key_base=SECRET, store=store)
+
+
+def star(store: Any) -> Callable[[ASGIApp], ASGIApp]:
+    return lambda app: starsessions_app(app, store)
+
+
 def variants(tmp: str) -> list[Variant]:
     from starsessions import CookieStore as StarCookieStore
     from starsessions import InMemoryStore as StarMemoryStore
-
-    # One store per variant, shared by the seeding request and every scenario.
-    def sw(store: Any) -> Callable[[ASGIApp], ASGIApp]:
-        return lambda app: sessionware.SessionMiddleware(app, secret_key_base=SECRET, store=store)
-
-    def star(store: Any) -> Callable[[ASGIApp], ASGIApp]:
-        return lambda app: starsessions_app(app, store)
 
     return [
         Variant("no middleware", None),
@@ -205,7 +207,65 @@ async def run(rounds: int, requests: int) -> dict[str, dict[str, float]]:
         return results
 
 
-def report(results: dict[str, dict[str, float]], command: str) -> str:
+class Counting:
+    """Counts a store's calls, for the (untimed) store-calls-per-request table."""
+
+    calls = 0
+
+    @classmethod
+    def wrap(cls, store: Any) -> Any:
+        kind = type(store)
+
+        class Counted(kind):  # type: ignore[valid-type,misc]
+            pass
+
+        for name in ("load", "save", "delete", "read", "write", "remove", "exists"):
+            original = getattr(kind, name, None)
+            if original is None:
+                continue
+            if asyncio.iscoroutinefunction(original):
+
+                async def acounted(self: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
+                    cls.calls += 1
+                    return await _original(self, *args, **kw)
+
+                setattr(Counted, name, acounted)
+            else:
+
+                def counted(self: Any, *args: Any, _original: Any = original, **kw: Any) -> Any:
+                    cls.calls += 1
+                    return _original(self, *args, **kw)
+
+                setattr(Counted, name, counted)
+        store.__class__ = Counted
+        return store
+
+
+async def store_calls(tmp: str, requests: int = 200) -> dict[str, dict[str, float]]:
+    """Store calls per request for the server-side variants, per scenario."""
+    from starsessions import InMemoryStore as StarMemoryStore
+
+    makers: dict[str, Callable[[], Any]] = {
+        "starsessions InMemoryStore": StarMemoryStore,
+        "sessionware MemoryStore": MemoryStore,
+        "sessionware SQLiteStore": lambda: SQLiteStore(os.path.join(tmp, "calls.db")),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, make in makers.items():
+        store = Counting.wrap(make())
+        build = star(store) if name.startswith("starsessions") else sw(store)
+        cookie = await seed_cookie(build)
+        for scenario in SCENARIOS:
+            app = build(make_app(scenario))
+            scope = scope_with(cookie if scenario in ("a", "b") else None)
+            Counting.calls = 0
+            for _ in range(requests):
+                await app(dict(scope), receive, noop_send)
+            out.setdefault(name, {})[scenario] = Counting.calls / requests
+    return out
+
+
+def report(results: dict[str, dict[str, float]], command: str, calls: dict[str, dict[str, float]]) -> str:
     base = results["no middleware"]
     star = results["starlette SessionMiddleware"]
     lines = [
@@ -236,6 +296,19 @@ def report(results: dict[str, dict[str, float]], command: str) -> str:
             ratio = "" if name == "no middleware" else f"{over / star_over:.2f}×"
             lines.append(f"| {name} | {values[scenario]:.1f} | {over:.1f} | {ratio} |")
         lines.append("")
+    lines += [
+        "## Store calls per request",
+        "",
+        "Counted in a separate, untimed pass of 200 requests per scenario (all within one",
+        "`touch_interval`, so sessionware's read-only requests record no activity).",
+        "",
+        "| variant | (a) read | (b) write | (c) untouched | (d) new + write |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, values in calls.items():
+        cells = " | ".join(f"{values[scenario]:.2f}" for scenario in SCENARIOS)
+        lines.append(f"| {name} | {cells} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -248,8 +321,10 @@ def main() -> None:
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")
     args = parser.parse_args()
     results = asyncio.run(run(args.rounds, args.requests))
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = asyncio.run(store_calls(tmp))
     command = "python bench/bench_asgi.py " + " ".join(sys.argv[1:])
-    text = report(results, command.strip())
+    text = report(results, command.strip(), calls)
     print(text)
     if args.write:
         with open(args.write, "w") as f:

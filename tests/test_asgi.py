@@ -51,9 +51,9 @@ class FlakyStore:
         self._check()
         return self.inner.save(key, data, ttl, version)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         self._check()
-        self.inner.delete(key)
+        return self.inner.delete(key)
 
 
 # -- frameworks --------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_a_logout_while_the_store_is_down_is_not_reported_as_done() -> None:
     cookie = call(app, "/login/alice").cookie()
     original = store.inner.delete
 
-    def failing_delete(key: str) -> None:
+    def failing_delete(key: str) -> bool:
         raise ConnectionError("gone")
 
     store.inner.delete = failing_delete  # type: ignore[method-assign]
@@ -215,6 +215,9 @@ async def _noop(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: 
         ({"same_site": "none"}, "same_site"),
         ({"secure": "sometimes"}, "secure"),
         ({"cookie_name": "__Host-s", "domain": "example.com"}, "__Host-"),
+        ({"store": MemoryStore}, "MemoryStore\\(...\\)"),
+        ({"persistent": "no"}, "persistent"),
+        ({"partitioned": 1, "secure": True}, "partitioned"),
     ],
 )
 def test_bad_options_raise_configuration_error_naming_the_option(options: dict[str, Any], names: str) -> None:

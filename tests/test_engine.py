@@ -33,9 +33,9 @@ class Spy:
         self.ttls.append(ttl)
         return self.inner.save(key, data, ttl, version)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         self.calls.append(("delete", key))
-        self.inner.delete(key)
+        return self.inner.delete(key)
 
     ttls: list[int]
 
@@ -114,7 +114,7 @@ def test_renew_deletes_the_old_record(spy: Spy) -> None:
     session.renew()
     new = value_of(close(engine, session, T0 + 1))
     assert new != old
-    assert spy.names()[-2:] == ["save", "delete"]
+    assert spy.names()[-2:] == ["delete", "save"]  # the old ID dies first
     assert open_(engine, old, T0 + 2).is_new
     assert open_(engine, new, T0 + 2) == {"a": 1}
     assert len(spy.inner) == 1
@@ -305,3 +305,42 @@ def test_renew_on_a_new_session_creates_it_even_when_empty(spy: Spy) -> None:
     session.renew()
     assert close(engine, session, T0) is not None
     assert spy.names() == ["save"]
+
+
+def test_renewing_a_session_dropped_by_a_concurrent_request_does_not_bring_it_back(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, user="alice")
+    login_again = open_(engine, cookie, T0 + 1)
+    logout = open_(engine, cookie, T0 + 1)
+    logout.drop()
+    close(engine, logout, T0 + 1)
+    login_again.renew()
+    out = close(engine, login_again, T0 + 2)
+    assert out is not None
+    assert "Max-Age=0" in out  # the stale cookie is expired, no new one issued
+    assert len(spy.inner) == 0
+
+
+def test_non_str_keys_are_refused_rather_than_silently_converted() -> None:
+    from sessionware import SerializationError
+    from sessionware._record import dump_data
+
+    with pytest.raises(SerializationError, match="not a str"):
+        dump_data(Session({1: "a"}))  # type: ignore[dict-item]
+    with pytest.raises(SerializationError) as caught:
+        dump_data(Session({"prefs": {"nested": [{2: "b"}]}}))
+    assert caught.value.key == "prefs"
+    assert dump_data(Session({"ok": {"nested": [{"fine": (1, 2)}]}})) == b'{"ok":{"nested":[{"fine":[1,2]}]}}'
+
+
+def test_a_persistent_unlimited_session_gets_a_long_max_age_not_a_browser_session_cookie() -> None:
+    engine = engine_for(
+        CookieStore(),
+        expiry=Expiry(idle_timeout=None, absolute_timeout=None, allow_unlimited=True),
+        persistent=True,
+    )
+    session = open_(engine, None, T0)
+    session["a"] = 1
+    out = close(engine, session, T0)
+    assert out is not None
+    assert f"Max-Age={400 * 24 * 3600}" in out

@@ -198,3 +198,14 @@ def test_websockets_read_the_session_but_cannot_write_it(make_app: App) -> None:
 @pytest.mark.parametrize("status_path", ["/fail"])
 def test_a_5xx_never_sets_a_cookie_even_for_a_new_session(make_app: App, status_path: str) -> None:
     assert call(make_app(), status_path).set_cookie is None
+
+
+def test_reading_what_the_session_knows_about_itself_varies_on_cookie(make_app: App) -> None:
+    reply = call(make_app(), "/info")
+    assert reply.header("vary") == "Cookie"
+    from sessionware import Session
+
+    for attribute in ("is_new", "created_at", "auth_at", "last_active", "expires_at"):
+        session = Session()
+        getattr(session, attribute)
+        assert session.accessed, attribute

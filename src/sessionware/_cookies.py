@@ -85,7 +85,10 @@ class CookieAttributes:
             raise ConfigurationError(
                 f"{owner} expects domain to be a host name such as 'example.com', got {domain!r}"
             )
-        if secure not in (True, False, "auto"):
+        for option, value in (("partitioned", partitioned), ("persistent", persistent)):
+            if type(value) is not bool:
+                raise ConfigurationError(f"{owner} expects {option} to be True or False, got {value!r}")
+        if secure is not True and secure is not False and secure != "auto":
             raise ConfigurationError(f"{owner} expects secure to be True, False or 'auto', got {secure!r}")
         site = _SAME_SITE.get(same_site.lower()) if isinstance(same_site, str) else None
         if site is None:

@@ -159,7 +159,7 @@ class Engine:
         session._now = now
         session._touched_at = now
         session._had_cookie = had_cookie
-        session.created_at = now
+        session._created_at = now
         return session
 
     def _refuse(self, reason: str, now: int) -> Session:
@@ -200,10 +200,9 @@ class Engine:
         if stale:
             session._stale = True
         session._had_cookie = True
-        session.created_at = record.created_at
-        session.auth_at = record.auth_at
-        session._meta = record.meta
-        session.is_new = False
+        session._created_at = record.created_at
+        session._auth_at = record.auth_at
+        session._is_new = False
         return session
 
     def open(self, cookie_header: str | None, now: int) -> Session | Steps[Session]:
@@ -223,7 +222,7 @@ class Engine:
             record = _record.unpack(plaintext)
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 raise InvalidCookie("expired")
-            return self._session(record, record.data(), now, stale)
+            return self._session(record, _record.load_data(record.data_json), now, stale)
         except InvalidCookie as exc:
             return self._refuse(exc.reason, now)
 
@@ -243,7 +242,7 @@ class Engine:
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 yield Delete(key)
                 raise InvalidCookie("expired")
-            session = self._session(record, record.data(), now, stale)
+            session = self._session(record, _record.load_data(record.data_json), now, stale)
         except InvalidCookie as exc:
             return self._refuse(exc.reason, now)
         session._sid = session_id
@@ -263,32 +262,35 @@ class Engine:
             return DELETE, b""
         origin = session._origin
         data_json = _record.dump_data(session) if session._dirty else session._loaded_json
+        meta = session._meta
         if origin is None:
-            changed = data_json != b"{}" or bool(session._meta) or session.auth_at is not None
+            meta_json = _record.dump_meta(meta) if meta else b""
+            changed = data_json != b"{}" or meta_json != b"" or session._auth_at is not None
         else:
+            meta_json = origin.meta_json if meta is None else _record.dump_meta(meta)
             changed = (
                 data_json != origin.data_json
-                or session._meta != origin.meta
-                or session.auth_at != origin.auth_at
-                or session.created_at != origin.created_at
+                or meta_json != origin.meta_json
+                or session._auth_at != origin.auth_at
+                or session._created_at != origin.created_at
             )
         if action == RENEW or origin is None:
             if not changed and action != RENEW:
                 return NOTHING, b""  # a new session nobody wrote to: nothing stored, nothing sent
-            meta = session._meta
             if self._codec is not None:
                 # A cookie session carries its own random ID, new on every renew, so a
                 # copy of an earlier cookie can be told apart (and revoked).
-                meta = {**meta, "sid": b64encode(os.urandom(SESSION_ID_BYTES))}
-            return CREATE, _record.pack(session.created_at, now, session.auth_at, meta, data_json)
+                fresh = {**_record.load_meta(meta_json), "sid": b64encode(os.urandom(SESSION_ID_BYTES))}
+                meta_json = _record.dump_meta(fresh)
+            return CREATE, _record.pack(session._created_at, now, session._auth_at, meta_json, data_json)
         if changed:
-            return WRITE, _record.pack(session.created_at, now, session.auth_at, session._meta, data_json)
+            return WRITE, _record.pack(session._created_at, now, session._auth_at, meta_json, data_json)
         if self.expiry.touch_due(origin.touched_at, now):
-            return TOUCH, _record.pack(origin.created_at, now, origin.auth_at, origin.meta, origin.data_json)
-        if session._stale:
-            return REISSUE, _record.pack(
-                origin.created_at, origin.touched_at, origin.auth_at, origin.meta, origin.data_json
+            return TOUCH, _record.pack(
+                origin.created_at, now, origin.auth_at, origin.meta_json, origin.data_json
             )
+        if session._stale:
+            return REISSUE, _record.pack(*origin)
         return NOTHING, b""
 
     def close(
@@ -319,10 +321,13 @@ class Engine:
                 yield Delete(old_key)
             return self.cookie.deletion(https=https) if session._had_cookie else None
         if outcome == CREATE:
+            if old_key is not None and not (yield Delete(old_key)):
+                # Renewing a session a concurrent request has dropped since this one
+                # loaded it: it is not brought back under a new ID.
+                logger.debug("sessionware did not renew a session deleted by a concurrent request")
+                return self.cookie.deletion(https=https)
             new_id = IdCodec.new_id()
-            yield Save(IdCodec.store_key(new_id), record, self._ttl(session.created_at, now, now), None)
-            if old_key is not None:
-                yield Delete(old_key)  # renew: the old ID stops working now
+            yield Save(IdCodec.store_key(new_id), record, self._ttl(session._created_at, now, now), None)
             return self._cookie_for(self._ids.encode(new_id), session, now, https)
         assert old_key is not None
         assert session._sid is not None
@@ -349,7 +354,7 @@ class Engine:
         """Compare-and-set ``record``; on a conflict merge this request's changes into
         the current record and retry. Returns False if the session is gone."""
         version = session._version
-        ttl = self._ttl(session.created_at, now, now)
+        ttl = self._ttl(session._created_at, now, now)
         for _ in range(MAX_SAVE_ATTEMPTS):
             if (yield Save(key, record, ttl, version)):
                 return True
@@ -379,8 +384,8 @@ class Engine:
         current = _record.unpack(current_raw)
         if not self.expiry.is_valid(current.created_at, current.touched_at, now):
             raise InvalidCookie("expired")
-        before = origin.data()
-        merged = current.data()
+        before = _record.load_data(origin.data_json)
+        merged = _record.load_data(current.data_json)
         dump = _record.dump_data
         for key, value in dict.items(session):
             if key not in before or dump({key: value}) != dump({key: before[key]}):
@@ -388,15 +393,16 @@ class Engine:
         for key in before:
             if not dict.__contains__(session, key):
                 merged.pop(key, None)
+        meta_json = origin.meta_json if session._meta is None else _record.dump_meta(session._meta)
         if (
-            session._meta != origin.meta
-            or session.auth_at != origin.auth_at
-            or session.created_at != origin.created_at
+            meta_json != origin.meta_json
+            or session._auth_at != origin.auth_at
+            or session._created_at != origin.created_at
         ):
-            created, auth, meta = session.created_at, session.auth_at, session._meta
+            created, auth = session._created_at, session._auth_at
         else:
-            created, auth, meta = current.created_at, current.auth_at, current.meta
-        record = _record.pack(created, now, auth, meta, dump(merged))
+            created, auth, meta_json = current.created_at, current.auth_at, current.meta_json
+        record = _record.pack(created, now, auth, meta_json, dump(merged))
         return record, self._ttl(created, now, now)
 
     # -- cookies -----------------------------------------------------------------
@@ -409,5 +415,5 @@ class Engine:
         size = len(self.cookie.name) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        max_age = self.expiry.ttl(session.created_at, now, now) if self.cookie.persistent else None
+        max_age = self._ttl(session._created_at, now, now) if self.cookie.persistent else None
         return self.cookie.header(value, https=https, max_age=max_age)

@@ -23,13 +23,15 @@ import json
 import struct
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidCookie, SerializationError
 
-__all__ = ["Record", "dump_data", "load_object", "pack", "unpack"]
+__all__ = ["Record", "dump_data", "dump_meta", "load_data", "load_meta", "load_object", "pack", "unpack"]
 
 _HEADER = struct.Struct("!BQQQH")
+_HEADER_SIZE = _HEADER.size
+_unpack_header = _HEADER.unpack_from
 _FORMAT = 1
 
 
@@ -70,43 +72,64 @@ else:  # pragma: no cover - Python builds without the C accelerator
 
 
 _LOAD_ERRORS = (ValueError, StopIteration, RecursionError)
+_CONTAINERS = (dict, list, tuple)
 _DUMP_ERRORS = (TypeError, ValueError, RecursionError)
 
 
-class Record:
-    """A decoded record: lifecycle times, metadata and the data's JSON."""
+class Record(NamedTuple):
+    """A decoded record: lifecycle times and the metadata and data, still as JSON bytes."""
 
-    __slots__ = ("auth_at", "created_at", "data_json", "meta", "touched_at")
+    created_at: int
+    touched_at: int
+    auth_at: int | None
+    meta_json: bytes  # b"" for no metadata
+    data_json: bytes
 
-    def __init__(
-        self,
-        created_at: int,
-        touched_at: int,
-        auth_at: int | None,
-        meta: dict[str, Any],
-        data_json: bytes,
-    ) -> None:
-        self.created_at = created_at
-        self.touched_at = touched_at
-        self.auth_at = auth_at
-        self.meta = meta
-        self.data_json = data_json
 
-    def data(self) -> dict[str, Any]:
-        """Decode the data JSON; a payload that is not a JSON object is invalid."""
-        try:
-            value = load_object(self.data_json.decode())
-        except _LOAD_ERRORS:
-            raise InvalidCookie("payload") from None
-        if type(value) is not dict:
-            raise InvalidCookie("payload")
-        return value
+_new_record = tuple.__new__  # builds a Record without NamedTuple's Python-level __new__
+
+
+def load_data(data_json: bytes) -> dict[str, Any]:
+    """Decode a record's data; a payload that is not a JSON object is invalid."""
+    try:
+        value = load_object(data_json.decode())
+    except _LOAD_ERRORS:
+        raise InvalidCookie("payload") from None
+    if type(value) is not dict:
+        raise InvalidCookie("payload")
+    return value
+
+
+def load_meta(meta_json: bytes) -> dict[str, Any]:
+    """Decode a record's metadata (empty bytes: no metadata)."""
+    return load_data(meta_json) if meta_json else {}
+
+
+def dump_meta(meta: dict[str, Any]) -> bytes:
+    return _encode(meta).encode() if meta else b""
+
+
+def _non_str_key(value: Any) -> object | None:
+    """The first dict key below ``value`` that is not a str (JSON would silently
+    turn it into one, so it would come back changed), or None."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, nested in item.items():
+                if type(key) is not str:
+                    return key  # type: ignore[no-any-return]
+                if isinstance(nested, _CONTAINERS):
+                    pending.append(nested)
+        else:
+            pending.extend(nested for nested in item if isinstance(nested, _CONTAINERS))
+    return None
 
 
 def dump_data(data: dict[str, Any]) -> bytes:
     """Serialize session data to canonical JSON bytes, naming the key that fails."""
     try:
-        return _encode(data).encode()
+        encoded = _encode(data).encode()
     except _DUMP_ERRORS as exc:
         for key, value in dict.items(data):
             if not isinstance(key, str):
@@ -116,38 +139,35 @@ def dump_data(data: dict[str, Any]) -> bytes:
             except _DUMP_ERRORS as inner:
                 raise SerializationError(key, str(inner) or type(inner).__name__) from exc
         raise SerializationError(None, str(exc)) from exc
+    for key, value in dict.items(data):
+        if type(key) is not str:
+            raise SerializationError(None, f"key {key!r} is not a str")
+        if isinstance(value, _CONTAINERS):
+            bad = _non_str_key(value)
+            if bad is not None:
+                raise SerializationError(key, f"it holds the dict key {bad!r}, which is not a str")
+    return encoded
 
 
-def pack(
-    created_at: int,
-    touched_at: int,
-    auth_at: int | None,
-    meta: dict[str, Any],
-    data_json: bytes,
-) -> bytes:
-    meta_json = _encode(meta).encode() if meta else b""
+def pack(created_at: int, touched_at: int, auth_at: int | None, meta_json: bytes, data_json: bytes) -> bytes:
     header = _HEADER.pack(_FORMAT, created_at, touched_at, auth_at or 0, len(meta_json))
     return header + meta_json + data_json
 
 
 def unpack(raw: bytes) -> Record:
-    """Parse a record; anything malformed raises ``InvalidCookie("payload")``."""
+    """Parse a record's header; anything malformed raises ``InvalidCookie("payload")``.
+
+    The metadata and data stay JSON bytes: :func:`load_meta` and :func:`load_data`
+    decode them when they are needed.
+    """
     try:
-        fmt, created, touched, auth, meta_len = _HEADER.unpack_from(raw)
+        fmt, created, touched, auth, meta_len = _unpack_header(raw)
     except struct.error:
         raise InvalidCookie("payload") from None
     if fmt != _FORMAT:
         raise InvalidCookie("payload")
-    start = _HEADER.size
-    meta: dict[str, Any] = {}
-    if meta_len:
-        try:
-            meta = load_object(raw[start : start + meta_len].decode())
-        except _LOAD_ERRORS:
-            raise InvalidCookie("payload") from None
-        if type(meta) is not dict:
-            raise InvalidCookie("payload")
-    data_json = raw[start + meta_len :]
-    if not data_json.startswith(b"{"):
+    split = _HEADER_SIZE + meta_len
+    data_json = raw[split:]
+    if data_json[:1] != b"{" or (meta_len and raw[_HEADER_SIZE : _HEADER_SIZE + 1] != b"{"):
         raise InvalidCookie("payload")
-    return Record(created, touched, auth or None, meta, data_json)
+    return _new_record(Record, (created, touched, auth or None, raw[_HEADER_SIZE:split], data_json))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
+from ._record import load_meta
 from .errors import SessionError
 
 if TYPE_CHECKING:
@@ -45,6 +46,13 @@ class Session(dict[str, Any]):
     ``float``, ``bool`` and ``None``. Anything else raises
     :class:`~sessionware.SerializationError` naming the key when the response
     is sent.
+
+    Reading keys, ``len``, iteration, comparison and the properties below all
+    count as reading the session (the response then gets ``Vary: Cookie``).
+    One read escapes notice: ``json.dumps`` of an *empty* session, which the
+    C encoder answers without asking the session anything. In a websocket
+    handler the session is read-only: writes raise, and in-place edits of
+    nested values are not saved.
     """
 
     # Per-request state. Class-level defaults keep opening a session cheap: only
@@ -64,20 +72,17 @@ class Session(dict[str, Any]):
     _sid: bytes | None = None
     _version: int | None = None
     _stale = False
-    #: Unix seconds the session began; reset by log-in.
-    created_at = 0
-    #: Unix seconds of the last authentication, or None.
-    auth_at: int | None = None
-    #: True when the request brought no valid session.
-    is_new = True
-    # Lifecycle metadata kept beside the data (the cookie store's session ID,
-    # user binding and the like); not part of the dict.
-    _meta: dict[str, Any]
+    _created_at = 0
+    _auth_at: int | None = None
+    _is_new = True
+    # Lifecycle metadata kept beside the data (the cookie store's session ID, user
+    # binding and the like); not part of the dict. None: unchanged since loading,
+    # and not decoded unless someone asks (see _meta_for_update).
+    _meta: dict[str, Any] | None = None
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         if data:
             dict.update(self, data)
-        self._meta = {}
 
     # -- actions ---------------------------------------------------------------
 
@@ -103,6 +108,27 @@ class Session(dict[str, Any]):
         """The pending action: ``"renew"``, ``"drop"``, ``"ignore"`` or None."""
         return _ACTION_NAMES[self._action]
 
+    # What the session knows about itself. Reading any of it is reading the
+    # session (the response then varies on the cookie), like reading a key.
+
+    @property
+    def is_new(self) -> bool:
+        """True when the request brought no valid session."""
+        self._accessed = True
+        return self._is_new
+
+    @property
+    def created_at(self) -> int:
+        """Unix seconds the session began."""
+        self._accessed = True
+        return self._created_at
+
+    @property
+    def auth_at(self) -> int | None:
+        """Unix seconds of the last authentication, or None."""
+        self._accessed = True
+        return self._auth_at
+
     @property
     def accessed(self) -> bool:
         """Whether the app read or wrote the session during this request."""
@@ -111,17 +137,25 @@ class Session(dict[str, Any]):
     @property
     def last_active(self) -> int:
         """Unix seconds of the activity the idle timeout counts from after this request."""
+        self._accessed = True
         expiry = self._expiry
-        if self.is_new or expiry is None or expiry.touch_due(self._touched_at, self._now):
+        if self._is_new or expiry is None or expiry.touch_due(self._touched_at, self._now):
             return self._now
         return self._touched_at
 
     @property
     def expires_at(self) -> int | None:
         """Unix seconds at which the session ends if nothing else happens, or None."""
+        last_active = self.last_active  # a read of the session, like any other
         if self._expiry is None:
             return None
-        return self._expiry.deadline(self.created_at, self.last_active)
+        return self._expiry.deadline(self._created_at, last_active)
+
+    def _meta_for_update(self) -> dict[str, Any]:
+        """The metadata as a dict this request may change."""
+        if self._meta is None:
+            self._meta = load_meta(self._origin.meta_json) if self._origin is not None else {}
+        return self._meta
 
     # -- tracking ----------------------------------------------------------------
 

@@ -54,6 +54,11 @@ def _resolve_expiry(expiry: Expiry | str) -> Expiry:
 
 
 def _check_store(store: object) -> CookieStore | Store | AsyncStore:
+    if isinstance(store, type):
+        raise ConfigurationError(
+            f"SessionMiddleware expects store to be a store instance, got the class "
+            f"{store.__name__}; write {store.__name__}(...)"
+        )
     if isinstance(store, CookieStore | Store | AsyncStore):
         return store
     raise ConfigurationError(

@@ -143,17 +143,40 @@ class StoreContract:
         assert self.call(store.save, key, b"late write", 60, version) is False
         assert self.call(store.load, key) is None
 
-    def test_delete_removes_the_record(self, store: Any) -> None:
+    def test_delete_removes_the_record_and_says_it_was_there(self, store: Any) -> None:
         key = self.key()
         self.call(store.save, key, b"x", 60, None)
-        self.call(store.delete, key)
+        assert self.call(store.delete, key) is True
         assert self.call(store.load, key) is None
 
-    def test_deleting_an_unknown_key_is_not_an_error(self, store: Any) -> None:
+    def test_deleting_an_unknown_key_is_not_an_error_and_says_so(self, store: Any) -> None:
         key = self.key()
-        self.call(store.delete, key)
-        self.call(store.delete, key)
+        assert self.call(store.delete, key) is False
+        assert self.call(store.delete, key) is False
         assert self.call(store.load, key) is None
+
+    def test_deleting_an_expired_record_says_it_was_not_there(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.save, key, b"x", 1, None)
+        self.expire(store, 2.1)
+        assert self.call(store.delete, key) is False
+
+    def test_of_two_racing_deletes_exactly_one_finds_the_record(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.save, key, b"x", 60, None)
+        found: list[bool] = []
+        barrier = threading.Barrier(2)
+
+        def deleter() -> None:
+            barrier.wait()
+            found.append(self._call_in_thread(store.delete, key))
+
+        threads = [threading.Thread(target=deleter) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(found) == [False, True]
 
     def test_a_record_is_not_returned_once_its_ttl_has_passed(self, store: Any) -> None:
         key = self.key()

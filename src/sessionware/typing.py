@@ -53,11 +53,15 @@ class Store(Protocol):
         """
         ...
 
-    def delete(self, key: str) -> None:
-        """Delete ``key``. Deleting an absent key is not an error.
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; return whether a live record was there to delete.
 
-        Raises :class:`~sessionware.StoreError` on failure: a log-out that
-        did not happen must never look as if it did.
+        Deleting an absent or expired key is not an error: it returns False.
+        The answer must come from the deletion itself (not an earlier
+        look-up), because renewing a session relies on it to tell a live
+        session from one a concurrent request has just dropped. Raises
+        :class:`~sessionware.StoreError` on failure: a log-out that did not
+        happen must never look as if it did.
         """
         ...
 
@@ -70,7 +74,7 @@ class AsyncStore(Protocol):
 
     async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool: ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> bool: ...
 
 
 @runtime_checkable

@@ -148,3 +148,15 @@ def test_a_bad_table_name_is_refused() -> None:
 def test_an_unusable_path_is_refused_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="could not open"):
         SQLiteStore(tmp_path / "missing-dir" / "sessions.db")
+
+
+def test_a_failed_purge_never_fails_the_save_that_triggered_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=60)
+    store._sql_purge = "DELETE FROM no_such_table"  # housekeeping that fails
+    clock.advance(61)
+    assert store.save("k", b"v", 60, None) is True
+    assert store.load("k") is not None
+    assert any("could not purge" in record.getMessage() for record in caplog.records)

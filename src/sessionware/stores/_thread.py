@@ -30,8 +30,8 @@ class Inline:
     async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
         return self.store.save(key, data, ttl, version)
 
-    async def delete(self, key: str) -> None:
-        self.store.delete(key)
+    async def delete(self, key: str) -> bool:
+        return self.store.delete(key)
 
 
 class InThread:
@@ -59,8 +59,8 @@ class InThread:
     async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
         return await self._run(self.store.save, key, data, ttl, version)
 
-    async def delete(self, key: str) -> None:
-        await self._run(self.store.delete, key)
+    async def delete(self, key: str) -> bool:
+        return await self._run(self.store.delete, key)
 
 
 def as_async(store: Store | AsyncStore) -> AsyncStore:

@@ -73,9 +73,10 @@ class MemoryStore:
                 self._sweep(now)
         return True
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         with self._lock:
-            self._records.pop(key, None)
+            record = self._records.pop(key, None)
+        return record is not None and record[2] > self._clock()
 
     def purge_expired(self) -> int:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
+
+logger = logging.getLogger("sessionware")
 
 __all__ = ["SQLiteStore"]
 
@@ -83,7 +86,8 @@ class SQLiteStore:
             f"UPDATE {table} SET data = ?, version = version + 1, expires_at = ? "
             "WHERE key = ? AND version = ? AND expires_at > ?"
         )
-        self._sql_delete = f"DELETE FROM {table} WHERE key = ?"
+        # Deletes the row either way; counts it only if it was still live.
+        self._sql_delete = f"DELETE FROM {table} WHERE key = ? RETURNING expires_at > ?"
         self._sql_purge = f"DELETE FROM {table} WHERE expires_at <= ?"
         try:
             self._connection().executescript(
@@ -137,11 +141,15 @@ class SQLiteStore:
             written = self._execute(self._sql_update, (data, expires, key, version, now)).rowcount == 1
         if self._purge_interval and now >= self._next_purge:
             self._next_purge = now + int(self._purge_interval * 1000)
-            self._execute(self._sql_purge, (now,))
+            try:
+                self._execute(self._sql_purge, (now,))
+            except StoreError as exc:  # housekeeping must never fail a save that happened
+                logger.warning("SQLiteStore could not purge expired sessions (will retry): %s", exc)
         return written
 
-    def delete(self, key: str) -> None:
-        self._execute(self._sql_delete, (key,))
+    def delete(self, key: str) -> bool:
+        row = self._execute(self._sql_delete, (key, self._now_ms())).fetchone()
+        return bool(row and row[0])
 
     def purge_expired(self) -> int:
         return self._execute(self._sql_purge, (self._now_ms(),)).rowcount
