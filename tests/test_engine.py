@@ -62,7 +62,7 @@ def open_(engine: Engine, cookie: str | None, now: int) -> Session:
 
 
 def close(engine: Engine, session: Session, now: int, status: int = 200) -> str | None:
-    closed = engine.close(session, status, now, https=False)
+    closed = engine.close(session, status, now, False)
     if closed is None or isinstance(closed, str):
         return closed
     return run_sync(closed, engine.store)  # type: ignore[arg-type]
@@ -344,3 +344,70 @@ def test_a_persistent_unlimited_session_gets_a_long_max_age_not_a_browser_sessio
     out = close(engine, session, T0)
     assert out is not None
     assert f"Max-Age={400 * 24 * 3600}" in out
+
+
+def test_a_repeated_cookie_is_verified_once_and_expiry_is_still_checked_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionware._codec import EncryptedCodec
+
+    engine = engine_for(CookieStore(), expiry=Expiry(idle_timeout=600, absolute_timeout=None))
+    cookie = write(engine, None, T0, a=1)
+    decodes: list[str] = []
+    original = EncryptedCodec.decode
+
+    def counting(self: EncryptedCodec, value: str) -> tuple[bytes, bool]:
+        decodes.append(value)
+        return original(self, value)
+
+    monkeypatch.setattr(EncryptedCodec, "decode", counting)
+    for offset in (1, 2, 3):
+        session = open_(engine, cookie, T0 + offset)
+        assert session == {"a": 1}
+        session["a"] = 2  # each request gets its own data, not a shared dict
+    assert len(decodes) == 1
+    assert open_(engine, cookie, T0 + 600).is_new  # a cached cookie still expires
+
+
+def test_values_that_fail_verification_are_never_cached() -> None:
+    engine = engine_for(CookieStore())
+    cookie = write(engine, None, T0, a=1)
+    assert cookie is not None
+    assert open_(engine, cookie, T0) == {"a": 1}
+    for n in range(50):
+        assert open_(engine, cookie[:-2] + f"{n:02d}", T0).is_new
+    assert len(engine._verified) == 1
+
+
+def test_the_cache_is_bounded_and_can_be_turned_off(spy: Spy) -> None:
+    engine = Engine(
+        secret_key_base=SECRET,
+        store=CookieStore(),
+        cookie=CookieAttributes("session"),
+        expiry=AAL2,
+        cookie_cache=5,
+    )
+    cookies = [write(engine, None, T0, n=n) for n in range(20)]
+    for n, cookie in enumerate(cookies):
+        assert open_(engine, cookie, T0 + 1) == {"n": n}
+    assert len(engine._verified) == 5
+    off = Engine(
+        secret_key_base=SECRET, store=spy, cookie=CookieAttributes("session"), expiry=AAL2, cookie_cache=0
+    )
+    cookie = write(off, None, T0, a=1)
+    open_(off, cookie, T0 + 1)
+    assert len(off._verified) == 0
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "many", None])
+def test_a_bad_cookie_cache_size_is_refused(bad: object) -> None:
+    from sessionware import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="cookie_cache"):
+        Engine(
+            secret_key_base=SECRET,
+            store=CookieStore(),
+            cookie=CookieAttributes("session"),
+            expiry=AAL2,
+            cookie_cache=bad,  # type: ignore[arg-type]
+        )

@@ -58,11 +58,22 @@ _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # The last character of an unpadded group carries unused bits, which must be zero
 # (RFC 4648 §3.5) or one value would have several encodings.
-_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_CANONICAL_LAST: tuple[frozenset[str], ...] = (
+    frozenset(),
+    frozenset(),
+    frozenset("AQgw"),
+    frozenset("AEIMQUYcgkosw048"),
+)
+_PADDING = (b"", b"", b"==", b"=")
+_a2b = binascii.a2b_base64
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _MAC_SIZE = 32
 _ID_SIZE = 32
+_E1_MIN = KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE
+# The e1. slices in EncryptedCodec.decode are written out for speed:
+assert KEY_ID_SIZE == 4
+assert _NONCE_SIZE == 12
 
 
 def b64encode(data: bytes) -> str:
@@ -72,12 +83,11 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str) -> bytes:
     """Decode canonical unpadded base64url; anything else raises ``InvalidCookie("format")``."""
-    remainder = len(text) % 4
+    remainder = len(text) & 3
     if remainder and (remainder == 1 or text[-1] not in _CANONICAL_LAST[remainder]):
         raise InvalidCookie("format")
     try:
-        raw = text.encode("ascii").translate(_TO_STANDARD)
-        return binascii.a2b_base64(raw + b"=" * (-remainder % 4), strict_mode=True)
+        return _a2b(text.encode().translate(_TO_STANDARD) + _PADDING[remainder], strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise InvalidCookie("format") from None
 
@@ -85,11 +95,12 @@ def b64decode(text: str) -> bytes:
 class EncryptedCodec:
     """AES-256-GCM; confidentiality and integrity. See the module docstring."""
 
-    __slots__ = ("_aeads", "_keys")
+    __slots__ = ("_aeads", "_by_id", "_keys")
     tag = "e1."
 
     def __init__(self, keys: KeyRing, cookie_name: str) -> None:
         self._keys = keys
+        self._by_id = keys.by_id
         self._aeads = tuple(AESGCM(k) for k in keys.subkeys("session-encrypt", cookie_name))
 
     def encode(self, plaintext: bytes) -> str:
@@ -100,20 +111,21 @@ class EncryptedCodec:
 
     def decode(self, value: str) -> tuple[bytes, bool]:
         """Return ``(plaintext, stale)``; ``stale`` means an older secret verified it."""
-        if not value.startswith("e1."):
+        if value[:3] != "e1.":
             raise InvalidCookie("version")
         raw = b64decode(value[3:])
-        if len(raw) < KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE:
+        if len(raw) < _E1_MIN:
             raise InvalidCookie("format")
-        key_id = raw[:KEY_ID_SIZE]
-        nonce = raw[KEY_ID_SIZE : KEY_ID_SIZE + _NONCE_SIZE]
-        sealed = raw[KEY_ID_SIZE + _NONCE_SIZE :]
-        indexes = self._keys.indexes_for(key_id)
-        if not indexes:
+        key_id = raw[:4]
+        indexes = self._by_id.get(key_id)
+        if indexes is None:
             raise InvalidCookie("key")
+        nonce = raw[4:16]
+        sealed = raw[16:]
+        associated = b"e1." + key_id
         for index in indexes:
             try:
-                return self._aeads[index].decrypt(nonce, sealed, b"e1." + key_id), index != 0
+                return self._aeads[index].decrypt(nonce, sealed, associated), index != 0
             except InvalidTag:
                 continue
         raise InvalidCookie("mac")

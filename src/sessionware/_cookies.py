@@ -21,7 +21,7 @@ _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 Secure = bool | Literal["auto"]
 
 
-def find_cookie(header: str, name: str) -> tuple[str | None, int]:
+def find_cookie(header: str, name: str, target: str | None = None) -> tuple[str | None, int]:
     """Return ``(value, count)`` for cookie ``name`` in a ``Cookie`` header.
 
     ``count`` is how many cookies carried that name. Names match exactly
@@ -30,7 +30,7 @@ def find_cookie(header: str, name: str) -> tuple[str | None, int]:
     order, so a duplicate (for instance one tossed in by a sibling subdomain)
     must not be trusted.
     """
-    target = name + "="
+    target = target or name + "="  # callers on the hot path pass it precomputed
     index = header.find(target)
     if index < 0:
         return None, 0

@@ -19,8 +19,9 @@ from ._codec import MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec, b64e
 from ._cookies import CookieAttributes, find_cookie
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
-from ._session import DROP, IGNORE, RENEW, Session
-from .errors import InvalidCookie, SessionError, SessionTooLarge, StoreError
+from ._session import DROP, IGNORE, NONE, RENEW, Session
+from ._verified import VerifiedCache
+from .errors import ConfigurationError, InvalidCookie, SessionError, SessionTooLarge, StoreError
 from .stores.cookie import CookieStore
 from .typing import AsyncStore, Store
 
@@ -124,7 +125,7 @@ class Engine:
     the rules live.
     """
 
-    __slots__ = ("_codec", "_ids", "cookie", "expiry", "keys", "store")
+    __slots__ = ("_codec", "_ids", "_target", "_verified", "cookie", "expiry", "keys", "store")
 
     def __init__(
         self,
@@ -133,14 +134,23 @@ class Engine:
         store: CookieStore | Store | AsyncStore,
         cookie: CookieAttributes,
         expiry: Expiry,
+        cookie_cache: int = 1024,
         owner: str = "SessionMiddleware",
     ) -> None:
+        if type(cookie_cache) is not int or cookie_cache < 0:
+            raise ConfigurationError(
+                f"{owner} expects cookie_cache to be a number of entries >= 0, got {cookie_cache!r}"
+            )
         self.keys = KeyRing(secret_key_base, owner=owner)
         self.cookie = cookie
+        self._target = cookie.name + "="
         self.expiry = expiry
         self.store = store
         self._codec: EncryptedCodec | SignedCodec | None = None
         self._ids: IdCodec | None = None
+        # Cookie value -> what it verified to: (Record, stale) for cookie stores,
+        # (session ID, stale) for server-side ones.
+        self._verified: VerifiedCache[Any] = VerifiedCache(cookie_cache)
         if isinstance(store, CookieStore):
             codec = EncryptedCodec if store.encrypt else SignedCodec
             self._codec = codec(self.keys, cookie.name)
@@ -154,12 +164,11 @@ class Engine:
     # -- opening -----------------------------------------------------------------
 
     def new_session(self, now: int, *, had_cookie: bool = False) -> Session:
-        session = Session()
+        session = Session.__new__(Session)
         session._expiry = self.expiry
         session._now = now
-        session._touched_at = now
-        session._had_cookie = had_cookie
-        session._created_at = now
+        if had_cookie:
+            session._had_cookie = True
         return session
 
     def _refuse(self, reason: str, now: int) -> Session:
@@ -171,38 +180,15 @@ class Engine:
         )
         return self.new_session(now, had_cookie=True)
 
-    def _cookie_value(self, cookie_header: str | None) -> tuple[str | None, bool]:
-        """The session cookie's value, and whether the request carried the cookie at all."""
-        if cookie_header is None:
-            return None, False
-        value, count = find_cookie(cookie_header, self.cookie.name)
-        if count > 1:
-            logger.warning(
-                "sessionware refused the %r session cookie: the request carried it %d times "
-                "(possibly one tossed in by another site); treating the request as anonymous",
-                self.cookie.name,
-                count,
-            )
-            return None, True
-        if value is not None and len(value) + len(self.cookie.name) + 1 > MAX_COOKIE_BYTES:
-            logger.debug("sessionware refused the %r session cookie (size)", self.cookie.name)
-            return None, True  # refused before any decoding
-        return value, count == 1
-
-    def _session(self, record: _record.Record, data: dict[str, Any], now: int, stale: bool) -> Session:
+    def _session(self, record: _record.Record, now: int, stale: bool) -> Session:
+        """The session a verified, unexpired record holds."""
         session = Session.__new__(Session)
-        dict.update(session, data)
+        dict.update(session, _record.load_data(record.data_json))
         session._expiry = self.expiry
         session._now = now
-        session._touched_at = record.touched_at
-        session._loaded_json = record.data_json
         session._origin = record
         if stale:
             session._stale = True
-        session._had_cookie = True
-        session._created_at = record.created_at
-        session._auth_at = record.auth_at
-        session._is_new = False
         return session
 
     def open(self, cookie_header: str | None, now: int) -> Session | Steps[Session]:
@@ -211,27 +197,47 @@ class Engine:
         Returns the Session, or -- when a store must be asked -- steps that
         produce it, for :func:`run_sync` or :func:`run_async` to drive.
         """
-        value, had_cookie = self._cookie_value(cookie_header)
-        if value is None:
-            return self.new_session(now, had_cookie=had_cookie)
+        if cookie_header is None:
+            return self.new_session(now)
+        name = self.cookie.name
+        value, count = find_cookie(cookie_header, name, self._target)
+        if value is None or count > 1:
+            if count > 1:
+                logger.warning(
+                    "sessionware refused the %r session cookie: the request carried it %d times "
+                    "(possibly one tossed in by another site); treating the request as anonymous",
+                    name,
+                    count,
+                )
+            return self.new_session(now, had_cookie=count > 0)
+        if len(value) + len(name) >= MAX_COOKIE_BYTES:  # name=value over 4096: refused undecoded
+            return self._refuse("size", now)
         if self._ids is not None:
             return self._load(value, now)
         assert self._codec is not None
         try:
-            plaintext, stale = self._codec.decode(value)
-            record = _record.unpack(plaintext)
+            verified = self._verified.get(value)
+            if verified is None:
+                plaintext, stale = self._codec.decode(value)
+                verified = _record.unpack(plaintext), stale
+                self._verified.put(value, verified)
+            record, stale = verified
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 raise InvalidCookie("expired")
-            return self._session(record, _record.load_data(record.data_json), now, stale)
+            return self._session(record, now, stale)
         except InvalidCookie as exc:
             return self._refuse(exc.reason, now)
 
     def _load(self, value: str, now: int) -> Steps[Session]:
         assert self._ids is not None
-        try:
-            session_id, stale = self._ids.decode(value)  # a forged ID never reaches the store
-        except InvalidCookie as exc:
-            return self._refuse(exc.reason, now)
+        verified = self._verified.get(value)
+        if verified is None:
+            try:
+                verified = self._ids.decode(value)  # a forged ID never reaches the store
+            except InvalidCookie as exc:
+                return self._refuse(exc.reason, now)
+            self._verified.put(value, verified)
+        session_id, stale = verified
         key = IdCodec.store_key(session_id)
         loaded = yield Load(key)
         if loaded is None:
@@ -242,7 +248,7 @@ class Engine:
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 yield Delete(key)
                 raise InvalidCookie("expired")
-            session = self._session(record, _record.load_data(record.data_json), now, stale)
+            session = self._session(record, now, stale)
         except InvalidCookie as exc:
             return self._refuse(exc.reason, now)
         session._sid = session_id
@@ -261,18 +267,31 @@ class Engine:
         if action == DROP:
             return DELETE, b""
         origin = session._origin
-        data_json = _record.dump_data(session) if session._dirty else session._loaded_json
+        if action == NONE and not session._dirty and session._lifecycle is None and session._meta is None:
+            # The common read-only (or untouched) request: nothing to compare.
+            if origin is None:
+                return NOTHING, b""
+            if self.expiry.touch_due(origin.touched_at, now):
+                return TOUCH, _record.pack(
+                    origin.created_at, now, origin.auth_at, origin.meta_json, origin.data_json
+                )
+            if session._stale:
+                return REISSUE, _record.pack(*origin)
+            return NOTHING, b""
+        created, auth = session._times()
         meta = session._meta
         if origin is None:
+            data_json = _record.dump_data(session) if session._dirty else b"{}"
             meta_json = _record.dump_meta(meta) if meta else b""
-            changed = data_json != b"{}" or meta_json != b"" or session._auth_at is not None
+            changed = data_json != b"{}" or meta_json != b"" or auth is not None
         else:
+            data_json = _record.dump_data(session) if session._dirty else origin.data_json
             meta_json = origin.meta_json if meta is None else _record.dump_meta(meta)
             changed = (
                 data_json != origin.data_json
                 or meta_json != origin.meta_json
-                or session._auth_at != origin.auth_at
-                or session._created_at != origin.created_at
+                or auth != origin.auth_at
+                or created != origin.created_at
             )
         if action == RENEW or origin is None:
             if not changed and action != RENEW:
@@ -282,9 +301,9 @@ class Engine:
                 # copy of an earlier cookie can be told apart (and revoked).
                 fresh = {**_record.load_meta(meta_json), "sid": b64encode(os.urandom(SESSION_ID_BYTES))}
                 meta_json = _record.dump_meta(fresh)
-            return CREATE, _record.pack(session._created_at, now, session._auth_at, meta_json, data_json)
+            return CREATE, _record.pack(created, now, auth, meta_json, data_json)
         if changed:
-            return WRITE, _record.pack(session._created_at, now, session._auth_at, meta_json, data_json)
+            return WRITE, _record.pack(created, now, auth, meta_json, data_json)
         if self.expiry.touch_due(origin.touched_at, now):
             return TOUCH, _record.pack(
                 origin.created_at, now, origin.auth_at, origin.meta_json, origin.data_json
@@ -293,9 +312,7 @@ class Engine:
             return REISSUE, _record.pack(*origin)
         return NOTHING, b""
 
-    def close(
-        self, session: Session, status: int, now: int, *, https: bool
-    ) -> str | Steps[str | None] | None:
+    def close(self, session: Session, status: int, now: int, https: bool) -> str | Steps[str | None] | None:
         """Finish the request: the ``Set-Cookie`` value to send, or None.
 
         When a store must be written first, returns steps that produce it, for
@@ -308,7 +325,7 @@ class Engine:
             return self._store(outcome, record, session, now, https)
         assert self._codec is not None
         if outcome == DELETE:
-            return self.cookie.deletion(https=https) if session._had_cookie else None
+            return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
         return self._cookie_for(self._codec.encode(record), session, now, https)
 
     def _store(
@@ -319,7 +336,7 @@ class Engine:
         if outcome == DELETE:
             if old_key is not None:
                 yield Delete(old_key)
-            return self.cookie.deletion(https=https) if session._had_cookie else None
+            return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
         if outcome == CREATE:
             if old_key is not None and not (yield Delete(old_key)):
                 # Renewing a session a concurrent request has dropped since this one
@@ -327,7 +344,7 @@ class Engine:
                 logger.debug("sessionware did not renew a session deleted by a concurrent request")
                 return self.cookie.deletion(https=https)
             new_id = IdCodec.new_id()
-            yield Save(IdCodec.store_key(new_id), record, self._ttl(session._created_at, now, now), None)
+            yield Save(IdCodec.store_key(new_id), record, self._ttl(session._times()[0], now, now), None)
             return self._cookie_for(self._ids.encode(new_id), session, now, https)
         assert old_key is not None
         assert session._sid is not None
@@ -354,7 +371,7 @@ class Engine:
         """Compare-and-set ``record``; on a conflict merge this request's changes into
         the current record and retry. Returns False if the session is gone."""
         version = session._version
-        ttl = self._ttl(session._created_at, now, now)
+        ttl = self._ttl(session._times()[0], now, now)
         for _ in range(MAX_SAVE_ATTEMPTS):
             if (yield Save(key, record, ttl, version)):
                 return True
@@ -394,12 +411,9 @@ class Engine:
             if not dict.__contains__(session, key):
                 merged.pop(key, None)
         meta_json = origin.meta_json if session._meta is None else _record.dump_meta(session._meta)
-        if (
-            meta_json != origin.meta_json
-            or session._auth_at != origin.auth_at
-            or session._created_at != origin.created_at
-        ):
-            created, auth = session._created_at, session._auth_at
+        created, auth = session._times()
+        if meta_json != origin.meta_json or auth != origin.auth_at or created != origin.created_at:
+            pass  # this request changed the lifecycle (a log-in, say): its version stands
         else:
             created, auth, meta_json = current.created_at, current.auth_at, current.meta_json
         record = _record.pack(created, now, auth, meta_json, dump(merged))
@@ -415,5 +429,5 @@ class Engine:
         size = len(self.cookie.name) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        max_age = self._ttl(session._created_at, now, now) if self.cookie.persistent else None
+        max_age = self._ttl(session._times()[0], now, now) if self.cookie.persistent else None
         return self.cookie.header(value, https=https, max_age=max_age)

@@ -65,7 +65,7 @@ class KeyRing:
     appear in ``repr()`` or in exception messages.
     """
 
-    __slots__ = ("_by_id", "_cache", "_secrets", "current_id")
+    __slots__ = ("_cache", "_secrets", "by_id", "current_id")
 
     def __init__(self, secret_key_base: SecretInput, *, owner: str = "sessionware") -> None:
         if isinstance(secret_key_base, str | bytes | bytearray):
@@ -93,9 +93,10 @@ class KeyRing:
         self.current_id: bytes = ids[0]
         # A key id selects candidate secrets; two secrets sharing an id (a 2**-32
         # chance) are both tried, so a collision can never lock anyone out.
-        self._by_id: dict[bytes, tuple[int, ...]] = {}
+        #: Key id -> positions of the secrets carrying it.
+        self.by_id: dict[bytes, tuple[int, ...]] = {}
         for index, key_id in enumerate(ids):
-            self._by_id[key_id] = (*self._by_id.get(key_id, ()), index)
+            self.by_id[key_id] = (*self.by_id.get(key_id, ()), index)
         self._cache: dict[tuple[str, str], tuple[bytes, ...]] = {}
 
     def __repr__(self) -> str:
@@ -119,4 +120,4 @@ class KeyRing:
 
     def indexes_for(self, key_id: bytes) -> tuple[int, ...]:
         """Positions of the secrets whose key id is ``key_id`` (usually one, or none)."""
-        return self._by_id.get(key_id, ())
+        return self.by_id.get(key_id, ())

@@ -61,20 +61,19 @@ class Session(dict[str, Any]):
     _dirty = False
     _action = NONE
     _read_only = False
-    _had_cookie = False
+    _had_cookie = False  # a session cookie came in but was refused
     # Set by the engine: the policy, this request's time, and what was loaded
-    # (record, ID, version, whether an older secret verified it).
+    # (the record, None for a new session; ID and version for server-side
+    # stores; whether an older secret verified it).
     _expiry: Expiry | None = None
     _now = 0
-    _touched_at = 0
-    _loaded_json = b"{}"
     _origin: Record | None = None
     _sid: bytes | None = None
     _version: int | None = None
     _stale = False
-    _created_at = 0
-    _auth_at: int | None = None
-    _is_new = True
+    # (created_at, auth_at) once this request changed them (log-in and the like);
+    # None: as loaded.
+    _lifecycle: tuple[int, int | None] | None = None
     # Lifecycle metadata kept beside the data (the cookie store's session ID, user
     # binding and the like); not part of the dict. None: unchanged since loading,
     # and not decoded unless someone asks (see _meta_for_update).
@@ -115,19 +114,19 @@ class Session(dict[str, Any]):
     def is_new(self) -> bool:
         """True when the request brought no valid session."""
         self._accessed = True
-        return self._is_new
+        return self._origin is None
 
     @property
     def created_at(self) -> int:
         """Unix seconds the session began."""
         self._accessed = True
-        return self._created_at
+        return self._times()[0]
 
     @property
     def auth_at(self) -> int | None:
         """Unix seconds of the last authentication, or None."""
         self._accessed = True
-        return self._auth_at
+        return self._times()[1]
 
     @property
     def accessed(self) -> bool:
@@ -138,10 +137,11 @@ class Session(dict[str, Any]):
     def last_active(self) -> int:
         """Unix seconds of the activity the idle timeout counts from after this request."""
         self._accessed = True
+        origin = self._origin
         expiry = self._expiry
-        if self._is_new or expiry is None or expiry.touch_due(self._touched_at, self._now):
+        if origin is None or expiry is None or expiry.touch_due(origin.touched_at, self._now):
             return self._now
-        return self._touched_at
+        return origin.touched_at
 
     @property
     def expires_at(self) -> int | None:
@@ -149,7 +149,14 @@ class Session(dict[str, Any]):
         last_active = self.last_active  # a read of the session, like any other
         if self._expiry is None:
             return None
-        return self._expiry.deadline(self._created_at, last_active)
+        return self._expiry.deadline(self._times()[0], last_active)
+
+    def _times(self) -> tuple[int, int | None]:
+        """(created_at, auth_at) as they stand, without counting as a read."""
+        if self._lifecycle is not None:
+            return self._lifecycle
+        origin = self._origin
+        return (self._now, None) if origin is None else (origin.created_at, origin.auth_at)
 
     def _meta_for_update(self) -> dict[str, Any]:
         """The metadata as a dict this request may change."""

@@ -121,6 +121,10 @@ class SessionMiddleware:
             (the exception is at ``scope["sessionware.error"]``). Defaults to
             :func:`store_unavailable`, a plain ``503``. The request never
             proceeds as anonymous and the failure is logged.
+        cookie_cache: How many recently verified cookie values to remember, with
+            what they decoded to, so a browser re-sending the same cookie costs no
+            decryption. Only values that verified are kept; expiry is still
+            checked on every request. Defaults to 1024; ``0`` turns it off.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
 
@@ -148,6 +152,7 @@ class SessionMiddleware:
         partitioned: bool = False,
         persistent: bool = False,
         store_error_app: ASGIApp = store_unavailable,
+        cookie_cache: int = 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -166,6 +171,7 @@ class SessionMiddleware:
             store=store,
             cookie=cookie,
             expiry=_resolve_expiry(expiry),
+            cookie_cache=cookie_cache,
         )
         self.store = store
         self._async_store = None if isinstance(store, CookieStore) else as_async(store)
@@ -202,7 +208,7 @@ class SessionMiddleware:
             if failed:
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
-                closed = engine.close(session, message["status"], now, https=https)
+                closed = engine.close(session, message["status"], now, https)
                 if closed is not None and not isinstance(closed, str):
                     try:
                         closed = await run_async(closed, store)

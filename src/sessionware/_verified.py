@@ -1,0 +1,50 @@
+"""Remembering recently verified cookie values, so a repeat costs no cryptography.
+
+A browser sends the same cookie value on every request until the server sets a
+new one. Verifying it (base64, then AES-GCM or HMAC) is most of what reading a
+session costs, and the answer for a given value never changes under a given
+set of secrets. So the engine keeps the last few thousand values it verified,
+with what they decoded to, and verifies only values it has not seen.
+
+Only values that verified are kept, so a forger cannot fill it. A lookup is an
+exact match on the whole value, hashed with Python's per-process randomized
+string hash: answering faster for a value seen before reveals nothing to
+someone who does not already hold that value. Expiry, and anything else that
+depends on time, is still checked on every request. The cache is per
+middleware instance, so changing the secrets (a new instance) starts empty.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+__all__ = ["VerifiedCache"]
+
+T = TypeVar("T")
+
+
+class VerifiedCache(Generic[T]):
+    """A bounded map from cookie value to what it verified to; oldest out first."""
+
+    __slots__ = ("_entries", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[str, T] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, value: str) -> T | None:
+        return self._entries.get(value)
+
+    def put(self, value: str, verified: T) -> None:
+        if not self.size:
+            return
+        entries = self._entries
+        while len(entries) >= self.size:
+            try:
+                del entries[next(iter(entries))]
+            except (StopIteration, RuntimeError, KeyError):  # emptied or changed by another thread
+                break
+        entries[value] = verified
