@@ -271,6 +271,47 @@ async def store_calls(tmp: str, requests: int = 200) -> dict[str, dict[str, floa
     return out
 
 
+def targets(
+    results: dict[str, dict[str, tuple[float, float]]], calls: dict[str, dict[str, float]]
+) -> list[str]:
+    """The foundation issue's targets, checked against this run."""
+
+    def ratio(name: str, scenario: str) -> tuple[float, float]:
+        base, star, mine = (
+            results[n][scenario] for n in ("no middleware", "starlette SessionMiddleware", name)
+        )
+        return tuple((mine[i] - base[i]) / (star[i] - base[i]) for i in (0, 1))  # type: ignore[return-value]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    encrypted = "sessionware CookieStore (encrypted)"
+    rows = []
+    for label, scenario, limit in (
+        ("(a) read", "a", 0.5),
+        ("(b) write", "b", 0.5),
+        ("(c) untouched", "c", 1.0),
+    ):
+        median, fastest = ratio(encrypted, scenario)
+        rows.append(
+            f"| {label}: encrypted CookieStore ≤ {limit}× Starlette | {median:.2f}× | {fastest:.2f}× "
+            f"| {verdict(median <= limit and fastest <= limit)} |"
+        )
+    untouched = max(calls[name]["c"] for name in calls if name.startswith("sessionware"))
+    rows.append(f"| (c) zero store calls | {untouched:.2f} calls | | {verdict(untouched == 0)} |")
+    for name in ("sessionware MemoryStore", "sessionware SQLiteStore"):
+        reads = calls[name]["a"]
+        rows.append(f"| (a) {name}: one load, no write | {reads:.2f} calls | | {verdict(reads == 1)} |")
+    return [
+        "## Targets",
+        "",
+        "| target | median | min | verdict |",
+        "|---|---:|---:|---|",
+        *rows,
+        "",
+    ]
+
+
 def report(
     results: dict[str, dict[str, tuple[float, float]]], command: str, calls: dict[str, dict[str, float]]
 ) -> str:
@@ -319,6 +360,7 @@ def report(
                 f"| {fastest:.1f} | {over_min:.1f} | {over_min / star_min:.2f}× |"
             )
         lines.append("")
+    lines += targets(results, calls)
     lines += [
         "## Store calls per request",
         "",
