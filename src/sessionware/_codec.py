@@ -92,6 +92,21 @@ def b64decode(text: str) -> bytes:
         raise InvalidCookie("format") from None
 
 
+def _verify_mac(keys: KeyRing, subkeys: tuple[bytes, ...], key_id: bytes, message: bytes, mac: bytes) -> bool:
+    """Check an HMAC-SHA256 in constant time under the secret(s) ``key_id`` names.
+
+    Returns whether an older (not the current) secret verified it; raises
+    ``InvalidCookie`` ("key" for an unknown key id, "mac" for a bad MAC).
+    """
+    indexes = keys.indexes_for(key_id)
+    if not indexes:
+        raise InvalidCookie("key")
+    for index in indexes:
+        if hmac.compare_digest(hmac.new(subkeys[index], message, hashlib.sha256).digest(), mac):
+            return index != 0
+    raise InvalidCookie("mac")
+
+
 class EncryptedCodec:
     """AES-256-GCM; confidentiality and integrity. See the module docstring."""
 
@@ -156,16 +171,9 @@ class SignedCodec:
         signature = b64decode(signature_text)
         if len(signature) != KEY_ID_SIZE + _MAC_SIZE:
             raise InvalidCookie("format")
-        indexes = self._keys.indexes_for(signature[:KEY_ID_SIZE])
-        if not indexes:
-            raise InvalidCookie("key")
-        message = body.encode()
-        mac = signature[KEY_ID_SIZE:]
-        for index in indexes:
-            expected = hmac.new(self._subkeys[index], message, hashlib.sha256).digest()
-            if hmac.compare_digest(expected, mac):
-                return b64decode(body[3:]), index != 0
-        raise InvalidCookie("mac")
+        key_id, mac = signature[:KEY_ID_SIZE], signature[KEY_ID_SIZE:]
+        stale = _verify_mac(self._keys, self._subkeys, key_id, body.encode(), mac)
+        return b64decode(body[3:]), stale
 
 
 class IdCodec:
@@ -194,16 +202,9 @@ class IdCodec:
         raw = b64decode(value[3:])
         if len(raw) != KEY_ID_SIZE + _ID_SIZE + _MAC_SIZE:
             raise InvalidCookie("format")
-        indexes = self._keys.indexes_for(raw[:KEY_ID_SIZE])
-        if not indexes:
-            raise InvalidCookie("key")
         session_id = raw[KEY_ID_SIZE : KEY_ID_SIZE + _ID_SIZE]
         mac = raw[KEY_ID_SIZE + _ID_SIZE :]
-        for index in indexes:
-            expected = hmac.new(self._subkeys[index], session_id, hashlib.sha256).digest()
-            if hmac.compare_digest(expected, mac):
-                return session_id, index != 0
-        raise InvalidCookie("mac")
+        return session_id, _verify_mac(self._keys, self._subkeys, raw[:KEY_ID_SIZE], session_id, mac)
 
     @staticmethod
     def store_key(session_id: bytes) -> str:

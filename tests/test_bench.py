@@ -1,0 +1,24 @@
+"""The benchmark still runs (a tiny smoke run; real figures come from `make bench`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_benchmark_runs_and_reports_every_scenario_and_the_targets(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    subprocess.run(
+        [sys.executable, "bench/bench_asgi.py", "--rounds", "1", "--requests", "5", "--write", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    text = out.read_text()
+    for heading in ("## (a)", "## (b)", "## (c)", "## (d)", "## Targets", "## Store calls per request"):
+        assert heading in text
+    assert "starlette SessionMiddleware" in text
+    assert "sessionware SQLiteStore" in text
