@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from sessionware import CookieStore, MemoryStore, SessionMiddleware, SQLiteStore, get_session
+from sessionware import CookieStore, MemoryStore, SessionMiddleware, SQLiteStore, get_session, user_sessions
 from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp, Message
 
@@ -51,6 +52,15 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(store_kind: str, tmp_path: Path, clock: FakeClock) -> Any:
     return make_store(store_kind, tmp_path, clock)
+
+
+SERVER_STORE_KINDS = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=SERVER_STORE_KINDS)
+def server_store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
+    """Every server-side store (they all keep a per-user registry)."""
+    return make_store(str(request.param), tmp_path, clock)
 
 
 # -- the test app ----------------------------------------------------------------
@@ -95,6 +105,43 @@ async def login(request: Request) -> Response:
     get_session(request).renew()
     request.session["user"] = request.path_params["user"]
     return PlainTextResponse("logged in")
+
+
+async def auth(request: Request) -> Response:
+    user: str | int = request.path_params["user"]
+    if isinstance(user, str) and user.isdigit():
+        user = int(user)
+    keep = request.query_params.get("keep")
+    get_session(request).log_in(user, keep=[keep] if keep else [])
+    return PlainTextResponse("logged in")
+
+
+async def sessions(request: Request) -> Response:
+    session = get_session(request)
+    listing = await user_sessions(request).list(request.path_params["user"], current=session)
+    return JSONResponse([dataclasses.asdict(info) for info in listing])
+
+
+async def revoke(request: Request) -> Response:
+    revoked = await user_sessions(request).revoke(request.path_params["user"], request.path_params["handle"])
+    return JSONResponse({"revoked": revoked})
+
+
+async def revoke_others(request: Request) -> Response:
+    session = get_session(request)
+    assert session.user_id is not None
+    count = await user_sessions(request).revoke_all(session.user_id, keep=session)
+    return JSONResponse({"revoked": count})
+
+
+async def revoke_all(request: Request) -> Response:
+    count = await user_sessions(request).revoke_all(request.path_params["user"])
+    return JSONResponse({"revoked": count})
+
+
+async def whoami(request: Request) -> Response:
+    session = get_session(request)
+    return JSONResponse({"user": session.user_id, "auth_at": session.auth_at, "data": dict(session)})
 
 
 async def drop(request: Request) -> Response:
@@ -170,6 +217,12 @@ ROUTES = [
     Route("/cart/{item}", cart_add),
     Route("/renew", renew),
     Route("/login/{user}", login, methods=["GET", "POST"]),
+    Route("/auth/{user}", auth, methods=["GET", "POST"]),
+    Route("/sessions/{user}", sessions),
+    Route("/revoke/{user}/{handle}", revoke, methods=["GET", "POST"]),
+    Route("/revoke-others", revoke_others, methods=["GET", "POST"]),
+    Route("/revoke-all/{user}", revoke_all, methods=["GET", "POST"]),
+    Route("/whoami", whoami),
     Route("/drop", drop),
     Route("/drop-then-write", drop_then_write),
     Route("/ignore-write", ignore_write),
@@ -272,6 +325,7 @@ def call(
         raw_headers.append((b"cookie", cookie.encode("latin-1")))
     for name, value in headers or []:
         raw_headers.append((name.lower().encode(), value.encode("latin-1")))
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -281,7 +335,7 @@ def call(
         "path": path,
         "raw_path": path.encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": raw_headers,
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 443 if scheme == "https" else 80),

@@ -47,9 +47,9 @@ class FlakyStore:
         self._check()
         return self.inner.load(key)
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         self._check()
-        return self.inner.save(key, data, ttl, version)
+        return self.inner.save(key, data, ttl, version, user)
 
     def delete(self, key: str) -> bool:
         self._check()
@@ -136,7 +136,7 @@ def test_a_store_that_fails_on_save_replaces_the_response_with_503() -> None:
     calls = {"n": 0}
     real_save = store.inner.save
 
-    def failing_save(key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def failing_save(key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         calls["n"] += 1
         raise ConnectionError("gone")
 

@@ -166,9 +166,12 @@ def test_nonces_and_ciphertexts_never_repeat() -> None:
 def test_server_side_ids_are_256_random_bits_and_stores_see_only_a_hash() -> None:
     ids = IdCodec(KeyRing(SECRET), "session")
     session_id = IdCodec.new_id()
-    assert len(session_id) == 32
+    assert len(session_id) == 40  # an 8-byte group, then 32 random bytes
     key = IdCodec.store_key(session_id)
-    assert b64encode(session_id) not in key
+    group, digest = key.split("/")
+    assert b64decode(group) == session_id[:8]
+    assert b64encode(session_id[8:]) not in key
+    assert len(b64decode(digest)) == 32
     assert ids.decode(ids.encode(session_id)) == (session_id, False)
 
 

@@ -28,10 +28,10 @@ class Spy:
         self.calls.append(("load", key))
         return self.inner.load(key)
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         self.calls.append(("save", key))
         self.ttls.append(ttl)
-        return self.inner.save(key, data, ttl, version)
+        return self.inner.save(key, data, ttl, version, user)
 
     def delete(self, key: str) -> bool:
         self.calls.append(("delete", key))
@@ -114,7 +114,7 @@ def test_renew_deletes_the_old_record(spy: Spy) -> None:
     session.renew()
     new = value_of(close(engine, session, T0 + 1))
     assert new != old
-    assert spy.names()[-2:] == ["delete", "save"]  # the old ID dies first
+    assert spy.names()[-2:] == ["save", "delete"]  # the new record exists before the old one goes
     assert open_(engine, old, T0 + 2).is_new
     assert open_(engine, new, T0 + 2) == {"a": 1}
     assert len(spy.inner) == 1
@@ -270,8 +270,8 @@ def test_endless_conflicts_give_up_with_a_store_error(spy: Spy) -> None:
     session["a"] = 1
     inner_save = spy.inner.save
 
-    def always_conflicting(key: str, data: bytes, ttl: int, version: int | None) -> bool:
-        return False if version is not None else inner_save(key, data, ttl, version)
+    def always_conflicting(key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        return False if version is not None else inner_save(key, data, ttl, version, user)
 
     spy.inner.save = always_conflicting  # type: ignore[method-assign]
     with pytest.raises(StoreError, match="concurrent"):

@@ -15,6 +15,7 @@ PUBLIC = [
     "AAL1",
     "AAL2",
     "AAL3",
+    "AsyncUserSessions",
     "ConfigurationError",
     "CookieStore",
     "Expiry",
@@ -25,11 +26,14 @@ PUBLIC = [
     "SerializationError",
     "Session",
     "SessionError",
+    "SessionInfo",
     "SessionMiddleware",
     "SessionTooLarge",
     "StoreError",
     "StoreUnavailable",
+    "UserSessions",
     "get_session",
+    "user_sessions",
 ]
 
 

@@ -14,9 +14,13 @@ from ._expiry import AAL1 as AAL1
 from ._expiry import AAL2 as AAL2
 from ._expiry import AAL3 as AAL3
 from ._expiry import Expiry as Expiry
+from ._registry import AsyncUserSessions as AsyncUserSessions
+from ._registry import SessionInfo as SessionInfo
+from ._registry import UserSessions as UserSessions
 from ._session import Session as Session
 from .asgi import SessionMiddleware as SessionMiddleware
 from .asgi import get_session as get_session
+from .asgi import user_sessions as user_sessions
 from .errors import ConfigurationError as ConfigurationError
 from .errors import InvalidCookie as InvalidCookie
 from .errors import MissingDependency as MissingDependency
@@ -33,6 +37,7 @@ __all__ = [
     "AAL1",
     "AAL2",
     "AAL3",
+    "AsyncUserSessions",
     "ConfigurationError",
     "CookieStore",
     "Expiry",
@@ -43,11 +48,14 @@ __all__ = [
     "SerializationError",
     "Session",
     "SessionError",
+    "SessionInfo",
     "SessionMiddleware",
     "SessionTooLarge",
     "StoreError",
     "StoreUnavailable",
+    "UserSessions",
     "get_session",
+    "user_sessions",
 ]
 
 for _name in __all__:

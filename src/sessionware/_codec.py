@@ -19,9 +19,13 @@ on that tag and the algorithm is fixed by it, never read from the value.
 
 ``i1.`` a server-side session ID::
 
-    "i1." base64url(key_id[4] || id[32] || HMAC-SHA256(id)[32])
+    "i1." base64url(key_id[4] || id[40] || HMAC-SHA256(id)[32])
+    id = group[8] || random[32]
 
     A forged or altered ID fails the MAC before any store is asked about it.
+    The group is random for an anonymous session and derived from the user
+    (an HMAC of the user ID) for a logged-in one, so all of a user's sessions
+    share it; stores that shard keep a group together (see ``store_key``).
 
 base64url is unpadded. Decoding never raises anything but :class:`InvalidCookie`,
 whose ``reason`` is one of ``size``, ``format``, ``version``, ``key``, ``mac``.
@@ -69,7 +73,9 @@ _a2b = binascii.a2b_base64
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _MAC_SIZE = 32
-_ID_SIZE = 32
+GROUP_SIZE = 8
+_RANDOM_SIZE = 32
+_ID_SIZE = GROUP_SIZE + _RANDOM_SIZE
 _E1_MIN = KEY_ID_SIZE + _NONCE_SIZE + _TAG_SIZE
 # The e1. slices in EncryptedCodec.decode are written out for speed:
 assert KEY_ID_SIZE == 4
@@ -187,9 +193,9 @@ class IdCodec:
         self._subkeys = keys.subkeys("session-id", cookie_name)
 
     @staticmethod
-    def new_id() -> bytes:
-        """A fresh 256-bit ID from the operating system's CSPRNG."""
-        return os.urandom(_ID_SIZE)
+    def new_id(group: bytes | None = None) -> bytes:
+        """A fresh ID: ``group`` (random if None) and 256 bits from the OS's CSPRNG."""
+        return (group or os.urandom(GROUP_SIZE)) + os.urandom(_RANDOM_SIZE)
 
     def encode(self, session_id: bytes) -> str:
         mac = hmac.new(self._subkeys[0], session_id, hashlib.sha256).digest()
@@ -208,5 +214,5 @@ class IdCodec:
 
     @staticmethod
     def store_key(session_id: bytes) -> str:
-        """The key a store files the session under: a hash, never the ID itself."""
-        return b64encode(hashlib.sha256(session_id).digest())
+        """The key a store files the session under: ``"<group>/<hash>"``, never the ID itself."""
+        return b64encode(session_id[:GROUP_SIZE]) + "/" + b64encode(hashlib.sha256(session_id).digest())

@@ -9,13 +9,15 @@ drivers: there is no second copy of the rules to drift.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 from collections.abc import Awaitable, Generator
 from typing import Any, NamedTuple, TypeVar
 
 from . import _record
-from ._codec import MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec, b64encode
+from ._codec import GROUP_SIZE, MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec, b64encode
 from ._cookies import CookieAttributes, find_cookie
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
@@ -52,9 +54,10 @@ class Save(NamedTuple):
     data: bytes
     ttl: int
     version: int | None
+    user: str | None
 
     def apply(self, store: Any) -> Any:
-        return store.save(self.key, self.data, self.ttl, self.version)
+        return store.save(self.key, self.data, self.ttl, self.version, self.user)
 
 
 class Delete(NamedTuple):
@@ -64,7 +67,22 @@ class Delete(NamedTuple):
         return store.delete(self.key)
 
 
-Call = Load | Save | Delete
+class ListUser(NamedTuple):
+    user: str
+
+    def apply(self, store: Any) -> Any:
+        return store.user_sessions(self.user)
+
+
+class DeleteUser(NamedTuple):
+    user: str
+    keep: str | None
+
+    def apply(self, store: Any) -> Any:
+        return store.delete_user_sessions(self.user, self.keep)
+
+
+Call = Load | Save | Delete | ListUser | DeleteUser
 Steps = Generator[Call, Any, T]
 
 
@@ -125,7 +143,20 @@ class Engine:
     the rules live.
     """
 
-    __slots__ = ("_codec", "_ids", "_target", "_verified", "cookie", "expiry", "keys", "store")
+    __slots__ = (
+        "_codec",
+        "_group_keys",
+        "_handle_key",
+        "_ids",
+        "_target",
+        "_verified",
+        "async_store",
+        "cookie",
+        "expiry",
+        "keys",
+        "record_ip",
+        "store",
+    )
 
     def __init__(
         self,
@@ -135,13 +166,19 @@ class Engine:
         cookie: CookieAttributes,
         expiry: Expiry,
         cookie_cache: int = 1024,
+        record_ip: bool = False,
         owner: str = "SessionMiddleware",
     ) -> None:
         if type(cookie_cache) is not int or cookie_cache < 0:
             raise ConfigurationError(
                 f"{owner} expects cookie_cache to be a number of entries >= 0, got {cookie_cache!r}"
             )
+        if type(record_ip) is not bool:
+            raise ConfigurationError(f"{owner} expects record_ip to be True or False, got {record_ip!r}")
         self.keys = KeyRing(secret_key_base, owner=owner)
+        self.record_ip = record_ip
+        self._group_keys = self.keys.subkeys("user-group", cookie.name)
+        self._handle_key = self.keys.subkeys("session-handle", cookie.name)[0]
         self.cookie = cookie
         self._target = cookie.name + "="
         self.expiry = expiry
@@ -151,11 +188,40 @@ class Engine:
         # Cookie value -> what it verified to: (Record, stale) for cookie stores,
         # (session ID, stale) for server-side ones.
         self._verified: VerifiedCache[Any] = VerifiedCache(cookie_cache)
+        self.async_store: AsyncStore | None = None  # the adapter's async face of a server-side store
         if isinstance(store, CookieStore):
             codec = EncryptedCodec if store.encrypt else SignedCodec
             self._codec = codec(self.keys, cookie.name)
         else:
             self._ids = IdCodec(self.keys, cookie.name)
+
+    # -- users ---------------------------------------------------------------------
+
+    def user_group(self, user_id: str | int, secret: int = 0) -> bytes:
+        """The ID group ``user_id``'s sessions share under a secret (keyed: reveals nothing).
+
+        Sessions logged in under the current secret use the group of the
+        current secret, and keep their group until they are renewed.
+        """
+        digest = hmac.new(self._group_keys[secret], str(user_id).encode(), hashlib.sha256).digest()
+        return digest[:GROUP_SIZE]
+
+    def user_keys(self, user_id: str | int) -> list[str]:
+        """Every registry key ``user_id``'s sessions may be filed under: one per secret."""
+        keys = [b64encode(self.user_group(user_id, n)) + "/" + str(user_id) for n in range(len(self.keys))]
+        return list(dict.fromkeys(keys))
+
+    def handle(self, store_key: str) -> str:
+        """An opaque handle for a session in listings: not its ID, and no bearer token."""
+        return b64encode(hmac.new(self._handle_key, store_key.encode(), hashlib.sha256).digest()[:16])
+
+    @staticmethod
+    def _user_of(store_key: str, meta_json: bytes) -> str | None:
+        """The registry key a record is filed under: its user, in the record's own group."""
+        if not meta_json:
+            return None
+        uid = _record.load_meta(meta_json).get("uid")
+        return None if uid is None else store_key.split("/", 1)[0] + "/" + str(uid)
 
     @property
     def server_side(self) -> bool:
@@ -165,7 +231,7 @@ class Engine:
 
     def new_session(self, now: int, *, had_cookie: bool = False) -> Session:
         session = Session.__new__(Session)
-        session._expiry = self.expiry
+        session._engine = self
         session._now = now
         if had_cookie:
             session._had_cookie = True
@@ -184,7 +250,7 @@ class Engine:
         """The session a verified, unexpired record holds."""
         session = Session.__new__(Session)
         dict.update(session, _record.load_data(record.data_json))
-        session._expiry = self.expiry
+        session._engine = self
         session._now = now
         session._origin = record
         if stale:
@@ -337,14 +403,19 @@ class Engine:
             if old_key is not None:
                 yield Delete(old_key)
             return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
+        meta_json = _record.unpack(record).meta_json
         if outcome == CREATE:
+            uid = _record.load_meta(meta_json).get("uid") if meta_json else None
+            new_id = IdCodec.new_id(None if uid is None else self.user_group(uid))
+            new_key = IdCodec.store_key(new_id)
+            ttl = self._ttl(session._times()[0], now, now)
+            yield Save(new_key, record, ttl, None, self._user_of(new_key, meta_json))
             if old_key is not None and not (yield Delete(old_key)):
-                # Renewing a session a concurrent request has dropped since this one
-                # loaded it: it is not brought back under a new ID.
+                # Renewing a session a concurrent request dropped or revoked since this
+                # one loaded it: it is not brought back under a new ID.
+                yield Delete(new_key)
                 logger.debug("sessionware did not renew a session deleted by a concurrent request")
                 return self.cookie.deletion(https=https)
-            new_id = IdCodec.new_id()
-            yield Save(IdCodec.store_key(new_id), record, self._ttl(session._times()[0], now, now), None)
             return self._cookie_for(self._ids.encode(new_id), session, now, https)
         assert old_key is not None
         assert session._sid is not None
@@ -357,8 +428,9 @@ class Engine:
             origin = session._origin
             assert origin is not None
             ttl = self._ttl(origin.created_at, now, now)
+            user = self._user_of(old_key, meta_json)
             # A failed compare-and-set means another request wrote, which recorded activity too.
-            written = yield Save(old_key, record, ttl, session._version)
+            written = yield Save(old_key, record, ttl, session._version, user)
         # The ID cookie is re-sent only when an older secret signed it, or to
         # refresh a persistent cookie's Max-Age after a write.
         if session._stale or (written and self.cookie.persistent):
@@ -373,11 +445,12 @@ class Engine:
         version = session._version
         ttl = self._ttl(session._times()[0], now, now)
         for _ in range(MAX_SAVE_ATTEMPTS):
-            if (yield Save(key, record, ttl, version)):
+            user = self._user_of(key, _record.unpack(record).meta_json)
+            if (yield Save(key, record, ttl, version, user)):
                 return True
             current = yield Load(key)
             if current is None:
-                # Dropped or renewed by a concurrent request: never resurrected.
+                # Dropped, renewed or revoked by a concurrent request: never resurrected.
                 logger.debug("sessionware did not save a session deleted by a concurrent request")
                 return False
             try:

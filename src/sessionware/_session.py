@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
+from ._client import client_of
 from ._record import load_meta
 from .errors import SessionError
 
 if TYPE_CHECKING:
-    from ._expiry import Expiry
+    from ._engine import Engine
     from ._record import Record
 
 __all__ = ["Session"]
@@ -62,10 +63,12 @@ class Session(dict[str, Any]):
     _action = NONE
     _read_only = False
     _had_cookie = False  # a session cookie came in but was refused
-    # Set by the engine: the policy, this request's time, and what was loaded
-    # (the record, None for a new session; ID and version for server-side
-    # stores; whether an older secret verified it).
-    _expiry: Expiry | None = None
+    # Set by the engine: itself, this request's time, and what was loaded (the
+    # record, None for a new session; ID and version for server-side stores;
+    # whether an older secret verified it). The adapter sets the request scope
+    # (or WSGI environ), read only by log_in for the client's description.
+    _engine: Engine | None = None
+    _scope: Any = None
     _now = 0
     _origin: Record | None = None
     _sid: bytes | None = None
@@ -102,6 +105,45 @@ class Session(dict[str, Any]):
         if self._action != DROP:
             self._action = IGNORE
 
+    def log_in(self, user_id: str | int, *, keep: Iterable[str] = ()) -> None:
+        """Log this session in as ``user_id``: the way to start an authenticated session.
+
+        - the session gets a new ID (the pre-login one stops working: no
+          session fixation), as with :meth:`renew`;
+        - data from before the log-in is cleared, except the keys in ``keep``
+          (say, a cart or a locale);
+        - the absolute timeout restarts now and :attr:`auth_at` is now;
+        - the session is bound to the user, with the client's user agent (and
+          IP address, if the middleware has ``record_ip=True``), so the user's
+          sessions can be listed and revoked (:func:`sessionware.user_sessions`).
+
+        ``user_id`` is a str or int, as the app identifies users.
+        """
+        self._check_writable()
+        if self._action == DROP:
+            raise SessionError("the session was dropped in this request; log_in needs a live session")
+        if isinstance(user_id, bool) or not isinstance(user_id, str | int):
+            raise SessionError(f"log_in expects user_id to be a str or int, got {type(user_id).__name__}")
+        if isinstance(user_id, str) and not 0 < len(user_id) <= 256:
+            raise SessionError("log_in expects user_id to be a non-empty string of at most 256 characters")
+        kept = {key: dict.__getitem__(self, key) for key in keep if dict.__contains__(self, key)}
+        dict.clear(self)
+        dict.update(self, kept)
+        self._write()
+        user_agent, ip = client_of(self._scope)
+        meta: dict[str, Any] = {"uid": user_id}
+        if user_agent:
+            meta["ua"] = user_agent[:512]
+        if ip and self._engine is not None and self._engine.record_ip:
+            meta["ip"] = ip
+        self._meta = meta
+        self._lifecycle = (self._now, self._now)
+        self._action = RENEW
+
+    def log_out(self) -> None:
+        """End the session (the same as :meth:`drop`): record deleted, cookie expired."""
+        self.drop()
+
     @property
     def action(self) -> str | None:
         """The pending action: ``"renew"``, ``"drop"``, ``"ignore"`` or None."""
@@ -129,6 +171,15 @@ class Session(dict[str, Any]):
         return self._times()[1]
 
     @property
+    def user_id(self) -> str | int | None:
+        """The user this session is logged in as (see :meth:`log_in`), or None."""
+        self._accessed = True
+        if self._meta is None and (self._origin is None or not self._origin.meta_json):
+            return None
+        uid: str | int | None = self._meta_for_update().get("uid")
+        return uid
+
+    @property
     def accessed(self) -> bool:
         """Whether the app read or wrote the session during this request."""
         return self._accessed
@@ -138,8 +189,8 @@ class Session(dict[str, Any]):
         """Unix seconds of the activity the idle timeout counts from after this request."""
         self._accessed = True
         origin = self._origin
-        expiry = self._expiry
-        if origin is None or expiry is None or expiry.touch_due(origin.touched_at, self._now):
+        engine = self._engine
+        if origin is None or engine is None or engine.expiry.touch_due(origin.touched_at, self._now):
             return self._now
         return origin.touched_at
 
@@ -147,9 +198,9 @@ class Session(dict[str, Any]):
     def expires_at(self) -> int | None:
         """Unix seconds at which the session ends if nothing else happens, or None."""
         last_active = self.last_active  # a read of the session, like any other
-        if self._expiry is None:
+        if self._engine is None:
             return None
-        return self._expiry.deadline(self._times()[0], last_active)
+        return self._engine.expiry.deadline(self._times()[0], last_active)
 
     def _times(self) -> tuple[int, int | None]:
         """(created_at, auth_at) as they stand, without counting as a read."""

@@ -11,13 +11,14 @@ from ._cookies import CookieAttributes, Secure
 from ._engine import Engine, run_async
 from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
+from ._registry import AsyncUserSessions
 from ._session import Session
 from .errors import ConfigurationError, SessionError, StoreError
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
 
-__all__ = ["SessionMiddleware", "get_session", "store_unavailable"]
+__all__ = ["SessionMiddleware", "get_session", "store_unavailable", "user_sessions"]
 
 logger = logging.getLogger("sessionware")
 
@@ -125,6 +126,10 @@ class SessionMiddleware:
             what they decoded to, so a browser re-sending the same cookie costs no
             decryption. Only values that verified are kept; expiry is still
             checked on every request. Defaults to 1024; ``0`` turns it off.
+        record_ip: Record the client's IP address when a session logs in, to
+            show in the user's session list (the user agent is always
+            recorded). Defaults to ``False``: an IP address is personal data,
+            so keeping it is the app's decision.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
 
@@ -153,6 +158,7 @@ class SessionMiddleware:
         persistent: bool = False,
         store_error_app: ASGIApp = store_unavailable,
         cookie_cache: int = 1024,
+        record_ip: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -172,9 +178,11 @@ class SessionMiddleware:
             cookie=cookie,
             expiry=_resolve_expiry(expiry),
             cookie_cache=cookie_cache,
+            record_ip=record_ip,
         )
         self.store = store
         self._async_store = None if isinstance(store, CookieStore) else as_async(store)
+        self.engine.async_store = self._async_store
         self._store_error_app = store_error_app
         self._clock = clock
 
@@ -196,6 +204,7 @@ class SessionMiddleware:
                 await self._store_failed(scope, receive, send, exc)
                 return
         scope["session"] = session
+        session._scope = scope
         if kind == "websocket":
             session._read_only = True
             await self.app(scope, receive, send)
@@ -260,6 +269,23 @@ def _with_session_headers(
         out.append((b"set-cookie", set_cookie.encode("latin-1")))
         out.append((b"cache-control", b"no-store"))
     return out
+
+
+def user_sessions(source: Any) -> AsyncUserSessions:
+    """List and revoke sessions of any user, through the store of the middleware
+    that handled this request (an ASGI request, websocket or scope).
+
+    Example::
+
+        users = user_sessions(request)
+        for info in await users.list(session.user_id, current=session):
+            ...
+        await users.revoke_all(session.user_id, keep=session)  # log out everywhere else
+    """
+    session = get_session(source)
+    engine = session._engine
+    assert engine is not None
+    return AsyncUserSessions(engine, clock=lambda: session._now)
 
 
 def get_session(source: Any) -> Session:

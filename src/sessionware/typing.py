@@ -7,7 +7,18 @@ serializes and never decides expiry: sessionware checks the session's own
 timestamps on every load, so a store's TTL is only how long it must keep a
 record, not what makes a session valid.
 
-``sessionware.testing.StoreContract`` is the test suite every store must pass.
+Keys look like ``"<group>/<hash>"``. All the sessions of one logged-in user
+share the group, and so does that user's registry key (``"<group>/<user>"``):
+a store that shards (Redis Cluster) uses the group as its hash tag, so what
+must change together lives together. Other stores may treat keys as opaque.
+
+Capabilities beyond the three methods are separate protocols, checked with
+``isinstance``: :class:`Registry` (a per-user index: list and revoke a user's
+sessions), :class:`Purgeable` (delete expired records on request) and
+:class:`HasAsync` (a native asyncio face the ASGI middleware uses).
+
+``sessionware.testing.StoreContract`` (and ``RegistryContract``) are the test
+suites every store must pass.
 """
 
 from __future__ import annotations
@@ -15,7 +26,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ASGIApp", "AsyncStore", "Message", "Purgeable", "Receive", "Scope", "Send", "Store"]
+__all__ = [
+    "ASGIApp",
+    "AsyncRegistry",
+    "AsyncStore",
+    "HasAsync",
+    "Message",
+    "Purgeable",
+    "Receive",
+    "Registry",
+    "Scope",
+    "Send",
+    "Store",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,7 +64,7 @@ class Store(Protocol):
         """
         ...
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         """Store ``data`` under ``key`` for ``ttl`` seconds (``ttl >= 1``).
 
         With ``version=None`` the key is new: create the record (it cannot
@@ -49,12 +72,16 @@ class Store(Protocol):
         the record still exists with exactly that version, give it a new
         version, and return True; return False if it changed or is gone. A
         record deleted by a concurrent request is therefore never brought back.
-        Raises :class:`~sessionware.StoreError` on failure.
+
+        ``user`` is the registry key of the user the session belongs to, or
+        None for an anonymous session. A store with a :class:`Registry` files
+        the record under it (the binding is part of the same write); other
+        stores ignore it. Raises :class:`~sessionware.StoreError` on failure.
         """
         ...
 
     def delete(self, key: str) -> bool:
-        """Delete ``key``; return whether a live record was there to delete.
+        """Delete ``key`` (and its registry entry); return whether a live record was there.
 
         Deleting an absent or expired key is not an error: it returns False.
         The answer must come from the deletion itself (not an earlier
@@ -72,9 +99,45 @@ class AsyncStore(Protocol):
 
     async def load(self, key: str) -> tuple[bytes, int] | None: ...
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool: ...
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool: ...
 
     async def delete(self, key: str) -> bool: ...
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """**Protocol**: a store that indexes sessions by user.
+
+    Listing costs O(that user's sessions), never a scan of all sessions.
+    """
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        """``(key, data)`` of every live record saved with this ``user``."""
+        ...
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        """Delete every record of ``user`` except ``keep``, atomically; return how many."""
+        ...
+
+
+@runtime_checkable
+class AsyncRegistry(Protocol):
+    """**Protocol**: :class:`Registry` with ``async`` methods."""
+
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]: ...
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int: ...
+
+
+@runtime_checkable
+class HasAsync(Protocol):
+    """**Protocol**: a store with a native asyncio face (Redis, PostgreSQL).
+
+    The ASGI middleware uses ``store.asyncio()``; WSGI apps and the CLI use the
+    store's own synchronous methods. Both faces share configuration.
+    """
+
+    def asyncio(self) -> AsyncStore: ...
 
 
 @runtime_checkable

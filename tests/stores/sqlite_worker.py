@@ -15,7 +15,7 @@ def increment(path: str, key: str, times: int) -> int:
             loaded = store.load(key)
             assert loaded is not None
             data, version = loaded
-            if store.save(key, str(int(data) + 1).encode(), 600, version):
+            if store.save(key, str(int(data) + 1).encode(), 600, version, None):
                 break
             conflicts += 1
     return conflicts

@@ -9,10 +9,10 @@ import pytest
 
 from sessionware import MemoryStore, SQLiteStore
 from sessionware.stores._thread import InThread
-from sessionware.testing import FakeClock, StoreContract
+from sessionware.testing import FakeClock, RegistryContract
 
 
-class FakeClockContract(StoreContract):
+class FakeClockContract(RegistryContract):
     """Stores that take a ``clock``: time moves by hand instead of by sleeping."""
 
     clock: FakeClock
@@ -44,7 +44,7 @@ class TestSQLiteStoreInThreads(FakeClockContract):
         return InThread(SQLiteStore(tmp_path / "contract.db", clock=self.clock))
 
 
-class TestSQLiteStoreOnTheWallClock(StoreContract):
+class TestSQLiteStoreOnTheWallClock(RegistryContract):
     """The default clock, with real sleeps, as a store without a clock option would run."""
 
     @pytest.fixture

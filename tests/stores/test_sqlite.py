@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_several_processes_share_one_file_without_losing_an_update(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
     store = SQLiteStore(path)
-    store.save("counter", b"0", 600, None)
+    store.save("counter", b"0", 600, None, None)
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.stores.sqlite_worker", path, "counter", "150"],
@@ -51,8 +51,8 @@ def test_the_database_uses_write_ahead_logging(tmp_path: Path) -> None:
 def test_purge_removes_only_expired_rows(tmp_path: Path) -> None:
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=0)
-    store.save("short", b"1", 10, None)
-    store.save("long", b"2", 1000, None)
+    store.save("short", b"1", 10, None, None)
+    store.save("long", b"2", 1000, None, None)
     clock.advance(11)
     assert store.purge_expired() == 1
     assert store.load("long") is not None
@@ -64,9 +64,9 @@ def test_writes_purge_expired_rows_every_purge_interval(tmp_path: Path) -> None:
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=300)
     for n in range(50):
-        store.save(f"old-{n}", b"x", 10, None)
+        store.save(f"old-{n}", b"x", 10, None, None)
     clock.advance(301)
-    store.save("new", b"y", 10, None)
+    store.save("new", b"y", 10, None, None)
     with sqlite3.connect(tmp_path / "p.db") as connection:
         assert connection.execute("SELECT count(*) FROM sessionware_sessions").fetchone()[0] == 1
 
@@ -77,11 +77,11 @@ def test_a_lock_held_past_the_timeout_raises_store_unavailable(tmp_path: Path) -
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreUnavailable, match="locked"):
-            store.save("k", b"v", 60, None)
+            store.save("k", b"v", 60, None, None)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert store.save("k", b"v", 60, None) is True  # recovers on its own
+    assert store.save("k", b"v", 60, None, None) is True  # recovers on its own
 
 
 def test_a_locked_database_answers_503_and_recovers(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_store_calls_never_block_the_event_loop(tmp_path: Path) -> None:
 
         task = asyncio.create_task(ticker())
         started = time.monotonic()
-        saved = await store.save("k", b"v", 60, None)  # waits about 0.5 s for the lock
+        saved = await store.save("k", b"v", 60, None, None)  # waits about 0.5 s for the lock
         done = True
         await task
         assert time.monotonic() - started >= 0.4
@@ -157,6 +157,6 @@ def test_a_failed_purge_never_fails_the_save_that_triggered_it(
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=60)
     store._sql_purge = "DELETE FROM no_such_table"  # housekeeping that fails
     clock.advance(61)
-    assert store.save("k", b"v", 60, None) is True
+    assert store.save("k", b"v", 60, None, None) is True
     assert store.load("k") is not None
     assert any("could not purge" in record.getMessage() for record in caplog.records)

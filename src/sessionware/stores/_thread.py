@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
-from ..typing import AsyncStore, Store
+from ..typing import AsyncStore, HasAsync, Registry, Store
 
 __all__ = ["InThread", "Inline", "as_async"]
 
@@ -27,11 +27,17 @@ class Inline:
     async def load(self, key: str) -> tuple[bytes, int] | None:
         return self.store.load(key)
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
-        return self.store.save(key, data, ttl, version)
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        return self.store.save(key, data, ttl, version, user)
 
     async def delete(self, key: str) -> bool:
         return self.store.delete(key)
+
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        return cast(Registry, self.store).user_sessions(user)
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        return cast(Registry, self.store).delete_user_sessions(user, keep)
 
 
 class InThread:
@@ -56,15 +62,27 @@ class InThread:
     async def load(self, key: str) -> tuple[bytes, int] | None:
         return await self._run(self.store.load, key)
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
-        return await self._run(self.store.save, key, data, ttl, version)
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        return await self._run(self.store.save, key, data, ttl, version, user)
 
     async def delete(self, key: str) -> bool:
         return await self._run(self.store.delete, key)
 
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        return await self._run(cast(Registry, self.store).user_sessions, user)
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        return await self._run(cast(Registry, self.store).delete_user_sessions, user, keep)
+
 
 def as_async(store: Store | AsyncStore) -> AsyncStore:
-    """``store`` itself if it is async, else the right bridge for it."""
+    """``store`` itself if it is async, its native asyncio face, or the right bridge for it.
+
+    The bridges pass the registry methods through; callers check that the
+    original store is a :class:`~sessionware.typing.Registry` first.
+    """
+    if isinstance(store, HasAsync):
+        return store.asyncio()
     if inspect.iscoroutinefunction(store.load):
         return cast(AsyncStore, store)
     sync = cast(Store, store)

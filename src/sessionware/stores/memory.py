@@ -6,9 +6,16 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 __all__ = ["MemoryStore"]
+
+
+class _Record(NamedTuple):
+    data: bytes
+    version: int
+    expires: float
+    user: str | None
 
 
 class MemoryStore:
@@ -17,8 +24,9 @@ class MemoryStore:
     For development, tests and single-process apps: sessions vanish when the
     process exits and are not shared between worker processes, so behind
     several workers a user would hop between sessions. It is also the
-    reference implementation of :class:`~sessionware.typing.Store` -- short on
-    purpose, to read before writing a store of your own.
+    reference implementation of :class:`~sessionware.typing.Store` and
+    :class:`~sessionware.typing.Registry` -- short on purpose, to read before
+    writing a store of your own.
 
     Thread-safe. A record expires ``ttl`` seconds after its last save; expired
     records are never returned and are swept out at most every
@@ -39,7 +47,8 @@ class MemoryStore:
     blocking: ClassVar[bool] = False
 
     def __init__(self, *, sweep_interval: float = 60, clock: Callable[[], float] = time.monotonic) -> None:
-        self._records: dict[str, tuple[bytes, int, float]] = {}
+        self._records: dict[str, _Record] = {}
+        self._users: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
         self._clock = clock
@@ -54,37 +63,76 @@ class MemoryStore:
         record = self._records.get(key)
         if record is None:
             return None
-        if record[2] <= self._clock():
+        if record.expires <= self._clock():
             with self._lock:
                 if self._records.get(key) is record:
-                    del self._records[key]
+                    self._remove(key)
             return None
-        return record[0], record[1]
+        return record.data, record.version
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         now = self._clock()
         with self._lock:
-            if version is not None:
-                current = self._records.get(key)
-                if current is None or current[1] != version or current[2] <= now:
-                    return False
-            self._records[key] = (data, next(self._versions), now + ttl)
+            current = self._records.get(key)
+            if version is not None and (
+                current is None or current.version != version or current.expires <= now
+            ):
+                return False
+            if current is not None and current.user != user:
+                self._unindex(key, current.user)
+            self._records[key] = _Record(data, next(self._versions), now + ttl, user)
+            if user is not None:
+                self._users.setdefault(user, set()).add(key)
             if now >= self._next_sweep:
                 self._sweep(now)
         return True
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            record = self._records.pop(key, None)
-        return record is not None and record[2] > self._clock()
+            record = self._remove(key)
+        return record is not None and record.expires > self._clock()
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        now = self._clock()
+        with self._lock:
+            keys = list(self._users.get(user, ()))
+            records = [(key, self._records[key]) for key in keys]
+        return [(key, record.data) for key, record in records if record.expires > now]
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        now = self._clock()
+        deleted = 0
+        with self._lock:
+            for key in list(self._users.get(user, ())):
+                if key != keep:
+                    record = self._remove(key)
+                    deleted += record is not None and record.expires > now
+        return deleted
 
     def purge_expired(self) -> int:
         with self._lock:
             return self._sweep(self._clock())
 
+    # -- under the lock ------------------------------------------------------------
+
+    def _remove(self, key: str) -> _Record | None:
+        record = self._records.pop(key, None)
+        if record is not None:
+            self._unindex(key, record.user)
+        return record
+
+    def _unindex(self, key: str, user: str | None) -> None:
+        if user is None:
+            return
+        keys = self._users.get(user)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._users[user]
+
     def _sweep(self, now: float) -> int:
-        expired = [key for key, record in self._records.items() if record[2] <= now]
+        expired = [key for key, record in self._records.items() if record.expires <= now]
         for key in expired:
-            del self._records[key]
+            self._remove(key)
         self._next_sweep = now + self._sweep_interval
         return len(expired)

@@ -80,32 +80,49 @@ class SQLiteStore:
         self._local = threading.local()
         self._sql_load = f"SELECT data, version FROM {table} WHERE key = ? AND expires_at > ?"
         self._sql_insert = (
-            f"INSERT OR REPLACE INTO {table} (key, data, version, expires_at) VALUES (?, ?, 1, ?)"
+            f"INSERT OR REPLACE INTO {table} (key, data, version, user_key, expires_at) "
+            "VALUES (?, ?, 1, ?, ?)"
         )
         self._sql_update = (
-            f"UPDATE {table} SET data = ?, version = version + 1, expires_at = ? "
+            f"UPDATE {table} SET data = ?, version = version + 1, user_key = ?, expires_at = ? "
             "WHERE key = ? AND version = ? AND expires_at > ?"
         )
-        # Deletes the row either way; counts it only if it was still live.
+        # Deletes rows whether or not they expired; reports which were still live.
         self._sql_delete = f"DELETE FROM {table} WHERE key = ? RETURNING expires_at > ?"
+        self._sql_user = f"SELECT key, data FROM {table} WHERE user_key = ? AND expires_at > ?"
+        self._sql_delete_user = (
+            f"DELETE FROM {table} WHERE user_key = ? AND key IS NOT ? RETURNING expires_at > ?"
+        )
         self._sql_purge = f"DELETE FROM {table} WHERE expires_at <= ?"
         try:
-            self._connection().executescript(
-                f"""
-                CREATE TABLE IF NOT EXISTS {table} (
-                    key TEXT PRIMARY KEY,
-                    data BLOB NOT NULL,
-                    version INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL  -- unix time in milliseconds
-                ) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
-                """
-            )
+            self._migrate()
         except sqlite3.Error as exc:
             raise ConfigurationError(f"SQLiteStore could not open or create {path!r}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, table={self.table!r})"
+
+    def _migrate(self) -> None:
+        connection = self._connection()
+        table = self.table
+        connection.executescript(
+            f"""
+            CREATE TABLE IF NOT EXISTS {table} (
+                key TEXT PRIMARY KEY,
+                data BLOB NOT NULL,
+                version INTEGER NOT NULL,
+                user_key TEXT,
+                expires_at INTEGER NOT NULL  -- unix time in milliseconds
+            ) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+            """
+        )
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if "user_key" not in columns:  # a table made by sessionware 0.1.0 before the registry
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN user_key TEXT")
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {table}_user_key ON {table} (user_key) WHERE user_key IS NOT NULL"
+        )
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -131,14 +148,14 @@ class SQLiteStore:
         row = self._execute(self._sql_load, (key, self._now_ms())).fetchone()
         return None if row is None else (bytes(row[0]), row[1])
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         now = self._now_ms()
         expires = now + ttl * 1000
         if version is None:
-            self._execute(self._sql_insert, (key, data, expires))
+            self._execute(self._sql_insert, (key, data, user, expires))
             written = True
         else:
-            written = self._execute(self._sql_update, (data, expires, key, version, now)).rowcount == 1
+            written = self._execute(self._sql_update, (data, user, expires, key, version, now)).rowcount == 1
         if self._purge_interval and now >= self._next_purge:
             self._next_purge = now + int(self._purge_interval * 1000)
             try:
@@ -148,8 +165,18 @@ class SQLiteStore:
         return written
 
     def delete(self, key: str) -> bool:
-        row = self._execute(self._sql_delete, (key, self._now_ms())).fetchone()
-        return bool(row and row[0])
+        rows = self._execute(
+            self._sql_delete, (key, self._now_ms())
+        ).fetchall()  # fetchall ends the statement
+        return bool(rows and rows[0][0])
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        rows = self._execute(self._sql_user, (user, self._now_ms())).fetchall()
+        return [(key, bytes(data)) for key, data in rows]
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        rows = self._execute(self._sql_delete_user, (user, keep, self._now_ms())).fetchall()
+        return sum(1 for (live,) in rows if live)
 
     def purge_expired(self) -> int:
         return self._execute(self._sql_purge, (self._now_ms(),)).rowcount

@@ -1,0 +1,167 @@
+"""A user's sessions: list them, revoke one, revoke all ("log out everywhere").
+
+The lifecycle lives in one place, as generators of store calls (like the
+engine's); :class:`UserSessions` drives them synchronously (WSGI, the CLI) and
+:class:`AsyncUserSessions` asynchronously (ASGI). Listings hand out opaque
+handles, never session IDs: a handle is an HMAC of the store key, so it
+identifies a session to its owner without being a credential.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from . import _record
+from ._codec import IdCodec
+from ._engine import Call, Delete, DeleteUser, Engine, ListUser, run_async, run_sync
+from ._session import Session
+from .errors import InvalidCookie, SessionError
+from .typing import AsyncRegistry, AsyncStore, Registry, Store
+
+__all__ = ["AsyncUserSessions", "SessionInfo", "UserSessions"]
+
+T = TypeVar("T")
+Steps = Generator[Call, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One of a user's live sessions, as a listing shows it. Times are unix seconds."""
+
+    handle: str  #: pass to ``revoke``; not a session ID and not a credential
+    user_id: str | int
+    logged_in_at: int
+    last_active: int
+    expires_at: int | None
+    user_agent: str | None
+    ip: str | None  #: only when the middleware has ``record_ip=True``
+    current: bool  #: the session of the request that asked
+
+
+def _current_key(session: Session | None) -> str | None:
+    return None if session is None or session._sid is None else IdCodec.store_key(session._sid)
+
+
+def _listing(
+    engine: Engine, user_id: str | int, current: Session | None, now: int
+) -> Steps[list[SessionInfo]]:
+    current_key = _current_key(current)
+    infos: list[SessionInfo] = []
+    for user_key in engine.user_keys(user_id):
+        for key, raw in (yield ListUser(user_key)):
+            try:
+                record = _record.unpack(raw)
+                meta = _record.load_meta(record.meta_json)
+            except InvalidCookie:
+                continue
+            if str(meta.get("uid")) != str(user_id):
+                continue
+            if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
+                continue
+            infos.append(
+                SessionInfo(
+                    handle=engine.handle(key),
+                    user_id=meta["uid"],
+                    logged_in_at=record.auth_at or record.created_at,
+                    last_active=record.touched_at,
+                    expires_at=engine.expiry.deadline(record.created_at, record.touched_at),
+                    user_agent=meta.get("ua"),
+                    ip=meta.get("ip"),
+                    current=key == current_key,
+                )
+            )
+    infos.sort(key=lambda info: info.last_active, reverse=True)
+    return infos
+
+
+def _revoke(engine: Engine, user_id: str | int, handle: str) -> Steps[bool]:
+    for user_key in engine.user_keys(user_id):
+        for key, _ in (yield ListUser(user_key)):
+            if hmac.compare_digest(engine.handle(key), handle):
+                return bool((yield Delete(key)))
+    return False
+
+
+def _revoke_all(engine: Engine, user_id: str | int, keep: Session | None) -> Steps[int]:
+    keep_key = _current_key(keep) if keep is not None and str(keep.user_id) == str(user_id) else None
+    revoked = 0
+    for user_key in engine.user_keys(user_id):
+        revoked += yield DeleteUser(user_key, keep_key)
+    if keep_key is not None and keep is not None:
+        keep.renew()  # the session that stays gets a new ID too
+    return int(revoked)
+
+
+def _check(engine: Engine) -> None:
+    if not isinstance(engine.store, Registry | AsyncRegistry):
+        raise SessionError(
+            f"{engine.store!r} keeps no per-user registry, so a user's sessions cannot be listed "
+            "or revoked; use MemoryStore, SQLiteStore, RedisStore or PostgresStore"
+        )
+
+
+class UserSessions:
+    """List and revoke a user's sessions, synchronously (WSGI apps, scripts, the CLI).
+
+    Every server-side store that ships with sessionware keeps the per-user
+    registry this needs; listing costs O(that user's sessions). Store failures
+    raise :class:`~sessionware.StoreError`: a revoke that did not happen never
+    reports success.
+
+    Example::
+
+        sessions = UserSessions(middleware.engine)
+        for info in sessions.list(user_id):
+            print(info.handle, info.user_agent, info.last_active)
+        sessions.revoke_all(user_id)
+    """
+
+    def __init__(
+        self, engine: Engine, store: Store | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        _check(engine)
+        self.engine = engine
+        self.store = store if store is not None else engine.store
+        self.clock = clock
+
+    def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
+        """The user's live sessions, most recently active first."""
+        now = int(self.clock())
+        return run_sync(_listing(self.engine, user_id, current, now), self.store)  # type: ignore[arg-type]
+
+    def revoke(self, user_id: str | int, handle: str) -> bool:
+        """End the session with this handle, if it is one of the user's; say whether it was."""
+        return run_sync(_revoke(self.engine, user_id, handle), self.store)  # type: ignore[arg-type]
+
+    def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
+        """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
+        return run_sync(_revoke_all(self.engine, user_id, keep), self.store)  # type: ignore[arg-type]
+
+
+class AsyncUserSessions:
+    """:class:`UserSessions` for ASGI apps; get it with :func:`sessionware.user_sessions`."""
+
+    def __init__(
+        self, engine: Engine, store: AsyncStore | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        _check(engine)
+        self.engine = engine
+        self.store = store if store is not None else engine.async_store
+        self.clock = clock
+
+    async def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
+        """The user's live sessions, most recently active first."""
+        now = int(self.clock())
+        return await run_async(_listing(self.engine, user_id, current, now), self.store)
+
+    async def revoke(self, user_id: str | int, handle: str) -> bool:
+        """End the session with this handle, if it is one of the user's; say whether it was."""
+        return await run_async(_revoke(self.engine, user_id, handle), self.store)
+
+    async def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
+        """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
+        return await run_async(_revoke_all(self.engine, user_id, keep), self.store)
