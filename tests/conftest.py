@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,12 @@ from sessionware import CookieStore, MemoryStore, SessionMiddleware, SQLiteStore
 from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp, Message
 
+from . import servers
+
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"
 OLD_SECRET = "old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba-JIHGFEDCBA"
 OTHER_SECRET = "other-secret-5555-QWERTYUIOPASDFGHJKLZXCVBNM-qwertyuiop-0987"
-STORE_KINDS = ["encrypted", "signed", "memory", "sqlite"]
+STORE_KINDS = ["encrypted", "signed", "memory", "sqlite", "redis", "redis-cluster", "postgres"]
 
 
 @pytest.fixture
@@ -50,17 +54,86 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(store_kind: str, tmp_path: Path, clock: FakeClock) -> Any:
-    return make_store(store_kind, tmp_path, clock)
+def store(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
+    """Every store: both cookie stores and every server-side one, on real servers."""
+    if store_kind in ("encrypted", "signed"):
+        return make_store(store_kind, tmp_path, clock)
+    return make_server_store(store_kind, request, tmp_path, clock)
 
 
-SERVER_STORE_KINDS = ["memory", "sqlite"]
+SERVER_STORE_KINDS = ["memory", "sqlite", "redis", "redis-cluster", "postgres"]
+
+
+# -- real servers (see tests/servers.py): unreachable is a failure, never a skip ----------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    servers.check_redis()
+    return servers.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[servers.RedisCluster]:
+    cluster = servers.RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_table() -> Iterator[str]:
+    """A sessions table of this test run's own in the shared test database."""
+    import psycopg
+
+    from sessionware.stores.postgres import PostgresStore
+
+    servers.check_postgres()
+    table = f"sessionware_test_{os.getpid()}"
+    store = PostgresStore(servers.POSTGRES_DSN, table=table)
+    store.migrate()
+    store.close()
+    try:
+        yield table
+    finally:
+        with psycopg.connect(servers.POSTGRES_DSN, autocommit=True) as connection:
+            connection.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def unique_prefix() -> str:
+    return f"sw-test-{uuid.uuid4().hex[:12]}:"
+
+
+def make_server_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
+    """A fresh server-side store of ``kind``; network stores are closed after the test."""
+    if kind in ("memory", "sqlite"):
+        return make_store(kind, tmp_path, clock)
+    if kind == "redis":
+        from sessionware.stores.redis import RedisStore
+
+        store: Any = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
+    elif kind == "redis-cluster":
+        from sessionware.stores.redis import RedisStore
+
+        cluster = request.getfixturevalue("redis_cluster")
+        store = RedisStore(cluster.url, cluster=True, prefix=unique_prefix())
+    elif kind == "postgres":
+        from sessionware.stores.postgres import PostgresStore
+
+        table = request.getfixturevalue("postgres_table")
+        store = PostgresStore(servers.POSTGRES_DSN, table=table)
+        store._run(lambda connection: connection.execute(f"TRUNCATE {table}"))  # a fresh store per test
+    else:
+        raise AssertionError(kind)
+    request.addfinalizer(store.close)
+    return store
 
 
 @pytest.fixture(params=SERVER_STORE_KINDS)
 def server_store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
-    """Every server-side store (they all keep a per-user registry)."""
-    return make_store(str(request.param), tmp_path, clock)
+    """Every server-side store (they all keep a per-user registry), on real servers."""
+    return make_server_store(str(request.param), request, tmp_path, clock)
 
 
 # -- the test app ----------------------------------------------------------------

@@ -86,6 +86,7 @@ class StoreContract:
         yield
         loop = getattr(self, "_loop", None)
         if loop is not None:
+            loop.run_until_complete(loop.shutdown_asyncgens())  # closes per-loop clients
             loop.close()
 
     def call(self, method: Callable[..., Any], *args: Any) -> Any:
@@ -161,7 +162,7 @@ class StoreContract:
     def test_deleting_an_expired_record_says_it_was_not_there(self, store: Any) -> None:
         key = self.key()
         self.call(store.save, key, b"x", 1, None, None)
-        self.expire(store, 2.1)
+        self.expire(store, 1.3)
         assert self.call(store.delete, key) is False
 
     def test_of_two_racing_deletes_exactly_one_finds_the_record(self, store: Any) -> None:
@@ -185,14 +186,14 @@ class StoreContract:
         key = self.key()
         self.call(store.save, key, b"short-lived", 1, None, None)
         assert self.call(store.load, key) is not None
-        self.expire(store, 2.1)
+        self.expire(store, 1.3)
         assert self.call(store.load, key) is None
 
     def test_an_expired_record_cannot_be_saved_back_with_its_old_version(self, store: Any) -> None:
         key = self.key()
         self.call(store.save, key, b"short-lived", 1, None, None)
         _, version = self.call(store.load, key)
-        self.expire(store, 2.1)
+        self.expire(store, 1.3)
         assert self.call(store.save, key, b"revived?", 60, version, None) is False
         assert self.call(store.load, key) is None
 
@@ -297,7 +298,7 @@ class RegistryContract(StoreContract):
         self.call(store.save, self.key_for(user), b"short", 1, None, user)
         long_lived = self.key_for(user)
         self.call(store.save, long_lived, b"long", 60, None, user)
-        self.expire(store, 2.1)
+        self.expire(store, 1.3)
         assert list(self.listed(store, user)) == [long_lived]
 
     def test_updates_keep_the_binding_and_can_move_it(self, store: Any) -> None:

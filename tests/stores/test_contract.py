@@ -11,6 +11,8 @@ from sessionware import MemoryStore, SQLiteStore
 from sessionware.stores._thread import InThread
 from sessionware.testing import FakeClock, RegistryContract
 
+from ..conftest import make_server_store
+
 
 class FakeClockContract(RegistryContract):
     """Stores that take a ``clock``: time moves by hand instead of by sleeping."""
@@ -50,3 +52,39 @@ class TestSQLiteStoreOnTheWallClock(RegistryContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> SQLiteStore:
         return SQLiteStore(tmp_path / "contract.db")
+
+
+class TestRedisStore(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("redis", request, tmp_path, FakeClock())
+
+
+class TestRedisStoreAsync(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("redis", request, tmp_path, FakeClock()).asyncio()
+
+
+class TestRedisClusterStore(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("redis-cluster", request, tmp_path, FakeClock())
+
+
+class TestRedisClusterStoreAsync(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("redis-cluster", request, tmp_path, FakeClock()).asyncio()
+
+
+class TestPostgresStore(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("postgres", request, tmp_path, FakeClock())
+
+
+class TestPostgresStoreAsync(RegistryContract):
+    @pytest.fixture
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        return make_server_store("postgres", request, tmp_path, FakeClock()).asyncio()

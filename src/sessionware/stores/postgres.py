@@ -1,0 +1,374 @@
+"""The PostgreSQL store: shared sessions in the database the app already runs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+from ..errors import ConfigurationError, MissingDependency, StoreError, StoreUnavailable
+from ._loops import PerLoop
+
+try:
+    import psycopg
+    import psycopg.errors
+    from psycopg.pq import TransactionStatus
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependency("psycopg", extra="postgres") from exc
+
+__all__ = ["PostgresStore", "migration_sql"]
+
+T = TypeVar("T")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_PURGE_BATCH = 10_000
+
+
+def migration_sql(table: str = "sessionware_sessions") -> str:
+    """The SQL that creates (idempotently) the table a :class:`PostgresStore` uses.
+
+    ``python -m sessionware migrate --postgres URL`` runs it;
+    ``--print-sql`` prints it for your own migration tool.
+    """
+    _check_table(table)
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+    key text PRIMARY KEY,            -- "<group>/<SHA-256 of the session ID>", never the ID itself
+    data bytea NOT NULL,             -- the session record (JSON inside, no pickle)
+    version bigint NOT NULL,         -- compare-and-set counter
+    user_key text,                   -- "<group>/<user id>" once logged in, for the registry
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+CREATE INDEX IF NOT EXISTS {table}_user_key ON {table} (user_key) WHERE user_key IS NOT NULL;
+"""
+
+
+def _check_table(table: str) -> None:
+    if _IDENTIFIER.fullmatch(table) is None:
+        raise ConfigurationError(f"PostgresStore expects table to be a plain SQL identifier, got {table!r}")
+
+
+class _SQL:
+    """The statements, shared by both faces. Times come from the database's clock."""
+
+    def __init__(self, table: str) -> None:
+        ttl = "now() + make_interval(secs => %s)"
+        self.load = f"SELECT data, version FROM {table} WHERE key = %s AND expires_at > now()"
+        self.insert = (
+            f"INSERT INTO {table} (key, data, version, user_key, expires_at) VALUES (%s, %s, 1, %s, {ttl}) "
+            "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, version = "
+            f"{table}.version + 1, user_key = EXCLUDED.user_key, expires_at = EXCLUDED.expires_at"
+        )
+        self.update = (
+            f"UPDATE {table} SET data = %s, version = version + 1, user_key = %s, expires_at = {ttl} "
+            "WHERE key = %s AND version = %s AND expires_at > now()"
+        )
+        self.delete = f"DELETE FROM {table} WHERE key = %s RETURNING expires_at > now()"
+        self.user = f"SELECT key, data FROM {table} WHERE user_key = %s AND expires_at > now()"
+        self.delete_user = f"DELETE FROM {table} WHERE user_key = %s AND key IS DISTINCT FROM %s RETURNING expires_at > now()"
+        self.purge = (
+            f"DELETE FROM {table} WHERE key IN "
+            f"(SELECT key FROM {table} WHERE expires_at <= now() LIMIT {_PURGE_BATCH})"
+        )
+
+    def save(
+        self, key: str, data: bytes, ttl: int, version: int | None, user: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        if version is None:
+            return self.insert, (key, data, user, ttl)
+        return self.update, (data, user, ttl, key, version)
+
+
+def _failed(exc: Exception, table: str) -> StoreError:
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return StoreError(
+            f"PostgresStore: the table {table!r} does not exist; create it with "
+            "`python -m sessionware migrate --postgres URL` (or run the SQL from --print-sql)"
+        )
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return StoreUnavailable(f"PostgresStore: {exc}")
+    return StoreError(f"PostgresStore: {exc}")
+
+
+class PostgresStore:
+    """Keep sessions in PostgreSQL: for apps on many machines that already run it.
+
+    One row per session, with the expiry and the user it is bound to, both
+    indexed: listing a user's sessions reads only that user's rows. Writes are
+    a compare-and-set on the row's version, so concurrent requests never lose
+    each other's changes and a deleted session is never written back.
+
+    The table is **not** created behind your back: run the migration once,
+    ``python -m sessionware migrate --postgres URL`` (or :meth:`migrate`), or put
+    the SQL that ``--print-sql`` shows in your own migrations. Expired rows are
+    never returned; delete them with ``python -m sessionware purge --store URL``
+    or :meth:`purge_expired`, from cron or a scheduler of your choice.
+
+    Under ASGI the middleware uses an asyncio connection pool (one per event
+    loop); WSGI apps and the CLI use a synchronous pool. Pools open on first
+    use, so the app starts even if the database is down; until it is back,
+    requests fail closed with :class:`~sessionware.StoreUnavailable` (a 503),
+    and they work again without a restart when it is.
+
+    Options:
+        conninfo: A libpq connection string or URL,
+            ``postgresql://user@host:5432/dbname``.
+        pool: An existing ``psycopg_pool.ConnectionPool`` (for WSGI and the
+            CLI) instead of ``conninfo``; its connections must be autocommit.
+        async_pool: An existing ``psycopg_pool.AsyncConnectionPool`` (for ASGI,
+            in its own event loop) instead of ``conninfo``. Without it, each
+            event loop gets a small pool of its own, without background tasks.
+        table: Defaults to ``"sessionware_sessions"``.
+        timeout: Seconds to wait for a connection from the pool, and the
+            statement timeout. Defaults to 5.
+        min_size / max_size: Pool size. Default to 1 and 10.
+
+    Example::
+
+        SessionMiddleware(app, secret_key_base=secret,
+                          store=PostgresStore("postgresql://app@db.internal/app"))
+    """
+
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        pool: ConnectionPool | None = None,
+        async_pool: AsyncConnectionPool | None = None,
+        table: str = "sessionware_sessions",
+        timeout: float = 5.0,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        if conninfo is None and pool is None and async_pool is None:
+            raise ConfigurationError(
+                "PostgresStore expects conninfo such as 'postgresql://user@host/db', or a pool"
+            )
+        _check_table(table)
+        if not timeout > 0:
+            raise ConfigurationError(f"PostgresStore expects timeout to be positive seconds, got {timeout!r}")
+        if not 1 <= min_size <= max_size:
+            raise ConfigurationError(
+                f"PostgresStore expects 1 <= min_size <= max_size, got {min_size}, {max_size}"
+            )
+        self.table = table
+        self.conninfo = conninfo
+        self._sql = _SQL(table)
+        options = {
+            "autocommit": True,
+            "connect_timeout": max(1, round(timeout)),
+            "options": f"-c statement_timeout={int(timeout * 1000)}",
+        }
+        settings: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "timeout": timeout,
+            "kwargs": options,
+        }
+        self._pool = pool
+        if pool is None and conninfo is not None:
+            self._pool = ConnectionPool(conninfo, open=False, **settings)
+        self._opened = pool is not None
+        self._async = _AsyncPostgresStore(self._sql, table, conninfo, async_pool, settings)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore(table={self.table!r})"
+
+    def asyncio(self) -> _AsyncPostgresStore:
+        """The asyncio face the ASGI middleware uses."""
+        return self._async
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._pool
+        if pool is None:
+            raise ConfigurationError(
+                "PostgresStore was given only an async_pool; pass conninfo= or pool= to use it "
+                "synchronously (WSGI apps, the CLI)"
+            )
+        if not self._opened:
+            pool.open(wait=False)
+            self._opened = True
+        with pool.connection() as connection:
+            yield connection
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``work`` on a pooled connection; once more on a fresh one if the first was dead
+        (a database restart leaves the pool holding broken connections)."""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as connection:
+                    try:
+                        return work(connection)
+                    except psycopg.OperationalError:
+                        if attempt == 1 and connection.broken:
+                            continue
+                        raise
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise _failed(exc, self.table) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def migrate(self) -> None:
+        """Create the table and its indexes if they do not exist (see :func:`migration_sql`)."""
+        self._run(lambda connection: connection.execute(migration_sql(self.table)))
+
+    def load(self, key: str) -> tuple[bytes, int] | None:
+        row = self._run(lambda c: c.execute(self._sql.load, (key,)).fetchone())
+        return None if row is None else (bytes(row[0]), int(row[1]))
+
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        statement, parameters = self._sql.save(key, data, ttl, version, user)
+        return self._run(lambda c: c.execute(statement, parameters).rowcount == 1)
+
+    def delete(self, key: str) -> bool:
+        rows = self._run(lambda c: c.execute(self._sql.delete, (key,)).fetchall())
+        return bool(rows and rows[0][0])
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        rows = self._run(lambda c: c.execute(self._sql.user, (user,)).fetchall())
+        return [(key, bytes(data)) for key, data in rows]
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        rows = self._run(lambda c: c.execute(self._sql.delete_user, (user, keep)).fetchall())
+        return sum(1 for (live,) in rows if live)
+
+    def purge_expired(self) -> int:
+        """Delete expired rows, in batches; return how many."""
+        total = 0
+        while True:
+            deleted = self._run(lambda c: c.execute(self._sql.purge).rowcount)
+            total += deleted
+            if deleted < _PURGE_BATCH:
+                return total
+
+    def close(self) -> None:
+        """Close the synchronous pool."""
+        if self._pool is not None and self._opened:
+            self._pool.close()
+            self._opened = False
+
+
+class _AsyncPool:
+    """A small pool of autocommit connections for one event loop.
+
+    Unlike ``psycopg_pool.AsyncConnectionPool`` it runs no background tasks,
+    so it lives and dies with its event loop (an app's loop, or the short ones
+    test clients start per request) and is closed cleanly at loop shutdown.
+    Connections are made on demand, at most ``max_size`` at once, and a broken
+    one is dropped instead of being lent again.
+    """
+
+    def __init__(self, conninfo: str, settings: dict[str, Any]) -> None:
+        self._conninfo = conninfo
+        self._kwargs = settings["kwargs"]
+        self._timeout = settings["timeout"]
+        self._slots = asyncio.Semaphore(settings["max_size"])
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError:
+            raise PoolTimeout(f"no connection free within {self._timeout} s") from None
+        connection: psycopg.AsyncConnection[Any] | None = None
+        try:
+            connection = self._idle.pop() if self._idle else await self._connect()
+            yield connection
+        finally:
+            if connection is not None:
+                if connection.broken or connection.info.transaction_status != TransactionStatus.IDLE:
+                    await connection.close()
+                else:
+                    self._idle.append(connection)
+            self._slots.release()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+
+
+class _AsyncPostgresStore:
+    """The asyncio face of a :class:`PostgresStore` (same table, same statements)."""
+
+    def __init__(
+        self,
+        sql: _SQL,
+        table: str,
+        conninfo: str | None,
+        pool: AsyncConnectionPool | None,
+        settings: dict[str, Any],
+    ) -> None:
+        self._sql = sql
+        self.table = table
+        self._given = pool
+        self._pools: PerLoop[_AsyncPool] | None = None
+        if pool is None and conninfo is not None:
+
+            def create() -> _AsyncPool:
+                return _AsyncPool(conninfo, settings)
+
+            async def close(pool: _AsyncPool) -> None:
+                await pool.close()
+
+            self._pools = PerLoop(create, close)
+
+    async def _pool(self) -> AsyncConnectionPool | _AsyncPool:
+        if self._given is not None:
+            if self._given.closed:
+                await self._given.open(wait=False)
+            return self._given
+        if self._pools is None:
+            raise ConfigurationError(
+                "PostgresStore was given only a synchronous pool; pass conninfo= or async_pool= "
+                "to use it under ASGI"
+            )
+        return await self._pools.get()
+
+    async def _run(self, statement: str, parameters: tuple[Any, ...]) -> tuple[int, list[Any]]:
+        """Execute once (twice if the first connection was dead); ``(rowcount, rows)``."""
+        for attempt in (1, 2):
+            try:
+                async with (await self._pool()).connection() as connection:
+                    try:
+                        cursor = await connection.execute(statement, parameters)
+                        rows = await cursor.fetchall() if cursor.description is not None else []
+                        return cursor.rowcount, rows
+                    except psycopg.OperationalError:
+                        if attempt == 1 and connection.broken:
+                            continue
+                        raise
+            except (psycopg.Error, PoolTimeout) as exc:
+                raise _failed(exc, self.table) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def load(self, key: str) -> tuple[bytes, int] | None:
+        _, rows = await self._run(self._sql.load, (key,))
+        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None
+
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        count, _ = await self._run(*self._sql.save(key, data, ttl, version, user))
+        return count == 1
+
+    async def delete(self, key: str) -> bool:
+        _, rows = await self._run(self._sql.delete, (key,))
+        return bool(rows and rows[0][0])
+
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        _, rows = await self._run(self._sql.user, (user,))
+        return [(key, bytes(data)) for key, data in rows]
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        _, rows = await self._run(self._sql.delete_user, (user, keep))
+        return sum(1 for (live,) in rows if live)
+
+    async def aclose(self) -> None:
+        """Close this event loop's pool (a new one is made if the store is used again)."""
+        if self._pools is not None:
+            await self._pools.aclose()

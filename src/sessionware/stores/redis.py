@@ -1,0 +1,390 @@
+"""The Redis store: shared sessions for many app servers, standalone or Cluster."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, MissingDependency, StoreError, StoreUnavailable
+from ._loops import PerLoop
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependency("redis", extra="redis") from exc
+
+if TYPE_CHECKING:
+    SyncClient = redis.Redis | redis.cluster.RedisCluster
+    AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+__all__ = ["RedisStore"]
+
+# A session is a hash {d: data, v: version, u: registry key or ""} under
+# <prefix>{<group>}:s:<hash>; a user's registry is a sorted set of session
+# hashes scored by expiry (ms) under <prefix>{<group>}:u:<user>. The {group}
+# hash tag puts a user's sessions and registry in one Cluster slot, so every
+# script below touches a single slot. Times come from the Redis server clock.
+
+_NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+
+# Registry bookkeeping shared by the writes: ARGV user key -> index key, and a
+# helper to file or unfile a session hash.
+_INDEX = """
+local function index_key(user)
+    local slash = string.find(user, '/', 1, true)
+    return ARGV[1] .. '{' .. string.sub(user, 1, slash - 1) .. '}:u:' .. string.sub(user, slash + 1)
+end
+local function unfile(user, member)
+    if user and user ~= '' then redis.call('ZREM', index_key(user), member) end
+end
+local function file(user, member, expires, now)
+    if user == '' then return end
+    local index = index_key(user)
+    redis.call('ZADD', index, expires, member)
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+    if redis.call('PTTL', index) < expires - now then redis.call('PEXPIRE', index, expires - now) end
+end
+"""
+
+# KEYS[1] session; ARGV: prefix, member, data, ttl_ms, user, version ('' for a new record)
+_SAVE = (
+    _NOW
+    + _INDEX
+    + """
+local version = 1
+local old_user = false
+if ARGV[6] ~= '' then
+    local current = redis.call('HMGET', KEYS[1], 'v', 'u')
+    if not current[1] or current[1] ~= ARGV[6] then return 0 end
+    version = tonumber(current[1]) + 1
+    old_user = current[2]
+end
+redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', version, 'u', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if old_user and old_user ~= ARGV[5] then unfile(old_user, ARGV[2]) end
+file(ARGV[5], ARGV[2], now + tonumber(ARGV[4]), now)
+return 1
+"""
+)
+
+# KEYS[1] session; ARGV: prefix, member
+_DELETE = (
+    _INDEX
+    + """
+local user = redis.call('HGET', KEYS[1], 'u')
+local existed = redis.call('DEL', KEYS[1])
+unfile(user, ARGV[2])
+return existed
+"""
+)
+
+# KEYS[1] index; ARGV: prefix, group -> flat [hash, data, hash, data, ...]
+_LIST = (
+    _NOW
+    + """
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+    local data = redis.call('HGET', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member, 'd')
+    if data then
+        out[#out + 1] = member
+        out[#out + 1] = data
+    end
+end
+return out
+"""
+)
+
+# KEYS[1] index; ARGV: prefix, group, kept member ('' for none)
+_DELETE_ALL = """
+local deleted = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    if member ~= ARGV[3] then
+        deleted = deleted + redis.call('DEL', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member)
+        redis.call('ZREM', KEYS[1], member)
+    end
+end
+return deleted
+"""
+
+
+class _Script:
+    """A Lua script called by its SHA1 (one round trip), loaded on first miss."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    def run(self, client: SyncClient, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
+
+    async def arun(self, client: AsyncClient, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
+
+
+_SAVE_SCRIPT = _Script(_SAVE)
+_DELETE_SCRIPT = _Script(_DELETE)
+_LIST_SCRIPT = _Script(_LIST)
+_DELETE_ALL_SCRIPT = _Script(_DELETE_ALL)
+
+
+def _split(key: str) -> tuple[str, str]:
+    group, _, rest = key.partition("/")
+    return group, rest
+
+
+class _Keys:
+    """Key names, shared by both faces."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def session(self, key: str) -> tuple[str, str]:
+        group, member = _split(key)
+        return f"{self.prefix}{{{group}}}:s:{member}", member
+
+    def index(self, user: str) -> tuple[str, str]:
+        group, name = _split(user)
+        return f"{self.prefix}{{{group}}}:u:{name}", group
+
+
+def _failed(exc: RedisError) -> StoreError:
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return StoreUnavailable(f"RedisStore: {exc}")
+    return StoreError(f"RedisStore: {exc}")
+
+
+def _record(data: Any, version: Any) -> tuple[bytes, int] | None:
+    return None if data is None else (bytes(data), int(version))
+
+
+def _pairs(flat: list[bytes]) -> list[tuple[str, bytes]]:
+    return [(flat[i].decode(), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+class RedisStore:
+    """Keep sessions in Redis, standalone or Cluster: for apps on many machines.
+
+    Each session is a Redis hash with a native TTL; each logged-in user has a
+    sorted-set registry of their sessions. A request that only reads the
+    session costs exactly one Redis command (``HMGET``); a write costs one
+    more round trip (a Lua script that compare-and-sets the record and files it
+    in the user's registry atomically). A user's sessions and registry share a
+    hash tag, so on a Cluster they live in one slot and revoking all of them is
+    one atomic script.
+
+    Under ASGI the middleware uses the asyncio client (one pool per event
+    loop); WSGI apps and the CLI use the synchronous one. Both come from the
+    same settings. Failures raise :class:`~sessionware.StoreUnavailable`
+    (connection refused, timeout) or :class:`~sessionware.StoreError`, which
+    the middleware answers with a 503; the clients reconnect by themselves when
+    Redis is back.
+
+    Options:
+        url: ``redis://[:password@]host:port/db`` or ``rediss://...`` for TLS.
+            For a Cluster, the URL of any node with ``cluster=True``.
+        client: An existing ``redis.Redis`` / ``redis.cluster.RedisCluster``
+            (used for WSGI and the CLI) instead of ``url``.
+        async_client: An existing ``redis.asyncio.Redis`` / ``RedisCluster``
+            (used under ASGI, in the loop it was made in) instead of ``url``.
+        cluster: Connect to a Redis Cluster. Defaults to ``False``.
+        prefix: Prepended to every key. Defaults to ``"sw:"``.
+        timeout: Seconds to wait for a connection or a reply before failing.
+            Defaults to 2.
+        max_connections: Connections per pool (per node on a Cluster).
+            Defaults to 50.
+
+    Example::
+
+        SessionMiddleware(app, secret_key_base=secret, store=RedisStore("redis://127.0.0.1:6379/0"))
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+        cluster: bool = False,
+        prefix: str = "sw:",
+        timeout: float = 2.0,
+        max_connections: int = 50,
+    ) -> None:
+        if url is None and client is None and async_client is None:
+            raise ConfigurationError(
+                "RedisStore expects a url such as 'redis://127.0.0.1:6379/0' or a client"
+            )
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"RedisStore expects a redis://, rediss:// or unix:// url, got {url!r}")
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(f"RedisStore expects prefix to be a str without braces, got {prefix!r}")
+        if not timeout > 0:
+            raise ConfigurationError(f"RedisStore expects timeout to be positive seconds, got {timeout!r}")
+        if type(max_connections) is not int or max_connections < 1:
+            raise ConfigurationError(f"RedisStore expects max_connections >= 1, got {max_connections!r}")
+        self.url = url
+        self.cluster = cluster
+        self._keys = _Keys(prefix)
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "max_connections": max_connections,
+        }
+        self._client: SyncClient | None = client
+        if client is None and url is not None:
+            sync_class = redis.cluster.RedisCluster if cluster else redis.Redis
+            self._client = sync_class.from_url(url, **options)
+        self._async = _AsyncRedisStore(self._keys, url, async_client, cluster, options)
+
+    def __repr__(self) -> str:
+        where = self.url if self.url is not None else "a given client"
+        return f"RedisStore({where!r}{', cluster=True' if self.cluster else ''})"
+
+    def asyncio(self) -> _AsyncRedisStore:
+        """The asyncio face the ASGI middleware uses."""
+        return self._async
+
+    @property
+    def client(self) -> SyncClient:
+        if self._client is None:
+            raise ConfigurationError(
+                "RedisStore was given only an async_client; pass url= or client= to use it "
+                "synchronously (WSGI apps, the CLI)"
+            )
+        return self._client
+
+    def load(self, key: str) -> tuple[bytes, int] | None:
+        name, _ = self._keys.session(key)
+        try:
+            data, version = self.client.hmget(name, ["d", "v"])
+        except RedisError as exc:
+            raise _failed(exc) from exc
+        return _record(data, version)
+
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        name, member = self._keys.session(key)
+        args = (self._keys.prefix, member, data, ttl * 1000, user or "", "" if version is None else version)
+        try:
+            return bool(_SAVE_SCRIPT.run(self.client, [name], args))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    def delete(self, key: str) -> bool:
+        name, member = self._keys.session(key)
+        try:
+            return bool(_DELETE_SCRIPT.run(self.client, [name], (self._keys.prefix, member)))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        index, group = self._keys.index(user)
+        try:
+            flat = _LIST_SCRIPT.run(self.client, [index], (self._keys.prefix, group))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+        return [(f"{group}/{member}", data) for member, data in _pairs(flat)]
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        index, group = self._keys.index(user)
+        kept = "" if keep is None else _split(keep)[1]
+        try:
+            return int(_DELETE_ALL_SCRIPT.run(self.client, [index], (self._keys.prefix, group, kept)))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    def close(self) -> None:
+        """Close the synchronous client's connections."""
+        if self._client is not None:
+            self._client.close()
+
+
+class _AsyncRedisStore:
+    """The asyncio face of a :class:`RedisStore` (same keys, same scripts)."""
+
+    def __init__(
+        self, keys: _Keys, url: str | None, client: AsyncClient | None, cluster: bool, options: dict[str, Any]
+    ) -> None:
+        self._keys = keys
+        self._given = client
+        self._clients: PerLoop[AsyncClient] | None = None
+        if client is None and url is not None:
+            async_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+
+            def create() -> AsyncClient:
+                return async_class.from_url(url, **options)
+
+            async def close(client: AsyncClient) -> None:
+                await client.aclose()
+
+            self._clients = PerLoop(create, close)
+
+    async def client(self) -> AsyncClient:
+        if self._given is not None:
+            return self._given
+        if self._clients is None:
+            raise ConfigurationError(
+                "RedisStore was given only a synchronous client; pass url= or async_client= "
+                "to use it under ASGI"
+            )
+        return await self._clients.get()
+
+    async def load(self, key: str) -> tuple[bytes, int] | None:
+        name, _ = self._keys.session(key)
+        try:
+            data, version = await (await self.client()).hmget(name, ["d", "v"])
+        except RedisError as exc:
+            raise _failed(exc) from exc
+        return _record(data, version)
+
+    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        name, member = self._keys.session(key)
+        args = (self._keys.prefix, member, data, ttl * 1000, user or "", "" if version is None else version)
+        try:
+            return bool(await _SAVE_SCRIPT.arun(await self.client(), [name], args))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    async def delete(self, key: str) -> bool:
+        name, member = self._keys.session(key)
+        try:
+            return bool(await _DELETE_SCRIPT.arun(await self.client(), [name], (self._keys.prefix, member)))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        index, group = self._keys.index(user)
+        try:
+            flat = await _LIST_SCRIPT.arun(await self.client(), [index], (self._keys.prefix, group))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+        return [(f"{group}/{member}", data) for member, data in _pairs(flat)]
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        index, group = self._keys.index(user)
+        kept = "" if keep is None else _split(keep)[1]
+        try:
+            client = await self.client()
+            return int(await _DELETE_ALL_SCRIPT.arun(client, [index], (self._keys.prefix, group, kept)))
+        except RedisError as exc:
+            raise _failed(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close this event loop's client (a new one is made if the store is used again)."""
+        if self._clients is not None:
+            await self._clients.aclose()
