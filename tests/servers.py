@@ -178,20 +178,9 @@ class RedisCluster:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run(
-            [
-                shutil.which("redis-cli") or "redis-cli",
-                "--cluster",
-                "create",
-                *addresses,
-                "--cluster-replicas",
-                "0",
-            ]
-            + ["--cluster-yes"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        redis_cli = shutil.which("redis-cli") or "redis-cli"
+        command = [redis_cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
         wait_for(self._ok, "the Redis Cluster")
         return self
 

@@ -67,7 +67,10 @@ class _SQL:
         )
         self.delete = f"DELETE FROM {table} WHERE key = %s RETURNING expires_at > now()"
         self.user = f"SELECT key, data FROM {table} WHERE user_key = %s AND expires_at > now()"
-        self.delete_user = f"DELETE FROM {table} WHERE user_key = %s AND key IS DISTINCT FROM %s RETURNING expires_at > now()"
+        self.delete_user = (
+            f"DELETE FROM {table} WHERE user_key = %s AND key IS DISTINCT FROM %s "
+            "RETURNING expires_at > now()"
+        )
         self.purge = (
             f"DELETE FROM {table} WHERE key IN "
             f"(SELECT key FROM {table} WHERE expires_at <= now() LIMIT {_PURGE_BATCH})"
