@@ -383,23 +383,21 @@ async def _call(app: ASGIApp, scope: dict[str, Any]) -> Reply:
     return reply
 
 
-def call(
-    app: ASGIApp,
+def make_scope(
     path: str = "/",
     *,
     cookie: str | None = None,
     method: str = "GET",
     scheme: str = "http",
     headers: list[tuple[str, str]] | None = None,
-) -> Reply:
-    """Send one request straight to an ASGI app. ``cookie`` is a Cookie header value."""
+) -> dict[str, Any]:
     raw_headers = [(b"host", b"testserver")]
     if cookie is not None:
         raw_headers.append((b"cookie", cookie.encode("latin-1")))
     for name, value in headers or []:
         raw_headers.append((name.lower().encode(), value.encode("latin-1")))
     path, _, query = path.partition("?")
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -413,4 +411,13 @@ def call(
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 443 if scheme == "https" else 80),
     }
-    return asyncio.run(_call(app, scope))
+
+
+async def acall(app: ASGIApp, path: str = "/", **options: Any) -> Reply:
+    """:func:`call` for tests that run several requests at once in one event loop."""
+    return await _call(app, make_scope(path, **options))
+
+
+def call(app: ASGIApp, path: str = "/", **options: Any) -> Reply:
+    """Send one request straight to an ASGI app. ``cookie`` is a Cookie header value."""
+    return asyncio.run(_call(app, make_scope(path, **options)))

@@ -24,11 +24,17 @@ T = TypeVar("T")
 class PerLoop(Generic[T]):
     """``await per_loop.get()``: this loop's resource, made by ``create`` on first use."""
 
-    def __init__(self, create: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        create: Callable[[], T],
+        close: Callable[[T], Awaitable[None]],
+        setup: Callable[[T], Awaitable[None]] | None = None,
+    ) -> None:
         self._create = create
         self._close = close
+        self._setup = setup
         self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None]]
+            asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None], asyncio.Event]
         ]
         self._by_loop = weakref.WeakKeyDictionary()
         self._last: tuple[asyncio.AbstractEventLoop, T] | None = None
@@ -42,10 +48,17 @@ class PerLoop(Generic[T]):
         if entry is None:
             resource = self._create()
             closer = self._closer(resource)
-            self._by_loop[loop] = (resource, closer)
+            ready = asyncio.Event()
+            self._by_loop[loop] = (resource, closer, ready)
             await closer.__anext__()  # registers it with this loop's shutdown_asyncgens
+            try:
+                if self._setup is not None:
+                    await self._setup(resource)
+            finally:
+                ready.set()
         else:
-            resource = entry[0]
+            resource, _, ready = entry
+            await ready.wait()  # another task is still setting it up
         self._last = (loop, resource)
         return resource
 

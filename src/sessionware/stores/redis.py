@@ -332,7 +332,12 @@ class _AsyncRedisStore:
             async def close(client: AsyncClient) -> None:
                 await client.aclose()
 
-            self._clients = PerLoop(create, close)
+            async def setup(client: AsyncClient) -> None:
+                if isinstance(client, redis.asyncio.cluster.RedisCluster):
+                    # Discover the slots once, before concurrent first commands race to.
+                    await client.initialize()
+
+            self._clients = PerLoop(create, close, setup)
 
     async def client(self) -> AsyncClient:
         if self._given is not None:
