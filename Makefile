@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	scripts/services.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -33,6 +34,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
+	scripts/services.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

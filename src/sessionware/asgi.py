@@ -83,7 +83,10 @@ class SessionMiddleware:
 
     A cookie that is tampered with, truncated, expired, made under a removed
     secret, or over 4096 bytes gives an empty session and one debug log line
-    (logger ``"sessionware"``) that never includes the value.
+    (logger ``"sessionware"``) that never includes the value. When the store
+    fails -- loading, saving, or a call the app makes through
+    :func:`user_sessions` -- the request is answered by ``store_error_app``
+    (a 503) unless the response has already started.
 
     Options:
         secret_key_base: One secret (str or bytes, at least 32 bytes) or a
@@ -210,13 +213,14 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https"
-        failed = False
+        started = failed = False
 
         async def send_with_session(message: Message) -> None:
-            nonlocal failed
+            nonlocal started, failed
             if failed:
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
+                started = True
                 closed = engine.close(session, message["status"], now, https)
                 if closed is not None and not isinstance(closed, str):
                     try:
@@ -231,7 +235,14 @@ class SessionMiddleware:
                     )
             await send(message)
 
-        await self.app(scope, receive, send_with_session)
+        try:
+            await self.app(scope, receive, send_with_session)
+        except StoreError as exc:
+            # The app's own store call failed (revoking sessions, say): answer as for
+            # ours, unless the response is already under way.
+            if started:
+                raise
+            await self._store_failed(scope, receive, send, exc)
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)

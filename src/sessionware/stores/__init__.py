@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import ConfigurationError
 from .cookie import CookieStore as CookieStore
 from .memory import MemoryStore as MemoryStore
 from .sqlite import SQLiteStore as SQLiteStore
 
-__all__ = ["CookieStore", "MemoryStore", "SQLiteStore"]
+__all__ = ["CookieStore", "MemoryStore", "SQLiteStore", "from_url"]
+
+
+def from_url(url: str, **options: Any) -> Any:
+    """A server-side store from a URL (``options`` go to its constructor).
+
+    - ``sqlite:///absolute/path.db`` or ``sqlite:relative/path.db``
+    - ``redis://host:6379/0``, ``rediss://...`` (TLS)
+    - ``redis+cluster://host:7000`` (any node of a Redis Cluster)
+    - ``postgresql://user@host:5432/db`` (or ``postgres://``)
+    - ``memory:`` (this process only)
+
+    Example::
+
+        store = from_url(os.environ["SESSION_STORE_URL"])
+    """
+    scheme, _, rest = url.partition(":")
+    if scheme == "sqlite":
+        path = rest[2:] if rest.startswith("//") else rest
+        if not path:
+            raise ConfigurationError(f"from_url expects sqlite:///path/to/file.db, got {url!r}")
+        return SQLiteStore(path, **options)
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisStore
+
+        return RedisStore(url, **options)
+    if scheme == "redis+cluster":
+        from .redis import RedisStore
+
+        return RedisStore("redis:" + rest, cluster=True, **options)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, **options)
+    if url == "memory:":
+        return MemoryStore(**options)
+    raise ConfigurationError(
+        f"from_url does not know the store URL {url!r}; use sqlite:///..., redis://..., "
+        "rediss://..., redis+cluster://..., postgresql://... or memory:"
+    )
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,172 @@
+"""Store failures fail closed and recover without a restart (SW-39).
+
+Each test runs a Redis or PostgreSQL server of its own on another loopback
+port, and kills, stops or stalls that one by PID. Requests while it is down get
+a 503 (never an anonymous session, never a log-out or revocation reported as
+done); once it is back, the same app serves them again, with nothing lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sessionware.testing import FakeClock
+from sessionware.typing import ASGIApp
+
+from .conftest import build_app, call
+from .servers import PostgresServer, RedisServer
+
+UA = [("user-agent", "fault-test")]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    # appendfsync always: what Redis acknowledged survives the SIGKILL
+    server = RedisServer(
+        None, "--appendonly", "yes", "--appendfsync", "always", "--enable-debug-command", "yes"
+    ).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().init().start()
+    try:
+        from sessionware.stores.postgres import PostgresStore
+
+        store = PostgresStore(server.dsn)
+        store.migrate()
+        store.close()
+        yield server
+    finally:
+        server.close()
+
+
+def redis_app(server: RedisServer) -> tuple[ASGIApp, Any]:
+    from sessionware.stores.redis import RedisStore
+
+    store = RedisStore(server.url, timeout=0.5)
+    return build_app(store, FakeClock()), store
+
+
+def postgres_app(server: PostgresServer) -> tuple[ASGIApp, Any]:
+    from sessionware.stores.postgres import PostgresStore
+
+    store = PostgresStore(server.dsn, timeout=1)
+    return build_app(store, FakeClock()), store
+
+
+def whoami(app: ASGIApp, cookie: str) -> Any:
+    reply = call(app, "/whoami", cookie=cookie)
+    return reply.status, (reply.json()["user"] if reply.status == 200 else None)
+
+
+def assert_down_behaviour(app: ASGIApp, cookie: str) -> None:
+    """What every request does while the store is unreachable."""
+    started = time.monotonic()
+    assert whoami(app, cookie) == (503, None)  # not anonymous: unavailable
+    login = call(app, "/auth/mallory", headers=UA)
+    assert (login.status, login.set_cookie) == (503, None)  # no cookie for a session that does not exist
+    logout = call(app, "/drop", cookie=cookie)
+    assert (logout.status, logout.set_cookie) == (503, None)  # a log-out that did not happen
+    revoke = call(app, "/revoke-all/alice", cookie=cookie)
+    assert revoke.status == 503  # a revocation that did not happen
+    assert time.monotonic() - started < 15  # every call gave up within its timeout
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_redis_going_away_fails_closed_and_recovers_with_nothing_lost(
+    redis_server: RedisServer, how: str
+) -> None:
+    app, store = redis_app(redis_server)
+    cookie = call(app, "/auth/alice", headers=UA).cookie()
+    assert whoami(app, cookie) == (200, "alice")
+    getattr(redis_server, how)()
+    assert_down_behaviour(app, cookie)
+    redis_server.start()  # same port, same data directory
+    assert whoami(app, cookie) == (200, "alice")  # no restart, and the session survived
+    assert call(app, "/sessions/alice", cookie=cookie).status == 200
+    assert call(app, "/drop", cookie=cookie).status == 200  # the retried log-out now happens
+    assert whoami(app, cookie) == (200, None)
+    store.close()
+
+
+def test_a_stalled_redis_times_out_into_a_503(redis_server: RedisServer) -> None:
+    import threading
+
+    import redis
+
+    app, store = redis_app(redis_server)
+    cookie = call(app, "/auth/alice", headers=UA).cookie()
+    staller = redis.Redis.from_url(redis_server.url)
+    thread = threading.Thread(target=lambda: staller.execute_command("DEBUG", "SLEEP", "3"))  # type: ignore[no-untyped-call]
+    thread.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    reply = call(app, "/whoami", cookie=cookie)
+    elapsed = time.monotonic() - started
+    thread.join()
+    staller.close()
+    assert reply.status == 503
+    assert elapsed < 2.5  # the 0.5 s timeout, not the 3 s stall
+    assert whoami(app, cookie) == (200, "alice")
+    store.close()
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_postgres_going_away_fails_closed_and_recovers_with_nothing_lost(
+    postgres_server: PostgresServer, how: str
+) -> None:
+    app, store = postgres_app(postgres_server)
+    cookie = call(app, "/auth/alice", headers=UA).cookie()
+    assert whoami(app, cookie) == (200, "alice")
+    getattr(postgres_server, how)()
+    assert_down_behaviour(app, cookie)
+    postgres_server.start()
+    assert whoami(app, cookie) == (200, "alice")  # no restart of the app, the row survived
+    assert call(app, "/drop", cookie=cookie).status == 200
+    assert whoami(app, cookie) == (200, None)
+    store.close()
+
+
+def test_a_locked_postgres_table_times_out_into_a_503(postgres_server: PostgresServer) -> None:
+    import psycopg
+
+    app, store = postgres_app(postgres_server)
+    cookie = call(app, "/auth/alice", headers=UA).cookie()
+    with psycopg.connect(postgres_server.dsn) as blocker:
+        blocker.execute("LOCK TABLE sessionware_sessions IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        reply = call(app, "/whoami", cookie=cookie)
+        elapsed = time.monotonic() - started
+    assert reply.status == 503
+    assert elapsed < 4  # the 1 s statement timeout (a retry included), not the lock's lifetime
+    assert whoami(app, cookie) == (200, "alice")
+    store.close()
+
+
+def test_the_sync_faces_raise_store_unavailable_too(
+    redis_server: RedisServer, postgres_server: PostgresServer
+) -> None:
+    from sessionware import StoreUnavailable
+    from sessionware.stores.postgres import PostgresStore
+    from sessionware.stores.redis import RedisStore
+
+    redis_store = RedisStore(redis_server.url, timeout=0.5)
+    redis_server.kill()
+    with pytest.raises(StoreUnavailable):
+        redis_store.load("g/k")
+    with pytest.raises(StoreUnavailable):
+        redis_store.delete_user_sessions("g/alice", None)
+    redis_store.close()
+    dead = PostgresStore("postgresql://postgres@127.0.0.1:1/postgres", timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        dead.load("g/k")
+    dead.close()
