@@ -22,3 +22,21 @@ def test_the_benchmark_runs_and_reports_every_scenario_and_the_targets(tmp_path:
         assert heading in text
     assert "starlette SessionMiddleware" in text
     assert "sessionware SQLiteStore" in text
+
+
+def test_the_store_benchmark_runs_end_to_end(tmp_path: Path, redis_url: str) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text("# Benchmarks\n")
+    subprocess.run(
+        [sys.executable, "bench/bench_stores.py", "--scale", "12000", "--rounds", "1", "--requests", "3"]
+        + ["--write", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n")  # the section is added, the rest kept
+    for heading in ("# Shared stores", "## (a)", "## Scale", "## Targets", "Flask-Session"):
+        assert heading in text
+    assert "12,000 sessions" in text

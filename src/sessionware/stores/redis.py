@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, MissingDependency, StoreError, StoreUnavailable
 from ._loops import PerLoop
@@ -13,7 +14,10 @@ try:
     import redis
     import redis.asyncio
     import redis.asyncio.cluster
+    import redis.asyncio.retry
+    import redis.backoff
     import redis.cluster
+    import redis.retry
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 __all__ = ["RedisStore"]
+
+T = TypeVar("T")
 
 # A session is a hash {d: data, v: version, u: registry key or ""} under
 # <prefix>{<group>}:s:<hash>; a user's registry is a sorted set of session
@@ -130,7 +136,10 @@ class _Script:
             return client.eval(self.source, len(keys), *keys, *args)
 
     async def arun(self, client: AsyncClient, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        direct = _is_direct(client)
         try:
+            if direct:
+                return await _direct(client, "EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
@@ -140,6 +149,11 @@ _SAVE_SCRIPT = _Script(_SAVE)
 _DELETE_SCRIPT = _Script(_DELETE)
 _LIST_SCRIPT = _Script(_LIST)
 _DELETE_ALL_SCRIPT = _Script(_DELETE_ALL)
+
+
+def _is_direct(client: Any) -> bool:
+    """Whether commands may go straight on a pooled connection (a plain asyncio client)."""
+    return isinstance(client, redis.asyncio.Redis) and not client.single_connection_client
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -246,11 +260,14 @@ class RedisStore:
             "socket_connect_timeout": timeout,
             "max_connections": max_connections,
         }
+        # One retry on a fresh connection (Redis restarted), no backoff: fail fast.
+        sync_options = {**options, "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 1)}
+        async_options = {**options, "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1)}
         self._client: SyncClient | None = client
         if client is None and url is not None:
             sync_class = redis.cluster.RedisCluster if cluster else redis.Redis
-            self._client = sync_class.from_url(url, **options)
-        self._async = _AsyncRedisStore(self._keys, url, async_client, cluster, options)
+            self._client = sync_class.from_url(url, **sync_options)
+        self._async = _AsyncRedisStore(self._keys, url, async_client, cluster, async_options)
 
     def __repr__(self) -> str:
         where = self.url if self.url is not None else "a given client"
@@ -314,20 +331,58 @@ class RedisStore:
             self._client.close()
 
 
+async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
+    """Send one command straight on a pooled connection and read the reply.
+
+    Every request with a session pays for a command, and redis-py's general
+    command path costs more on the client than the round trip itself. A
+    connection that turns out dead (Redis restarted) is dropped and the command
+    sent once more on a fresh one; any other failure drops the connection and
+    propagates.
+    """
+    pool = client.connection_pool
+    for attempt in (1, 2):
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_command(*command)
+            return await connection.read_response()
+        except RedisConnectionError:
+            await connection.disconnect()
+            if attempt == 2:
+                raise
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class _AsyncRedisStore:
-    """The asyncio face of a :class:`RedisStore` (same keys, same scripts)."""
+    """The asyncio face of a :class:`RedisStore` (same keys, same scripts).
+
+    Each operation runs under one ``asyncio.timeout`` rather than redis-py's
+    per-read socket timeouts, which wrap every read in a task of its own.
+    """
 
     def __init__(
-        self, keys: _Keys, url: str | None, client: AsyncClient | None, cluster: bool, options: dict[str, Any]
+        self,
+        keys: _Keys,
+        url: str | None,
+        client: AsyncClient | None,
+        cluster: bool,
+        options: dict[str, Any],
     ) -> None:
         self._keys = keys
         self._given = client
+        self._timeout = options["socket_timeout"]
         self._clients: PerLoop[AsyncClient] | None = None
         if client is None and url is not None:
             async_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+            client_options = {**options, "socket_timeout": None}  # bounded by _guarded instead
 
             def create() -> AsyncClient:
-                return async_class.from_url(url, **options)
+                return async_class.from_url(url, **client_options)
 
             async def close(client: AsyncClient) -> None:
                 await client.aclose()
@@ -349,45 +404,48 @@ class _AsyncRedisStore:
             )
         return await self._clients.get()
 
-    async def load(self, key: str) -> tuple[bytes, int] | None:
-        name, _ = self._keys.session(key)
+    async def _guarded(self, operation: Awaitable[T]) -> T:
         try:
-            data, version = await (await self.client()).hmget(name, ["d", "v"])
+            async with asyncio.timeout(self._timeout):
+                return await operation
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"RedisStore: no answer within {self._timeout} s") from exc
         except RedisError as exc:
             raise _failed(exc) from exc
+
+    async def _load(self, name: str) -> Any:
+        client = await self.client()
+        if _is_direct(client):
+            return await _direct(client, "HMGET", name, "d", "v")  # type: ignore[arg-type]
+        return await client.hmget(name, ["d", "v"])
+
+    async def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await script.arun(await self.client(), keys, args)
+
+    async def load(self, key: str) -> tuple[bytes, int] | None:
+        name, _ = self._keys.session(key)
+        data, version = await self._guarded(self._load(name))
         return _record(data, version)
 
     async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         name, member = self._keys.session(key)
         args = (self._keys.prefix, member, data, ttl * 1000, user or "", "" if version is None else version)
-        try:
-            return bool(await _SAVE_SCRIPT.arun(await self.client(), [name], args))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        return bool(await self._guarded(self._script(_SAVE_SCRIPT, [name], args)))
 
     async def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
-        try:
-            return bool(await _DELETE_SCRIPT.arun(await self.client(), [name], (self._keys.prefix, member)))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        return bool(await self._guarded(self._script(_DELETE_SCRIPT, [name], (self._keys.prefix, member))))
 
     async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
-        try:
-            flat = await _LIST_SCRIPT.arun(await self.client(), [index], (self._keys.prefix, group))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        flat = await self._guarded(self._script(_LIST_SCRIPT, [index], (self._keys.prefix, group)))
         return [(f"{group}/{member}", data) for member, data in _pairs(flat)]
 
     async def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
         kept = "" if keep is None else _split(keep)[1]
-        try:
-            client = await self.client()
-            return int(await _DELETE_ALL_SCRIPT.arun(client, [index], (self._keys.prefix, group, kept)))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        args = (self._keys.prefix, group, kept)
+        return int(await self._guarded(self._script(_DELETE_ALL_SCRIPT, [index], args)))
 
     async def aclose(self) -> None:
         """Close this event loop's client (a new one is made if the store is used again)."""
