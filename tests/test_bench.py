@@ -27,9 +27,9 @@ def test_the_benchmark_runs_and_reports_every_scenario_and_the_targets(tmp_path:
 def test_the_store_benchmark_runs_end_to_end(tmp_path: Path, redis_url: str) -> None:
     out = tmp_path / "bench.md"
     out.write_text("# Benchmarks\n")
+    small = ["--scale", "12000", "--rounds", "1", "--requests", "3"]
     subprocess.run(
-        [sys.executable, "bench/bench_stores.py", "--scale", "12000", "--rounds", "1", "--requests", "3"]
-        + ["--write", str(out)],
+        [sys.executable, "bench/bench_stores.py", *small, "--write", str(out)],
         cwd=ROOT,
         check=True,
         capture_output=True,
