@@ -177,17 +177,28 @@ async def overheads(
         timings.setdefault(name, {})[scenario] = statistics.median(values)
         timings.setdefault(name + " [min]", {})[scenario] = min(values)
     commands: dict[str, dict[str, float]] = {}
+    set_cookies: dict[str, dict[str, float]] = {}
     counter = RedisCommands(redis_url)
     for (name, scenario), (app, scope) in apps.items():
         if name == "no middleware":
             continue
         before_redis, before_pg = counter.settled(), pg_counted.calls
-        await time_requests(app, scope, 100)
+        cookies_set = 0
+
+        async def count_cookies(message: Any) -> None:
+            nonlocal cookies_set
+            if message["type"] == "http.response.start":
+                cookies_set += any(name.lower() == b"set-cookie" for name, _ in message.get("headers", ()))
+
+        for _ in range(100):
+            await app(dict(scope), receive, count_cookies)
+        set_cookies.setdefault(name, {})[scenario] = cookies_set / 100
         if name == "sessionware PostgresStore":
             commands.setdefault(name, {})[scenario] = (pg_counted.calls - before_pg) / 100
         else:
             commands.setdefault(name, {})[scenario] = (counter.settled() - before_redis) / 100
     counter.close()
+    commands["Set-Cookie per request"] = set_cookies["sessionware RedisStore"]
     return timings, commands
 
 
@@ -348,7 +359,7 @@ def report(
         f"Command: `{command}`; run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "In-process ASGI requests as in the cookie benchmark above, against a Redis the bench starts",
-        "on loopback and the PostgreSQL on 127.0.0.1:5432. Medians over rounds; **ratio** = overhead",
+        "on loopback and the PostgreSQL on 127.0.0.1:5432. Median and minimum over rounds; **ratio** = overhead",
         "divided by starsessions RedisStore's overhead in the same scenario. Store commands are",
         "round trips: the commands clients send (Redis MONITOR, commands run inside a Lua script not",
         "counted) or SQL statements. Every request here falls within `touch_interval`.",
@@ -389,6 +400,7 @@ def report(
             "",
         ]
     redis_a = commands["sessionware RedisStore"]["a"]
+    cookies_a = commands["Set-Cookie per request"]["a"]
     redis_ratio = (timings["sessionware RedisStore"]["a"] - base["a"]) / (star["a"] - base["a"])
     redis_ratio_min = (timings["sessionware RedisStore [min]"]["a"] - base_min["a"]) / (
         star_min["a"] - base_min["a"]
@@ -410,7 +422,7 @@ def report(
         "",
         "| target | measured | verdict |",
         "|---|---:|---|",
-        f"| Redis (a): one Redis command, no Set-Cookie | {redis_a:.2f} commands | {verdict(redis_a == 1)} |",
+        f"| Redis (a): one Redis command, no Set-Cookie | {redis_a:.2f} commands, {cookies_a:.2f} Set-Cookie | {verdict(redis_a == 1 and cookies_a == 0)} |",
         f"| Redis (a): overhead ≤ 0.5× starsessions RedisStore | {redis_ratio:.2f}× median, {redis_ratio_min:.2f}× min | {verdict(redis_ratio <= 0.5 and redis_ratio_min <= 0.5)} |",
         f"| revoke-all of 1,000 sessions < 50 ms, Redis | {scale['redis_revoke']:.1f} ms | {verdict(scale['redis_revoke'] < 50)} |",
         f"| revoke-all of 1,000 sessions < 50 ms, PostgreSQL | {scale['pg_revoke']:.1f} ms | {verdict(scale['pg_revoke'] < 50)} |",
