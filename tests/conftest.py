@@ -358,15 +358,14 @@ class Reply:
         return json.loads(self.body)
 
 
-async def _call(app: ASGIApp, scope: dict[str, Any]) -> Reply:
+async def _call(app: ASGIApp, scope: dict[str, Any], body: bytes = b"", chunk: int = 0) -> Reply:
     reply = Reply(status=0)
-    sent = False
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk and body else [body]
 
     async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+        if pieces:
+            piece = pieces.pop(0)
+            return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
         await asyncio.sleep(3600)
         return {"type": "http.disconnect"}
 
@@ -413,11 +412,12 @@ def make_scope(
     }
 
 
-async def acall(app: ASGIApp, path: str = "/", **options: Any) -> Reply:
+async def acall(app: ASGIApp, path: str = "/", *, body: bytes = b"", chunk: int = 0, **options: Any) -> Reply:
     """:func:`call` for tests that run several requests at once in one event loop."""
-    return await _call(app, make_scope(path, **options))
+    return await _call(app, make_scope(path, **options), body, chunk)
 
 
-def call(app: ASGIApp, path: str = "/", **options: Any) -> Reply:
-    """Send one request straight to an ASGI app. ``cookie`` is a Cookie header value."""
-    return asyncio.run(_call(app, make_scope(path, **options)))
+def call(app: ASGIApp, path: str = "/", *, body: bytes = b"", chunk: int = 0, **options: Any) -> Reply:
+    """Send one request straight to an ASGI app. ``cookie`` is a Cookie header value;
+    ``body`` arrives in pieces of ``chunk`` bytes if given."""
+    return asyncio.run(_call(app, make_scope(path, **options), body, chunk))

@@ -14,6 +14,8 @@ from ._expiry import AAL1 as AAL1
 from ._expiry import AAL2 as AAL2
 from ._expiry import AAL3 as AAL3
 from ._expiry import Expiry as Expiry
+from ._flash import get_flashes as get_flashes
+from ._flash import put_flash as put_flash
 from ._registry import AsyncUserSessions as AsyncUserSessions
 from ._registry import SessionInfo as SessionInfo
 from ._registry import UserSessions as UserSessions
@@ -21,9 +23,15 @@ from ._session import Session as Session
 from .asgi import SessionMiddleware as SessionMiddleware
 from .asgi import get_session as get_session
 from .asgi import user_sessions as user_sessions
+from .csrf import CSRFMiddleware as CSRFMiddleware
+from .csrf import csrf_input as csrf_input
+from .csrf import csrf_token as csrf_token
 from .errors import ConfigurationError as ConfigurationError
+from .errors import CSRFError as CSRFError
 from .errors import InvalidCookie as InvalidCookie
 from .errors import MissingDependency as MissingDependency
+from .errors import NotSupported as NotSupported
+from .errors import ReauthenticationRequired as ReauthenticationRequired
 from .errors import SerializationError as SerializationError
 from .errors import SessionError as SessionError
 from .errors import SessionTooLarge as SessionTooLarge
@@ -38,12 +46,16 @@ __all__ = [
     "AAL2",
     "AAL3",
     "AsyncUserSessions",
+    "CSRFError",
+    "CSRFMiddleware",
     "ConfigurationError",
     "CookieStore",
     "Expiry",
     "InvalidCookie",
     "MemoryStore",
     "MissingDependency",
+    "NotSupported",
+    "ReauthenticationRequired",
     "SQLiteStore",
     "SerializationError",
     "Session",
@@ -54,7 +66,11 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UserSessions",
+    "csrf_input",
+    "csrf_token",
+    "get_flashes",
     "get_session",
+    "put_flash",
     "user_sessions",
 ]
 

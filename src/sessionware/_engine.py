@@ -21,7 +21,7 @@ from ._codec import GROUP_SIZE, MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, Signe
 from ._cookies import CookieAttributes, find_cookie
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
-from ._session import DROP, IGNORE, NONE, RENEW, Session
+from ._session import DROP, IGNORE, LOG_OUT, NONE, RENEW, Session
 from ._verified import VerifiedCache
 from .errors import ConfigurationError, InvalidCookie, SessionError, SessionTooLarge, StoreError
 from .stores.cookie import CookieStore
@@ -124,6 +124,14 @@ async def run_async(steps: Steps[T], store: AsyncStore | None) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
+def _allow_key(meta: dict[str, Any]) -> str | None:
+    """The revocation store's key for a logged-in cookie session: ``"<group>/<hash of its ID>"``."""
+    sid, group = meta.get("sid"), meta.get("grp")
+    if not isinstance(sid, str) or not isinstance(group, str):
+        return None
+    return group + "/" + b64encode(hashlib.sha256(sid.encode()).digest())
+
+
 # What the end of a request does, decided once for every kind of store.
 NOTHING = 0  # send nothing
 DELETE = 1  # drop: delete the record, expire the cookie
@@ -148,6 +156,7 @@ class Engine:
         "_group_keys",
         "_handle_key",
         "_ids",
+        "_revocation",
         "_target",
         "_verified",
         "async_store",
@@ -155,6 +164,7 @@ class Engine:
         "expiry",
         "keys",
         "record_ip",
+        "registry_store",
         "store",
     )
 
@@ -188,12 +198,24 @@ class Engine:
         # Cookie value -> what it verified to: (Record, stale) for cookie stores,
         # (session ID, stale) for server-side ones.
         self._verified: VerifiedCache[Any] = VerifiedCache(cookie_cache)
-        self.async_store: AsyncStore | None = None  # the adapter's async face of a server-side store
+        # The adapter's async face of the store the engine's steps run against:
+        # the server-side store, or a cookie store's revocation store.
+        self.async_store: AsyncStore | None = None
+        self._revocation: Store | AsyncStore | None = None
         if isinstance(store, CookieStore):
             codec = EncryptedCodec if store.encrypt else SignedCodec
             self._codec = codec(self.keys, cookie.name)
+            self._revocation = store.revocation
+            self.registry_store: Store | AsyncStore | None = store.revocation
+            if store.revocation is None:
+                logger.warning(
+                    "sessionware: CookieStore has no revocation store, so a copy of a session cookie "
+                    "taken before log-out keeps working until the session expires; pass "
+                    "CookieStore(revocation=SQLiteStore(...)) (or another server-side store) to prevent it"
+                )
         else:
             self._ids = IdCodec(self.keys, cookie.name)
+            self.registry_store = store
 
     # -- users ---------------------------------------------------------------------
 
@@ -290,9 +312,23 @@ class Engine:
             record, stale = verified
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 raise InvalidCookie("expired")
-            return self._session(record, now, stale)
+            session = self._session(record, now, stale)
         except InvalidCookie as exc:
             return self._refuse(exc.reason, now)
+        if self._revocation is not None and b'"uid"' in record.meta_json:
+            return self._check_allowed(session, record, now)
+        return session
+
+    def _check_allowed(self, session: Session, record: _record.Record, now: int) -> Steps[Session]:
+        """A logged-in cookie session stands only while its record is in the revocation store."""
+        key = _allow_key(_record.load_meta(record.meta_json))
+        if key is None:
+            return self._refuse("revoked", now)
+        loaded = yield Load(key)
+        if loaded is None:
+            return self._refuse("revoked", now)
+        session._allow = (key, loaded[1])
+        return session
 
     def _load(self, value: str, now: int) -> Steps[Session]:
         assert self._ids is not None
@@ -332,6 +368,10 @@ class Engine:
             return NOTHING, b""
         if action == DROP:
             return DELETE, b""
+        if action == LOG_OUT:
+            if not dict.__len__(session):
+                return DELETE, b""
+            action = RENEW  # written to after log-out: a fresh anonymous session under a new ID
         origin = session._origin
         if action == NONE and not session._dirty and session._lifecycle is None and session._meta is None:
             # The common read-only (or untouched) request: nothing to compare.
@@ -364,8 +404,13 @@ class Engine:
                 return NOTHING, b""  # a new session nobody wrote to: nothing stored, nothing sent
             if self._codec is not None:
                 # A cookie session carries its own random ID, new on every renew, so a
-                # copy of an earlier cookie can be told apart (and revoked).
+                # copy of an earlier cookie can be told apart (and revoked); a logged-in
+                # one also its user's group, which files its revocation record.
                 fresh = {**_record.load_meta(meta_json), "sid": b64encode(os.urandom(SESSION_ID_BYTES))}
+                if "uid" in fresh:
+                    fresh["grp"] = b64encode(self.user_group(fresh["uid"]))
+                else:
+                    fresh.pop("grp", None)
                 meta_json = _record.dump_meta(fresh)
             return CREATE, _record.pack(created, now, auth, meta_json, data_json)
         if changed:
@@ -390,8 +435,38 @@ class Engine:
         if self._ids is not None:
             return self._store(outcome, record, session, now, https)
         assert self._codec is not None
+        if self._revocation is not None and (session._allow is not None or b'"uid"' in record):
+            return self._revoking(outcome, record, session, now, https)
         if outcome == DELETE:
             return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
+        return self._cookie_for(self._codec.encode(record), session, now, https)
+
+    def _revoking(
+        self, outcome: int, record: bytes, session: Session, now: int, https: bool
+    ) -> Steps[str | None]:
+        """A logged-in cookie session's changes, kept in step with its revocation record."""
+        assert self._codec is not None
+        old = session._allow
+        if outcome == DELETE:
+            if old is not None:
+                yield Delete(old[0])
+            return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
+        parsed = _record.unpack(record)
+        if outcome == CREATE:
+            meta = _record.load_meta(parsed.meta_json)
+            key = _allow_key(meta)
+            if key is not None:
+                allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
+                ttl = self._ttl(parsed.created_at, now, now)
+                yield Save(key, allowed, ttl, None, self._user_of(key, parsed.meta_json))
+            if old is not None and not (yield Delete(old[0])):
+                if key is not None:
+                    yield Delete(key)  # renewing a session revoked meanwhile: not brought back
+                return self.cookie.deletion(https=https)
+        elif outcome == TOUCH and old is not None:
+            allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
+            ttl = self._ttl(parsed.created_at, now, now)
+            yield Save(old[0], allowed, ttl, old[1], self._user_of(old[0], parsed.meta_json))
         return self._cookie_for(self._codec.encode(record), session, now, https)
 
     def _store(

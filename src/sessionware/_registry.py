@@ -19,7 +19,7 @@ from . import _record
 from ._codec import IdCodec
 from ._engine import Call, Delete, DeleteUser, Engine, ListUser, run_async, run_sync
 from ._session import Session
-from .errors import InvalidCookie, SessionError
+from .errors import InvalidCookie, NotSupported
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["AsyncUserSessions", "SessionInfo", "UserSessions"]
@@ -43,7 +43,12 @@ class SessionInfo:
 
 
 def _current_key(session: Session | None) -> str | None:
-    return None if session is None or session._sid is None else IdCodec.store_key(session._sid)
+    """The key the store files ``session`` under (its record, or its revocation record)."""
+    if session is None:
+        return None
+    if session._sid is not None:
+        return IdCodec.store_key(session._sid)
+    return None if session._allow is None else session._allow[0]
 
 
 def _listing(
@@ -97,10 +102,11 @@ def _revoke_all(engine: Engine, user_id: str | int, keep: Session | None) -> Ste
 
 
 def _check(engine: Engine) -> None:
-    if not isinstance(engine.store, Registry | AsyncRegistry):
-        raise SessionError(
+    if not isinstance(engine.registry_store, Registry | AsyncRegistry):
+        raise NotSupported(
             f"{engine.store!r} keeps no per-user registry, so a user's sessions cannot be listed "
-            "or revoked; use MemoryStore, SQLiteStore, RedisStore or PostgresStore"
+            "or revoked; use MemoryStore, SQLiteStore, RedisStore or PostgresStore, or give a "
+            "CookieStore a revocation store"
         )
 
 
@@ -125,7 +131,9 @@ class UserSessions:
     ) -> None:
         _check(engine)
         self.engine = engine
-        self.store = store if store is not None else engine.store
+        registry = store if store is not None else engine.registry_store
+        assert registry is not None
+        self.store = registry
         self.clock = clock
 
     def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:

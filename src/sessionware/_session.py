@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final, overload
 
 from ._client import client_of
 from ._record import load_meta
-from .errors import SessionError
+from .errors import ReauthenticationRequired, SessionError
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -20,8 +20,10 @@ NONE: Final = 0
 RENEW: Final = 1
 IGNORE: Final = 2
 DROP: Final = 3
-_ACTION_NAMES = {NONE: None, RENEW: "renew", IGNORE: "ignore", DROP: "drop"}
+LOG_OUT: Final = 4  # drop; but if the request writes afterwards, a fresh anonymous session
+_ACTION_NAMES = {NONE: None, RENEW: "renew", IGNORE: "ignore", DROP: "drop", LOG_OUT: "log_out"}
 _CONTAINERS = (dict, list)
+CSRF_SESSION_KEY = "_csrf_token"  # Plug's key; sessionware.csrf keeps its secret there
 
 
 class Session(dict[str, Any]):
@@ -74,6 +76,8 @@ class Session(dict[str, Any]):
     _sid: bytes | None = None
     _version: int | None = None
     _stale = False
+    # a logged-in cookie session's record in the revocation store: (key, version)
+    _allow: tuple[str, int] | None = None
     # (created_at, auth_at) once this request changed them (log-in and the like);
     # None: as loaded.
     _lifecycle: tuple[int, int | None] | None = None
@@ -91,7 +95,7 @@ class Session(dict[str, Any]):
     def renew(self) -> None:
         """Keep the data under a new session ID; the old ID stops working."""
         self._check_writable()
-        if self._action != DROP:
+        if self._action not in (DROP, LOG_OUT):
             self._action = RENEW
 
     def drop(self) -> None:
@@ -102,10 +106,10 @@ class Session(dict[str, Any]):
 
     def ignore(self) -> None:
         """Send nothing back for this request, whatever changed."""
-        if self._action != DROP:
+        if self._action not in (DROP, LOG_OUT):
             self._action = IGNORE
 
-    def log_in(self, user_id: str | int, *, keep: Iterable[str] = ()) -> None:
+    def log_in(self, user_id: str | int, *, keep: Iterable[str] = (), level: str | None = None) -> None:
         """Log this session in as ``user_id``: the way to start an authenticated session.
 
         - the session gets a new ID (the pre-login one stops working: no
@@ -115,9 +119,14 @@ class Session(dict[str, Any]):
         - the absolute timeout restarts now and :attr:`auth_at` is now;
         - the session is bound to the user, with the client's user agent (and
           IP address, if the middleware has ``record_ip=True``), so the user's
-          sessions can be listed and revoked (:func:`sessionware.user_sessions`).
+          sessions can be listed and revoked (:func:`sessionware.user_sessions`);
+        - the CSRF secret is dropped (even if listed in ``keep``): the next
+          form gets a token made after the log-in.
 
-        ``user_id`` is a str or int, as the app identifies users.
+        ``user_id`` is a str or int, as the app identifies users. ``level`` is an
+        optional label of how the user authenticated (``"aal2"``, ``"mfa"``...)
+        that :meth:`require_recent_auth` can ask for. Call ``log_in`` only once
+        every factor has been checked: a half-authenticated user is not logged in.
         """
         self._check_writable()
         if self._action == DROP:
@@ -127,6 +136,7 @@ class Session(dict[str, Any]):
         if isinstance(user_id, str) and not 0 < len(user_id) <= 256:
             raise SessionError("log_in expects user_id to be a non-empty string of at most 256 characters")
         kept = {key: dict.__getitem__(self, key) for key in keep if dict.__contains__(self, key)}
+        kept.pop(CSRF_SESSION_KEY, None)
         dict.clear(self)
         dict.update(self, kept)
         self._write()
@@ -136,13 +146,74 @@ class Session(dict[str, Any]):
             meta["ua"] = user_agent[:512]
         if ip and self._engine is not None and self._engine.record_ip:
             meta["ip"] = ip
+        if level is not None:
+            meta["lvl"] = str(level)
         self._meta = meta
         self._lifecycle = (self._now, self._now)
         self._action = RENEW
 
+    def reauthenticated(self, *, level: str | None = None) -> None:
+        """Record that the logged-in user has just proved who they are again.
+
+        Both timeouts restart and :attr:`auth_at` is now (NIST SP 800-63B
+        §5.2); the session gets a new ID and a new CSRF secret, as at log-in.
+        ``level``, when given, replaces the authentication level.
+        """
+        self._check_writable()
+        if self.user_id is None:
+            raise SessionError("reauthenticated() needs a logged-in session; call log_in(user_id) instead")
+        if self._action == DROP:
+            raise SessionError("the session was dropped in this request")
+        meta = self._meta_for_update()
+        if level is not None:
+            meta["lvl"] = str(level)
+        if dict.__contains__(self, CSRF_SESSION_KEY):
+            self._write()
+            dict.__delitem__(self, CSRF_SESSION_KEY)
+        self._lifecycle = (self._now, self._now)
+        self._action = RENEW
+
+    @property
+    def auth_level(self) -> str | None:
+        """The level given to :meth:`log_in` or :meth:`reauthenticated`, or None."""
+        self._accessed = True
+        if self._meta is None and (self._origin is None or not self._origin.meta_json):
+            return None
+        level: str | None = self._meta_for_update().get("lvl")
+        return level
+
+    def recently_authenticated(self, max_age: int, *, level: str | None = None) -> bool:
+        """Whether the user logged in (or re-authenticated) within ``max_age`` seconds,
+        at ``level`` if one is asked for."""
+        auth_at = self.auth_at
+        if auth_at is None or self.user_id is None or self._now - auth_at >= max_age:
+            return False
+        return level is None or self.auth_level == level
+
+    def require_recent_auth(self, max_age: int, *, level: str | None = None) -> None:
+        """Guard a sensitive action ("sudo mode"): raise
+        :class:`~sessionware.ReauthenticationRequired` unless the user authenticated
+        within ``max_age`` seconds (at ``level``, if given). Uncaught, it becomes a 401."""
+        if not self.recently_authenticated(max_age, level=level):
+            raise ReauthenticationRequired(max_age, level)
+
     def log_out(self) -> None:
-        """End the session (the same as :meth:`drop`): record deleted, cookie expired."""
-        self.drop()
+        """End the logged-in session: its record is deleted (and, for cookie sessions with
+        a revocation store, its ID revoked), so no copy of the cookie works again.
+
+        Unlike :meth:`drop`, writes after ``log_out`` are kept -- in a fresh,
+        anonymous session under a new ID -- so a "you are logged out" flash
+        survives the redirect. If nothing is written, the cookie is expired.
+        """
+        self._check_writable()
+        if self._action == DROP:
+            return
+        dict.clear(self)
+        self._accessed = True
+        self._dirty = True
+        self._meta = {}
+        self._lifecycle = (self._now, None)
+        self._action = LOG_OUT
 
     @property
     def action(self) -> str | None:

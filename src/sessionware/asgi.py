@@ -13,7 +13,7 @@ from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
 from ._registry import AsyncUserSessions
 from ._session import Session
-from .errors import ConfigurationError, SessionError, StoreError
+from .errors import ConfigurationError, ReauthenticationRequired, SessionError, StoreError
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
@@ -21,6 +21,22 @@ from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
 __all__ = ["SessionMiddleware", "get_session", "store_unavailable", "user_sessions"]
 
 logger = logging.getLogger("sessionware")
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = (text + "\n").encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def store_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,7 +200,8 @@ class SessionMiddleware:
             record_ip=record_ip,
         )
         self.store = store
-        self._async_store = None if isinstance(store, CookieStore) else as_async(store)
+        steps_store = store.revocation if isinstance(store, CookieStore) else store
+        self._async_store = None if steps_store is None else as_async(steps_store)
         self.engine.async_store = self._async_store
         self._store_error_app = store_error_app
         self._clock = clock
@@ -243,6 +260,10 @@ class SessionMiddleware:
             if started:
                 raise
             await self._store_failed(scope, receive, send, exc)
+        except ReauthenticationRequired as exc:
+            if started:
+                raise
+            await _plain(send, 401, str(exc))
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)

@@ -9,6 +9,9 @@ The hierarchy::
     │                                            middleware turns a bad cookie into an empty session
     ├── SessionTooLarge                          the outgoing cookie would exceed 4096 bytes
     ├── SerializationError   (also TypeError)    a session value is not JSON-serializable
+    ├── CSRFError                                status_code 403: a request failed the CSRF check
+    ├── ReauthenticationRequired                 status_code 401: a sensitive action needs a fresh log-in
+    ├── NotSupported                             the store cannot do that (e.g. list cookie sessions)
     └── StoreError                               a server-side store failed
         └── StoreUnavailable                     the store could not be reached or timed out
 
@@ -23,9 +26,12 @@ Catch :class:`SessionError` to handle anything sessionware raises::
 from __future__ import annotations
 
 __all__ = [
+    "CSRFError",
     "ConfigurationError",
     "InvalidCookie",
     "MissingDependency",
+    "NotSupported",
+    "ReauthenticationRequired",
     "SerializationError",
     "SessionError",
     "SessionTooLarge",
@@ -103,6 +109,43 @@ class SerializationError(SessionError, TypeError):
             f"{where} cannot be stored: {detail}. Sessions hold JSON values only "
             "(dict with str keys, list, str, int, float, bool, None)"
         )
+
+
+class CSRFError(SessionError):
+    """A state-changing request failed the CSRF check. ``reason`` says why (never the token)."""
+
+    status_code = 403
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"invalid CSRF (Cross Site Request Forgery) token ({reason}); please make sure that:\n"
+            "  * the session cookie is being sent and SessionMiddleware is installed\n"
+            "  * the request includes a valid '_csrf_token' form field or 'x-csrf-token' header, "
+            "made for this session (tokens change at log-in)\n"
+            "  * the request comes from this site, or an origin listed in trusted_origins"
+        )
+
+
+class ReauthenticationRequired(SessionError):
+    """A sensitive action needs an authentication more recent than ``max_age`` seconds.
+
+    Raised by :meth:`~sessionware.Session.require_recent_auth`; the middleware
+    answers 401 unless the app catches it (to redirect to a re-authentication
+    page, say).
+    """
+
+    status_code = 401
+
+    def __init__(self, max_age: int, level: str | None = None) -> None:
+        self.max_age = max_age
+        self.level = level
+        needed = f" at level {level!r}" if level else ""
+        super().__init__(f"re-authentication required: log in again{needed} (within the last {max_age} s)")
+
+
+class NotSupported(SessionError):
+    """The configured store cannot do this (for example, list a cookie store's sessions)."""
 
 
 class StoreError(SessionError):

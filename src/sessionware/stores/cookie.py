@@ -1,12 +1,16 @@
-"""The cookie store: the whole session lives in the cookie."""
+"""The cookie store: the session lives in the cookie."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigurationError
 
 __all__ = ["CookieStore"]
 
 
 class CookieStore:
-    """Keep the session in the cookie itself; no server-side state.
+    """Keep the session in the cookie itself.
 
     The default store. The session's data and timestamps travel in the cookie,
     encrypted and authenticated with AES-256-GCM under a key derived from
@@ -15,25 +19,47 @@ class CookieStore:
     would not fit raises :class:`~sessionware.SessionTooLarge` instead of being
     dropped silently; move to a server-side store when that happens.
 
-    Limitation: a copy of the cookie taken before a log-out stays valid until
-    the session's own deadline, because there is no server record to delete.
-    Keep timeouts short, or use a server-side store where that matters.
+    **Log-out and replayed cookies.** Without a server record, a copy of the
+    cookie taken before a log-out would stay valid until the session's own
+    deadline. Give the store a ``revocation`` store and every *logged-in*
+    cookie session also gets a small record there (its random ID, user and
+    client, no data): :meth:`~sessionware.Session.log_out`, renewals and
+    revocations delete it, and a cookie whose record is gone is refused. A
+    logged-in request then costs one read of that store (anonymous ones none),
+    and the user's sessions can be listed and revoked like server-side ones.
+    Without it, the middleware logs this limitation once at start-up.
 
     Options:
         encrypt: ``True`` (default) encrypts the payload. ``False`` only signs
             it with HMAC-SHA256: the client cannot change it but **can read
             it** (it is base64-encoded JSON), so never put personal data or
             secrets in a signed-only session.
+        revocation: A server-side store (``SQLiteStore``, ``RedisStore``,
+            ``PostgresStore``, ``MemoryStore`` for one process) that keeps the
+            records above. Defaults to None: no server state, and the
+            limitation above.
 
     Example::
 
-        SessionMiddleware(app, secret_key_base=secret, store=CookieStore())
+        SessionMiddleware(app, secret_key_base=secret,
+                          store=CookieStore(revocation=SQLiteStore("revoked.db")))
     """
 
-    __slots__ = ("encrypt",)
+    __slots__ = ("encrypt", "revocation")
 
-    def __init__(self, *, encrypt: bool = True) -> None:
+    def __init__(self, *, encrypt: bool = True, revocation: Any = None) -> None:
+        from ..typing import AsyncStore, Store
+
+        if revocation is not None and (
+            isinstance(revocation, type | CookieStore) or not isinstance(revocation, Store | AsyncStore)
+        ):
+            raise ConfigurationError(
+                "CookieStore expects revocation to be a server-side store instance "
+                f"(SQLiteStore(...), RedisStore(...), ...), got {revocation!r}"
+            )
         self.encrypt = bool(encrypt)
+        self.revocation = revocation
 
     def __repr__(self) -> str:
-        return f"CookieStore(encrypt={self.encrypt})"
+        extra = f", revocation={self.revocation!r}" if self.revocation is not None else ""
+        return f"CookieStore(encrypt={self.encrypt}{extra})"
