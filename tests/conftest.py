@@ -136,6 +136,15 @@ def server_store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeCloc
     return make_server_store(str(request.param), request, tmp_path, clock)
 
 
+@pytest.fixture(params=[*SERVER_STORE_KINDS, "cookie-revocation"])
+def registry_store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Any:
+    """Every store with a per-user registry: the server-side ones, and an encrypted
+    CookieStore whose logged-in sessions keep revocation records (in SQLite)."""
+    if request.param == "cookie-revocation":
+        return CookieStore(revocation=SQLiteStore(tmp_path / "revocation.db", clock=clock))
+    return make_server_store(str(request.param), request, tmp_path, clock)
+
+
 # -- the test app ----------------------------------------------------------------
 
 

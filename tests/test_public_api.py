@@ -31,6 +31,7 @@ PUBLIC = [
     "Session",
     "SessionError",
     "SessionInfo",
+    "SessionLimitReached",
     "SessionMiddleware",
     "SessionTooLarge",
     "StoreError",

@@ -34,6 +34,7 @@ from .errors import NotSupported as NotSupported
 from .errors import ReauthenticationRequired as ReauthenticationRequired
 from .errors import SerializationError as SerializationError
 from .errors import SessionError as SessionError
+from .errors import SessionLimitReached as SessionLimitReached
 from .errors import SessionTooLarge as SessionTooLarge
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
@@ -61,6 +62,7 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionInfo",
+    "SessionLimitReached",
     "SessionMiddleware",
     "SessionTooLarge",
     "StoreError",

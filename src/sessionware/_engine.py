@@ -23,9 +23,16 @@ from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
 from ._session import DROP, IGNORE, LOG_OUT, NONE, RENEW, Session
 from ._verified import VerifiedCache
-from .errors import ConfigurationError, InvalidCookie, SessionError, SessionTooLarge, StoreError
+from .errors import (
+    ConfigurationError,
+    InvalidCookie,
+    SessionError,
+    SessionLimitReached,
+    SessionTooLarge,
+    StoreError,
+)
 from .stores.cookie import CookieStore
-from .typing import AsyncStore, Store
+from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["Delete", "Engine", "Load", "Save", "run_async", "run_sync"]
 
@@ -165,6 +172,7 @@ class Engine:
         "keys",
         "record_ip",
         "registry_store",
+        "session_limit",
         "store",
     )
 
@@ -177,6 +185,8 @@ class Engine:
         expiry: Expiry,
         cookie_cache: int = 1024,
         record_ip: bool = False,
+        max_sessions_per_user: int | None = None,
+        on_session_limit: str = "evict_oldest",
         owner: str = "SessionMiddleware",
     ) -> None:
         if type(cookie_cache) is not int or cookie_cache < 0:
@@ -216,6 +226,25 @@ class Engine:
         else:
             self._ids = IdCodec(self.keys, cookie.name)
             self.registry_store = store
+        self.session_limit: tuple[int, bool] | None = None  # (limit, reject?)
+        if max_sessions_per_user is not None:
+            if type(max_sessions_per_user) is not int or max_sessions_per_user < 1:
+                raise ConfigurationError(
+                    f"{owner} expects max_sessions_per_user to be a number >= 1 or None, "
+                    f"got {max_sessions_per_user!r}"
+                )
+            if on_session_limit not in ("evict_oldest", "reject"):
+                raise ConfigurationError(
+                    f"{owner} expects on_session_limit to be 'evict_oldest' or 'reject', "
+                    f"got {on_session_limit!r}"
+                )
+            registry: object = self.registry_store
+            if not isinstance(registry, Registry | AsyncRegistry):
+                raise ConfigurationError(
+                    f"{owner} needs a store with a per-user registry for max_sessions_per_user (a "
+                    "server-side store, or CookieStore(revocation=...))"
+                )
+            self.session_limit = (max_sessions_per_user, on_session_limit == "reject")
 
     # -- users ---------------------------------------------------------------------
 
@@ -458,7 +487,14 @@ class Engine:
             if key is not None:
                 allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
                 ttl = self._ttl(parsed.created_at, now, now)
-                yield Save(key, allowed, ttl, None, self._user_of(key, parsed.meta_json))
+                user = self._user_of(key, parsed.meta_json)
+                if user is not None:
+                    yield from self._enforce_limit(
+                        user, keep=None if old is None else old[0], now=now, before=True
+                    )
+                yield Save(key, allowed, ttl, None, user)
+                if user is not None:
+                    yield from self._enforce_limit(user, keep=key, now=now, before=False)
             if old is not None and not (yield Delete(old[0])):
                 if key is not None:
                     yield Delete(key)  # renewing a session revoked meanwhile: not brought back
@@ -484,7 +520,12 @@ class Engine:
             new_id = IdCodec.new_id(None if uid is None else self.user_group(uid))
             new_key = IdCodec.store_key(new_id)
             ttl = self._ttl(session._times()[0], now, now)
-            yield Save(new_key, record, ttl, None, self._user_of(new_key, meta_json))
+            user = self._user_of(new_key, meta_json)
+            if user is not None:
+                yield from self._enforce_limit(user, keep=old_key, now=now, before=True)
+            yield Save(new_key, record, ttl, None, user)
+            if user is not None:
+                yield from self._enforce_limit(user, keep=new_key, now=now, before=False)
             if old_key is not None and not (yield Delete(old_key)):
                 # Renewing a session a concurrent request dropped or revoked since this
                 # one loaded it: it is not brought back under a new ID.
@@ -511,6 +552,32 @@ class Engine:
         if session._stale or (written and self.cookie.persistent):
             return self._cookie_for(self._ids.encode(session._sid), session, now, https)
         return None
+
+    def _enforce_limit(
+        self, user: str, *, keep: str | None, now: int, before: bool
+    ) -> Generator[Call, Any, None]:
+        """``max_sessions_per_user``: before a log-in, refuse it ("reject"); after it,
+        end the least recently active sessions beyond the limit ("evict_oldest")."""
+        if self.session_limit is None:
+            return
+        limit, reject = self.session_limit
+        if before != reject:
+            return
+        live: list[tuple[int, str]] = []
+        for key, raw in (yield ListUser(user)):
+            try:
+                record = _record.unpack(raw)
+            except InvalidCookie:
+                continue
+            if key != keep and self.expiry.is_valid(record.created_at, record.touched_at, now):
+                live.append((record.touched_at, key))
+        if reject:
+            if len(live) >= limit:
+                raise SessionLimitReached(limit)
+            return
+        live.sort()
+        for _, key in live[: max(0, len(live) - (limit - 1))]:
+            yield Delete(key)
 
     def _save_existing(
         self, session: Session, key: str, record: bytes, now: int

@@ -13,7 +13,13 @@ from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
 from ._registry import AsyncUserSessions
 from ._session import Session
-from .errors import ConfigurationError, ReauthenticationRequired, SessionError, StoreError
+from .errors import (
+    ConfigurationError,
+    ReauthenticationRequired,
+    SessionError,
+    SessionLimitReached,
+    StoreError,
+)
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
@@ -149,6 +155,13 @@ class SessionMiddleware:
             show in the user's session list (the user agent is always
             recorded). Defaults to ``False``: an IP address is personal data,
             so keeping it is the app's decision.
+        max_sessions_per_user: At most this many live sessions per user; None
+            (default) for no limit. Needs a per-user registry (a server-side
+            store, or ``CookieStore(revocation=...)``).
+        on_session_limit: What a log-in beyond the limit does:
+            ``"evict_oldest"`` (default) ends the user's least recently active
+            sessions; ``"reject"`` refuses the log-in with a 409
+            (:class:`~sessionware.SessionLimitReached`) and creates nothing.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
 
@@ -178,6 +191,8 @@ class SessionMiddleware:
         store_error_app: ASGIApp = store_unavailable,
         cookie_cache: int = 1024,
         record_ip: bool = False,
+        max_sessions_per_user: int | None = None,
+        on_session_limit: str = "evict_oldest",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -198,6 +213,8 @@ class SessionMiddleware:
             expiry=_resolve_expiry(expiry),
             cookie_cache=cookie_cache,
             record_ip=record_ip,
+            max_sessions_per_user=max_sessions_per_user,
+            on_session_limit=on_session_limit,
         )
         self.store = store
         steps_store = store.revocation if isinstance(store, CookieStore) else store
@@ -245,6 +262,10 @@ class SessionMiddleware:
                     except StoreError as exc:
                         failed = True
                         await self._store_failed(scope, receive, send, exc)
+                        return
+                    except SessionLimitReached as exc:
+                        failed = True
+                        await _plain(send, exc.status_code, str(exc))
                         return
                 if closed is not None or session._accessed:
                     message["headers"] = _with_session_headers(

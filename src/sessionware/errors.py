@@ -12,6 +12,7 @@ The hierarchy::
     ├── CSRFError                                status_code 403: a request failed the CSRF check
     ├── ReauthenticationRequired                 status_code 401: a sensitive action needs a fresh log-in
     ├── NotSupported                             the store cannot do that (e.g. list cookie sessions)
+    ├── SessionLimitReached                      status_code 409: a user has max_sessions_per_user already
     └── StoreError                               a server-side store failed
         └── StoreUnavailable                     the store could not be reached or timed out
 
@@ -34,6 +35,7 @@ __all__ = [
     "ReauthenticationRequired",
     "SerializationError",
     "SessionError",
+    "SessionLimitReached",
     "SessionTooLarge",
     "StoreError",
     "StoreUnavailable",
@@ -146,6 +148,22 @@ class ReauthenticationRequired(SessionError):
 
 class NotSupported(SessionError):
     """The configured store cannot do this (for example, list a cookie store's sessions)."""
+
+
+class SessionLimitReached(SessionError):
+    """A log-in would exceed ``max_sessions_per_user`` with ``on_session_limit="reject"``.
+
+    The log-in response is replaced by a 409 and no session is created.
+    """
+
+    status_code = 409
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"this account already has {limit} active session(s), the most allowed; "
+            "log out elsewhere (or revoke a session) first"
+        )
 
 
 class StoreError(SessionError):
