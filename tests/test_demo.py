@@ -24,38 +24,93 @@ def text_of(page: str, element_id: str) -> str:
     return match.group(1)
 
 
+def token_in(page: str) -> str:
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', page)
+    assert match is not None, "no CSRF token on the page"
+    return match.group(1)
+
+
+def log_in(client: TestClient, password: str = DEMO_PASSWORD) -> str:
+    page = client.get("/").text
+    return client.post(
+        "/login", data={"username": DEMO_USER, "password": password, "_csrf_token": token_in(page)}
+    ).text
+
+
+def post(client: TestClient, path: str, page: str, **fields: str) -> str:
+    return client.post(path, data={"_csrf_token": token_in(page), **fields}).text
+
+
 def test_log_in_bump_the_counter_see_the_session_and_log_out(tmp_path: Path) -> None:
     client = TestClient(create_app(tmp_path))
-    page = client.get("/")
-    assert "You are not logged in" in page.text
-    assert "set-cookie" not in page.headers  # browsing anonymously stores nothing
+    assert "You are not logged in" in client.get("/").text
 
-    refused = client.post("/login", data={"username": DEMO_USER, "password": "wrong"})
-    assert "Wrong user name or password" in refused.text
+    refused = log_in(client, password="wrong")
+    assert text_of(refused, "flash-error") == "Wrong user name or password."
 
-    page = client.post("/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
-    assert text_of(page.text, "user") == DEMO_USER
-    assert text_of(page.text, "counter") == "0"
-    assert "in 29 min" in text_of(page.text, "expires") or "in 30 min" in text_of(page.text, "expires")
+    page = log_in(client)
+    assert text_of(page, "flash-info") == f"Welcome, {DEMO_USER}."
+    assert text_of(page, "user") == DEMO_USER
+    assert text_of(page, "counter") == "0"
+    assert "in 29 min" in text_of(page, "expires") or "in 30 min" in text_of(page, "expires")
+    assert "flash-info" not in client.get("/").text  # shown once
 
     for expected in ("1", "2"):
-        page = client.post("/counter")
-        assert text_of(page.text, "counter") == expected
-    assert "&#34;counter&#34;: 2" in page.text or "&quot;counter&quot;: 2" in page.text
+        page = post(client, "/counter", page)
+        assert text_of(page, "counter") == expected
+    assert "&#34;counter&#34;: 2" in page or "&quot;counter&quot;: 2" in page
 
-    page = client.post("/logout")
-    assert "You are not logged in" in page.text
-    assert (tmp_path / "sessions.db").exists()
+    page = post(client, "/logout", page)
+    assert text_of(page, "flash-info") == "You are logged out."
+    assert "You are not logged in" in page
 
 
-def test_the_login_renews_the_session_id(tmp_path: Path) -> None:
+def test_forms_without_the_csrf_token_are_refused(tmp_path: Path) -> None:
     client = TestClient(create_app(tmp_path))
-    client.post("/counter")  # anonymous: no session yet
-    client.post("/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
-    first = client.cookies["session"]
-    client.post("/logout")
-    client.post("/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
-    assert client.cookies["session"] != first
+    client.get("/")
+    reply = client.post("/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD})
+    assert reply.status_code == 403
+    page = log_in(client)
+    assert client.post("/counter").status_code == 403
+    assert text_of(page, "counter") == "0"
+
+
+def test_the_sessions_page_lists_browsers_and_logs_them_out(tmp_path: Path) -> None:
+    app = create_app(tmp_path)
+    phone = TestClient(app, headers={"user-agent": "Phone browser"})
+    laptop = TestClient(app, headers={"user-agent": "Laptop browser"})
+    log_in(phone)
+    log_in(laptop)
+    page = laptop.get("/sessions").text
+    assert page.count("class='session'") == 2
+    assert "Phone browser" in page
+    handle = re.search(r'name="handle" value="([^"]+)"', page)
+    assert handle is not None
+    page = post(laptop, "/sessions/revoke", page, handle=handle.group(1))
+    assert text_of(page, "flash-info") == "That session is logged out."
+    assert page.count("class='session'") == 1
+    assert "Log in first." in phone.get("/sessions").text  # the phone is logged out
+
+    log_in(phone)
+    page = post(laptop, "/sessions/revoke-others", laptop.get("/sessions").text)
+    assert text_of(page, "flash-info") == "Logged out 1 other session(s)."
+    assert "You are not logged in" in phone.get("/").text
+
+
+def test_sudo_mode_asks_for_the_password_again_after_five_minutes(tmp_path: Path) -> None:
+    from sessionware.testing import FakeClock
+
+    clock = FakeClock(start=time.time())
+    client = TestClient(create_app(tmp_path, clock=clock))
+    log_in(client)
+    assert text_of(client.get("/sudo").text, "sudo") == "Sensitive settings"
+    clock.advance(400)
+    page = client.get("/sudo").text
+    assert text_of(page, "flash-info") == "Please confirm your password to continue."
+    page = post(client, "/reauth", page, password="wrong")
+    assert text_of(page, "flash-error") == "Wrong password."
+    page = post(client, "/reauth", page, password=DEMO_PASSWORD)
+    assert text_of(page, "sudo") == "Sensitive settings"
 
 
 def free_port() -> int:

@@ -1,8 +1,11 @@
 """The sessionware demo: a Starlette app on the embedded SQLite store.
 
-Run it with ``make demo`` (or ``python -m uvicorn --factory examples.demo.app:create_app``) and
-open http://127.0.0.1:8000. Log in as the demo user, bump a counter kept in the
-session, see what the session holds and when it expires, log out.
+Run it with ``make demo`` (or ``python -m uvicorn --factory examples.demo.app:create_app``)
+and open http://127.0.0.1:8000. Log in as the demo user, bump a counter kept in
+the session, see what the session holds and when it expires, open a "sudo mode"
+page that asks for the password again after five minutes, list the places you
+are logged in and log them out, log out. Every form is CSRF-protected; log-in
+and log-out leave a flash message.
 
 The secret and the session database live in ``.demo/`` in the working
 directory, so sessions survive a restart. Set ``SECRET_KEY_BASE`` to use your
@@ -16,6 +19,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -24,10 +28,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sessionware import Session, SessionMiddleware, SQLiteStore, get_session
+from sessionware import (
+    CSRFMiddleware,
+    Session,
+    SessionMiddleware,
+    SQLiteStore,
+    csrf_input,
+    get_flashes,
+    get_session,
+    put_flash,
+    user_sessions,
+)
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "sessionware"  # shown on the page: this is a demo, not an account
+SUDO_MAX_AGE = 5 * 60
 
 
 def _data_dir() -> Path:
@@ -47,9 +62,13 @@ def _secret(directory: Path) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """Read an application/x-www-form-urlencoded body (no extra dependency needed)."""
+    """An application/x-www-form-urlencoded body (no extra dependency needed)."""
     body = (await request.body())[:10_000].decode("utf-8", "replace")
     return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+def _password_ok(form: dict[str, str]) -> bool:
+    return secrets.compare_digest(form.get("password", ""), DEMO_PASSWORD)
 
 
 def _when(timestamp: int | None) -> str:
@@ -60,17 +79,30 @@ def _when(timestamp: int | None) -> str:
     return f"{moment} (in {left // 60} min {left % 60} s)" if left > 0 else moment
 
 
+def _post(request: Request, action: str, label: str, element_id: str, fields: str = "") -> str:
+    """A one-button form, CSRF token included."""
+    return (
+        f'<form method="post" action="{action}">{csrf_input(request)}{fields}'
+        f'<button id="{element_id}">{html.escape(label)}</button></form>'
+    )
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionware demo</title>
 <style>
- body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem; }}
+ body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }}
  pre {{ background: #f4f4f4; padding: .75rem; overflow-x: auto; }}
  form {{ display: inline-block; margin: .25rem .5rem .25rem 0; }}
+ nav a {{ margin-right: 1rem; }}
+ td, th {{ padding: .2rem .6rem .2rem 0; text-align: left; }}
  .note {{ color: #555; font-size: .9rem; }}
- .error {{ color: #a00; }}
+ .flash {{ padding: .5rem .75rem; border-radius: .3rem; background: #eef6ee; }}
+ .flash.error {{ background: #f8e8e8; }}
 </style></head>
 <body>
 <h1>sessionware demo</h1>
+<nav><a href="/">Home</a><a href="/sessions">Where I am logged in</a><a href="/sudo">Sudo mode</a></nav>
+{flashes}
 {body}
 <h2>What the session holds</h2>
 <pre id="session">{data}</pre>
@@ -80,71 +112,158 @@ PAGE = """<!doctype html>
  <tr><td>Expires</td><td id="expires">{expires}</td></tr>
 </table>
 <p class="note">Store: SQLite ({db}). Policy: 30 minutes idle, 12 hours absolute (NIST AAL2).
-The cookie holds only a signed random ID; the data stays on the server.</p>
+The cookie holds only a signed random ID; the data stays on the server. Forms carry a masked
+CSRF token, new on every page.</p>
 </body></html>
 """
 
 
-def _page(session: Session, body: str, db: str) -> HTMLResponse:
-    data = json.dumps(dict(session), indent=2, sort_keys=True) if not session.is_new else "(no session yet)"
+def _page(request: Request, body: str, db: str) -> HTMLResponse:
+    session = get_session(request)
+    flashes = "".join(
+        f'<p class="flash {html.escape(kind)}" id="flash-{html.escape(kind)}">{html.escape(message)}</p>'
+        for kind, message in get_flashes(request).items()
+    )
+    new = session.is_new and not dict(session)
+    data = "(no session yet)" if new else json.dumps(_visible(session), indent=2, sort_keys=True)
     return HTMLResponse(
         PAGE.format(
+            flashes=flashes,
             body=body,
             data=html.escape(data),
-            created=_when(session.created_at) if not session.is_new else "-",
-            active=_when(session.last_active) if not session.is_new else "-",
-            expires=_when(session.expires_at) if not session.is_new else "-",
+            created="-" if new else _when(session.created_at),
+            active="-" if new else _when(session.last_active),
+            expires="-" if new else _when(session.expires_at),
             db=html.escape(db),
         )
     )
 
 
-def create_app(directory: Path | None = None) -> Starlette:
+def _visible(session: Session) -> dict[str, object]:
+    shown: dict[str, object] = {key: value for key, value in session.items() if key != "_csrf_token"}
+    if "_csrf_token" in session:
+        shown["_csrf_token"] = "(the CSRF secret; pages only ever show masked tokens)"
+    return shown
+
+
+def create_app(directory: Path | None = None, clock: Callable[[], float] = time.time) -> Starlette:
+    """The demo app; ``clock`` lets tests move time."""
     directory = directory or _data_dir()
     db = str(directory / "sessions.db")
 
     async def home(request: Request) -> Response:
         session = get_session(request)
-        error = request.query_params.get("error")
-        if "user" in session:
+        if session.user_id is not None:
             body = f"""
-<p>Logged in as <strong id="user">{html.escape(session["user"])}</strong>.</p>
+<p>Logged in as <strong id="user">{html.escape(str(session.user_id))}</strong>.</p>
 <p>Counter: <strong id="counter">{session.get("counter", 0)}</strong></p>
-<form method="post" action="/counter"><button id="bump">Bump the counter</button></form>
-<form method="post" action="/logout"><button id="logout">Log out</button></form>"""
+{_post(request, "/counter", "Bump the counter", "bump")}
+{_post(request, "/logout", "Log out", "logout")}"""
         else:
-            notice = '<p class="error">Wrong user name or password.</p>' if error else ""
-            body = f"""{notice}
+            body = f"""
 <p>You are not logged in. The demo user is <code>{DEMO_USER}</code>,
 password <code>{DEMO_PASSWORD}</code>.</p>
-<form method="post" action="/login">
+<form method="post" action="/login">{csrf_input(request)}
  <input name="username" placeholder="user name" value="{DEMO_USER}" autocomplete="username">
  <input name="password" type="password" placeholder="password" autocomplete="current-password">
  <button id="login">Log in</button>
 </form>"""
-        return _page(session, body, db)
+        return _page(request, body, db)
 
     async def login(request: Request) -> Response:
         form = await _form(request)
-        valid_user = secrets.compare_digest(form.get("username", ""), DEMO_USER)
-        valid_password = secrets.compare_digest(form.get("password", ""), DEMO_PASSWORD)
-        if not (valid_user and valid_password):
-            return RedirectResponse("/?error=1", status_code=303)
+        if not (secrets.compare_digest(form.get("username", ""), DEMO_USER) and _password_ok(form)):
+            put_flash(request, "error", "Wrong user name or password.")
+            return RedirectResponse("/", status_code=303)
         session = get_session(request)
-        session.renew()  # a new session ID on log-in: the pre-login one (fixation) dies
-        session["user"] = DEMO_USER
+        session.log_in(DEMO_USER)  # new session ID, new CSRF secret, bound to the user
         session["logged_in_at"] = int(time.time())
+        put_flash(request, "info", f"Welcome, {DEMO_USER}.")
         return RedirectResponse("/", status_code=303)
 
     async def counter(request: Request) -> Response:
         session = get_session(request)
-        if "user" in session:
+        if session.user_id is not None:
             session["counter"] = session.get("counter", 0) + 1
         return RedirectResponse("/", status_code=303)
 
     async def logout(request: Request) -> Response:
-        get_session(request).drop()  # the record is deleted and the cookie expired
+        get_session(request).log_out()  # record deleted; what follows goes to a fresh session
+        put_flash(request, "info", "You are logged out.")
         return RedirectResponse("/", status_code=303)
+
+    async def sessions(request: Request) -> Response:
+        session = get_session(request)
+        if session.user_id is None:
+            put_flash(request, "error", "Log in first.")
+            return RedirectResponse("/", status_code=303)
+        listing = await user_sessions(request).list(session.user_id, current=session)
+        rows = "".join(
+            f"<tr class='session'><td>{html.escape(info.user_agent or '-')}</td>"
+            f"<td>{_when(info.logged_in_at)}</td><td>{_when(info.last_active)}</td><td>"
+            + (
+                "<strong>this browser</strong>"
+                if info.current
+                else _post(
+                    request,
+                    "/sessions/revoke",
+                    "Log out",
+                    f"revoke-{info.handle}",
+                    f'<input type="hidden" name="handle" value="{html.escape(info.handle)}">',
+                )
+            )
+            + "</td></tr>"
+            for info in listing
+        )
+        body = f"""
+<h2>Where you are logged in</h2>
+<table id="sessions"><tr><th>Browser</th><th>Logged in</th><th>Last active</th><th></th></tr>{rows}</table>
+{_post(request, "/sessions/revoke-others", "Log out everywhere else", "revoke-others")}"""
+        return _page(request, body, db)
+
+    async def revoke(request: Request) -> Response:
+        session = get_session(request)
+        form = await _form(request)
+        if session.user_id is not None and await user_sessions(request).revoke(
+            session.user_id, form.get("handle", "")
+        ):
+            put_flash(request, "info", "That session is logged out.")
+        return RedirectResponse("/sessions", status_code=303)
+
+    async def revoke_others(request: Request) -> Response:
+        session = get_session(request)
+        if session.user_id is not None:
+            count = await user_sessions(request).revoke_all(session.user_id, keep=session)
+            put_flash(request, "info", f"Logged out {count} other session(s).")
+        return RedirectResponse("/sessions", status_code=303)
+
+    async def sudo(request: Request) -> Response:
+        session = get_session(request)
+        if session.user_id is None:
+            put_flash(request, "error", "Log in first.")
+            return RedirectResponse("/", status_code=303)
+        if not session.recently_authenticated(SUDO_MAX_AGE):
+            put_flash(request, "info", "Please confirm your password to continue.")
+            return RedirectResponse("/reauth", status_code=303)
+        left = SUDO_MAX_AGE - (int(clock()) - (session.auth_at or 0))
+        body = f"""<h2 id="sudo">Sensitive settings</h2>
+<p>You confirmed your password recently; this page stays open for another {left} s.</p>"""
+        return _page(request, body, db)
+
+    async def reauth(request: Request) -> Response:
+        session = get_session(request)
+        if request.method == "POST":
+            if session.user_id is not None and _password_ok(await _form(request)):
+                session.reauthenticated()  # new session ID; both timeouts restart
+                return RedirectResponse("/sudo", status_code=303)
+            put_flash(request, "error", "Wrong password.")
+            return RedirectResponse("/reauth", status_code=303)
+        body = f"""<h2>Confirm your password</h2>
+<form method="post" action="/reauth">{csrf_input(request)}
+ <input name="password" type="password" placeholder="password" autocomplete="current-password">
+ <button id="confirm">Confirm</button>
+</form>"""
+        return _page(request, body, db)
 
     app = Starlette(
         routes=[
@@ -152,7 +271,15 @@ password <code>{DEMO_PASSWORD}</code>.</p>
             Route("/login", login, methods=["POST"]),
             Route("/counter", counter, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
+            Route("/sessions", sessions),
+            Route("/sessions/revoke", revoke, methods=["POST"]),
+            Route("/sessions/revoke-others", revoke_others, methods=["POST"]),
+            Route("/sudo", sudo),
+            Route("/reauth", reauth, methods=["GET", "POST"]),
         ]
     )
-    app.add_middleware(SessionMiddleware, secret_key_base=_secret(directory), store=SQLiteStore(db))
+    app.add_middleware(CSRFMiddleware)
+    app.add_middleware(
+        SessionMiddleware, secret_key_base=_secret(directory), store=SQLiteStore(db), clock=clock
+    )
     return app
