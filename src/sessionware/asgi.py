@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ._cookies import CookieAttributes, Secure
-from ._engine import Engine, run_async
-from ._expiry import PRESETS, Expiry
+from ._config import build_engine
+from ._cookies import Secure
+from ._engine import run_async
+from ._expiry import Expiry
 from ._keys import SecretInput
 from ._registry import AsyncUserSessions
 from ._session import Session
 from .errors import (
-    ConfigurationError,
     ReauthenticationRequired,
     SessionError,
     SessionLimitReached,
@@ -64,30 +64,6 @@ async def store_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _resolve_expiry(expiry: Expiry | str) -> Expiry:
-    if isinstance(expiry, Expiry):
-        return expiry
-    if isinstance(expiry, str) and expiry.lower() in PRESETS:
-        return PRESETS[expiry.lower()]
-    raise ConfigurationError(
-        f"SessionMiddleware expects expiry to be an Expiry or one of {sorted(PRESETS)}, got {expiry!r}"
-    )
-
-
-def _check_store(store: object) -> CookieStore | Store | AsyncStore:
-    if isinstance(store, type):
-        raise ConfigurationError(
-            f"SessionMiddleware expects store to be a store instance, got the class "
-            f"{store.__name__}; write {store.__name__}(...)"
-        )
-    if isinstance(store, CookieStore | Store | AsyncStore):
-        return store
-    raise ConfigurationError(
-        "SessionMiddleware expects store to be CookieStore() or a server-side store with "
-        f"load/save/delete methods (MemoryStore, SQLiteStore, ...), got {store!r}"
-    )
 
 
 class SessionMiddleware:
@@ -196,26 +172,23 @@ class SessionMiddleware:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
-        store = CookieStore() if store is None else _check_store(store)
-        cookie = CookieAttributes(
-            cookie_name,
-            path=path,
-            domain=domain,
-            secure=secure,
-            same_site=same_site,
-            partitioned=partitioned,
-            persistent=persistent,
-        )
-        self.engine = Engine(
+        self.engine = build_engine(
             secret_key_base=secret_key_base,
             store=store,
-            cookie=cookie,
-            expiry=_resolve_expiry(expiry),
+            cookie_name=cookie_name,
+            expiry=expiry,
+            secure=secure,
+            same_site=same_site,
+            path=path,
+            domain=domain,
+            partitioned=partitioned,
+            persistent=persistent,
             cookie_cache=cookie_cache,
             record_ip=record_ip,
             max_sessions_per_user=max_sessions_per_user,
             on_session_limit=on_session_limit,
         )
+        store = self.engine.store
         self.store = store
         steps_store = store.revocation if isinstance(store, CookieStore) else store
         self._async_store = None if steps_store is None else as_async(steps_store)

@@ -1,0 +1,82 @@
+"""Turning a middleware's options into an engine: shared by the ASGI, WSGI and Flask adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._cookies import CookieAttributes
+from ._engine import Engine
+from ._expiry import PRESETS, Expiry
+from ._keys import SecretInput
+from .errors import ConfigurationError
+from .stores.cookie import CookieStore
+from .typing import AsyncStore, Store
+
+__all__ = ["build_engine", "check_store", "resolve_expiry"]
+
+
+def resolve_expiry(expiry: Expiry | str, owner: str = "SessionMiddleware") -> Expiry:
+    if isinstance(expiry, Expiry):
+        return expiry
+    if isinstance(expiry, str) and expiry.lower() in PRESETS:
+        return PRESETS[expiry.lower()]
+    raise ConfigurationError(
+        f"{owner} expects expiry to be an Expiry or one of {sorted(PRESETS)}, got {expiry!r}"
+    )
+
+
+def check_store(store: object, owner: str = "SessionMiddleware") -> CookieStore | Store | AsyncStore:
+    if isinstance(store, type):
+        raise ConfigurationError(
+            f"{owner} expects store to be a store instance, got the class {store.__name__}; "
+            f"write {store.__name__}(...)"
+        )
+    if isinstance(store, CookieStore | Store | AsyncStore):
+        return store
+    raise ConfigurationError(
+        f"{owner} expects store to be CookieStore() or a server-side store with "
+        f"load/save/delete methods (MemoryStore, SQLiteStore, ...), got {store!r}"
+    )
+
+
+def build_engine(
+    *,
+    secret_key_base: SecretInput,
+    store: object = None,
+    cookie_name: str = "session",
+    expiry: Expiry | str = "aal2",
+    secure: Any = "auto",
+    same_site: str = "lax",
+    path: str = "/",
+    domain: str | None = None,
+    partitioned: bool = False,
+    persistent: bool = False,
+    cookie_cache: int = 1024,
+    record_ip: bool = False,
+    max_sessions_per_user: int | None = None,
+    on_session_limit: str = "evict_oldest",
+    owner: str = "SessionMiddleware",
+) -> Engine:
+    """The engine for one configuration of the session options (see ``SessionMiddleware``)."""
+    checked = CookieStore() if store is None else check_store(store, owner)
+    cookie = CookieAttributes(
+        cookie_name,
+        path=path,
+        domain=domain,
+        secure=secure,
+        same_site=same_site,
+        partitioned=partitioned,
+        persistent=persistent,
+        owner=owner,
+    )
+    return Engine(
+        secret_key_base=secret_key_base,
+        store=checked,
+        cookie=cookie,
+        expiry=resolve_expiry(expiry, owner),
+        cookie_cache=cookie_cache,
+        record_ip=record_ip,
+        max_sessions_per_user=max_sessions_per_user,
+        on_session_limit=on_session_limit,
+        owner=owner,
+    )

@@ -1,0 +1,370 @@
+"""The WSGI adapter: the same engine and lifecycle as the ASGI middleware, for WSGI apps."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from . import _csrf
+from ._config import build_engine
+from ._cookies import Secure
+from ._engine import Engine, run_sync
+from ._expiry import Expiry
+from ._keys import SecretInput
+from ._registry import UserSessions
+from ._session import Session
+from .errors import (
+    ConfigurationError,
+    CSRFError,
+    ReauthenticationRequired,
+    SessionLimitReached,
+    StoreError,
+)
+from .stores.cookie import CookieStore
+from .typing import Store
+
+__all__ = ["CSRFMiddleware", "SessionMiddleware", "get_session", "user_sessions"]
+
+logger = logging.getLogger("sessionware")
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+ENVIRON_KEY = "sessionware.session"
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(" ", 1)[0])
+    except ValueError:
+        return 500
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = (text + "\n").encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body]
+
+
+def store_unavailable(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """The default response when the session store fails: ``503 Service Unavailable``."""
+    body = b"Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", "5"),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body]
+
+
+class SessionMiddleware:
+    """Sessions for WSGI apps: :class:`sessionware.SessionMiddleware`'s semantics, exactly.
+
+    The same engine drives both adapters, so every rule -- lazy writes,
+    renew / drop / ignore, expiry, key rotation, compare-and-set writes,
+    ``Vary: Cookie``, no save on a 5xx, failing closed with a 503 -- is the
+    same. The session is at ``environ["sessionware.session"]`` and from
+    :func:`get_session`. Server-side stores are called synchronously (WSGI
+    servers run requests in threads or processes).
+
+    Options: the same as :class:`sessionware.SessionMiddleware` (see there),
+    except that ``store`` must offer synchronous methods (every built-in store
+    does) and ``store_error_app`` is a WSGI app.
+
+    Example::
+
+        app.wsgi_app = SessionMiddleware(app.wsgi_app, secret_key_base=secret, store=SQLiteStore("s.db"))
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        secret_key_base: SecretInput,
+        store: CookieStore | Store | None = None,
+        cookie_name: str = "session",
+        expiry: Expiry | str = "aal2",
+        secure: Secure = "auto",
+        same_site: str = "lax",
+        path: str = "/",
+        domain: str | None = None,
+        partitioned: bool = False,
+        persistent: bool = False,
+        store_error_app: WSGIApp = store_unavailable,
+        cookie_cache: int = 1024,
+        record_ip: bool = False,
+        max_sessions_per_user: int | None = None,
+        on_session_limit: str = "evict_oldest",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.engine = build_engine(
+            secret_key_base=secret_key_base,
+            store=store,
+            cookie_name=cookie_name,
+            expiry=expiry,
+            secure=secure,
+            same_site=same_site,
+            path=path,
+            domain=domain,
+            partitioned=partitioned,
+            persistent=persistent,
+            cookie_cache=cookie_cache,
+            record_ip=record_ip,
+            max_sessions_per_user=max_sessions_per_user,
+            on_session_limit=on_session_limit,
+        )
+        self.store_error_app = store_error_app
+        self.clock = clock
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        engine = self.engine
+        now = int(self.clock())
+        try:
+            session = open_session(engine, environ.get("HTTP_COOKIE"), now)
+        except StoreError as exc:
+            return self._store_failed(environ, start_response, exc)
+        environ[ENVIRON_KEY] = session
+        session._scope = environ
+        https = environ.get("wsgi.url_scheme") == "https"
+        state: dict[str, Any] = {"replaced": None}
+
+        def start_with_session(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            try:
+                set_cookie = close_session(engine, session, _status_code(status), now, https)
+            except StoreError as exc:
+                state["replaced"] = self._store_failed(environ, start_response, exc)
+                return lambda data: None
+            except SessionLimitReached as exc:
+                state["replaced"] = _plain(start_response, "409 Conflict", str(exc))
+                return lambda data: None
+            if set_cookie is not None or session._accessed:
+                headers = with_session_headers(headers, set_cookie, session._accessed)
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        try:
+            result = self.app(environ, start_with_session)
+        except StoreError as exc:
+            return self._store_failed(environ, start_response, exc)
+        except ReauthenticationRequired as exc:
+            return _plain(start_response, "401 Unauthorized", str(exc))
+        return _Response(result, state)
+
+    def _store_failed(
+        self, environ: Environ, start_response: StartResponse, exc: StoreError
+    ) -> Iterable[bytes]:
+        logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)
+        environ["sessionware.error"] = exc
+        return self.store_error_app(environ, start_response)
+
+
+class _Response:
+    """The app's response, unless a store failure at ``start_response`` replaced it."""
+
+    def __init__(self, result: Iterable[bytes], state: dict[str, Any]) -> None:
+        self._result = result
+        self._state = state
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self._result)
+        for chunk in iterator:
+            replaced = self._state["replaced"]
+            if replaced is not None:  # a store failure at start_response: the app's body is dropped
+                yield from replaced
+                return
+            yield chunk
+        if self._state["replaced"] is not None:
+            yield from self._state["replaced"]
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+def _sync_store(engine: Engine) -> Any:
+    return engine.store.revocation if isinstance(engine.store, CookieStore) else engine.store
+
+
+def open_session(engine: Engine, cookie_header: str | None, now: int) -> Session:
+    """Open a session synchronously (WSGI, Flask)."""
+    opened = engine.open(cookie_header, now)
+    return opened if isinstance(opened, Session) else run_sync(opened, _sync_store(engine))
+
+
+def close_session(engine: Engine, session: Session, status: int, now: int, https: bool) -> str | None:
+    """Close a session synchronously; the ``Set-Cookie`` value to send, if any."""
+    closed = engine.close(session, status, now, https)
+    if closed is None or isinstance(closed, str):
+        return closed
+    return run_sync(closed, _sync_store(engine))
+
+
+def with_session_headers(
+    headers: list[tuple[str, str]], set_cookie: str | None, vary: bool
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    vary_done = not vary
+    for name, value in headers:
+        lowered = name.lower()
+        if set_cookie is not None and lowered == "cache-control":
+            continue
+        if lowered == "vary" and not vary_done:
+            tokens = {token.strip().lower() for token in value.split(",")}
+            if "cookie" not in tokens and "*" not in tokens:
+                value = value + ", Cookie"
+            vary_done = True
+        out.append((name, value))
+    if not vary_done:
+        out.append(("Vary", "Cookie"))
+    if set_cookie is not None:
+        out.append(("Set-Cookie", set_cookie))
+        out.append(("Cache-Control", "no-store"))
+    return out
+
+
+def get_session(environ: Environ) -> Session:
+    """The session of a WSGI request (its environ, or a request object with ``.environ``)."""
+    from .asgi import get_session as find
+
+    return find(getattr(environ, "environ", environ))
+
+
+def user_sessions(environ: Environ) -> UserSessions:
+    """List and revoke sessions of any user (synchronously), through this request's store."""
+    session = get_session(environ)
+    engine = session._engine
+    assert engine is not None
+    return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
+
+
+class CSRFMiddleware:
+    """CSRF protection for WSGI apps: :class:`sessionware.CSRFMiddleware`'s rules, exactly.
+
+    Options are the same (``error_app`` is a WSGI app). Wrap the app with it
+    *inside* :class:`SessionMiddleware`::
+
+        app.wsgi_app = SessionMiddleware(CSRFMiddleware(app.wsgi_app), secret_key_base=secret)
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        trusted_origins: Iterable[str] = (),
+        trust_same_site: bool = False,
+        exempt: Iterable[str] | Callable[[Environ], bool] = (),
+        max_body_size: int = 1024 * 1024,
+        error_app: WSGIApp | None = None,
+    ) -> None:
+        from .csrf import CSRFMiddleware as Rules
+
+        # The same validation of the same options as the ASGI middleware.
+        self._rules = Rules(
+            _unused_asgi_app,
+            trusted_origins=trusted_origins,
+            trust_same_site=trust_same_site,
+            exempt=(lambda scope: exempt(scope["environ"])) if callable(exempt) else exempt,
+            max_body_size=max_body_size,
+        )
+        self.app = app
+        self.error_app = error_app or _csrf_rejected
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        scope = {"path": environ.get("PATH_INFO", "/"), "environ": environ}
+        if method in _csrf.SAFE_METHODS or self._rules._exempt(scope):
+            return self.app(environ, start_response)
+        if ENVIRON_KEY not in environ:
+            raise ConfigurationError("CSRFMiddleware needs SessionMiddleware around it")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = (
+            environ.get("HTTP_HOST")
+            or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
+        )
+        try:
+            own = _csrf.normalize_origin(f"{scheme}://{host}")
+        except ValueError:
+            own = f"{scheme}://invalid-host"
+        reason = _csrf.check_headers(
+            sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
+            origin=environ.get("HTTP_ORIGIN"),
+            referer=environ.get("HTTP_REFERER"),
+            own_origin=own,
+            trusted_origins=self._rules.trusted_origins,
+            trust_same_site=self._rules.trust_same_site,
+        )
+        token = environ.get("HTTP_X_CSRF_TOKEN")
+        if reason is None and token is None:
+            content_type = environ.get("CONTENT_TYPE", "")
+            kind = content_type.split(";", 1)[0].strip().lower().encode()
+            if kind in (b"application/x-www-form-urlencoded", b"multipart/form-data"):
+                body = _read_wsgi_body(environ, self._rules.max_body_size)
+                if body is None:
+                    reason = f"form body over {self._rules.max_body_size} bytes without the header"
+                else:
+                    from .csrf import _form_token
+
+                    token = _form_token(kind, content_type.encode("latin-1"), body)
+        if reason is None:
+            try:
+                from .csrf import verify_csrf_token
+
+                verify_csrf_token(environ[ENVIRON_KEY], token)
+            except CSRFError as exc:
+                reason = exc.reason
+        if reason is not None:
+            logger.warning(
+                "sessionware refused a %s %s: CSRF check failed (%s)", method, scope["path"], reason
+            )
+            environ["sessionware.csrf_error"] = CSRFError(reason)
+            return self.error_app(environ, start_response)
+        return self.app(environ, start_response)
+
+
+async def _unused_asgi_app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
+    raise AssertionError
+
+
+def _csrf_rejected(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    return _plain(start_response, "403 Forbidden", str(environ["sessionware.csrf_error"]))
+
+
+def _read_wsgi_body(environ: Environ, limit: int) -> bytes | None:
+    """The request body (if within ``limit``), put back so the app reads it too."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ["wsgi.input"]
+    if length > limit:
+        return None
+    if length:
+        body: bytes = stream.read(length)
+    else:  # no length given (chunked): read up to the limit
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            environ["wsgi.input"] = io.BytesIO(body + stream.read())
+            return None
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
