@@ -172,6 +172,7 @@ class Engine:
         "keys",
         "record_ip",
         "registry_store",
+        "session_class",
         "session_limit",
         "store",
     )
@@ -197,6 +198,8 @@ class Engine:
             raise ConfigurationError(f"{owner} expects record_ip to be True or False, got {record_ip!r}")
         self.keys = KeyRing(secret_key_base, owner=owner)
         self.record_ip = record_ip
+        #: The class of the sessions made (adapters may use a subclass, as Flask's does).
+        self.session_class: type[Session] = Session
         self._group_keys = self.keys.subkeys("user-group", cookie.name)
         self._handle_key = self.keys.subkeys("session-handle", cookie.name)[0]
         self.cookie = cookie
@@ -281,7 +284,7 @@ class Engine:
     # -- opening -----------------------------------------------------------------
 
     def new_session(self, now: int, *, had_cookie: bool = False) -> Session:
-        session = Session.__new__(Session)
+        session = Session.__new__(self.session_class)
         session._engine = self
         session._now = now
         if had_cookie:
@@ -299,7 +302,7 @@ class Engine:
 
     def _session(self, record: _record.Record, now: int, stale: bool) -> Session:
         """The session a verified, unexpired record holds."""
-        session = Session.__new__(Session)
+        session = Session.__new__(self.session_class)
         dict.update(session, _record.load_data(record.data_json))
         session._engine = self
         session._now = now

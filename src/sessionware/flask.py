@@ -1,0 +1,275 @@
+"""Flask: ``flask.session`` *is* a sessionware session.
+
+    from sessionware.flask import Sessionware
+
+    app = Flask(__name__)
+    Sessionware(app, secret_key_base=os.environ["SECRET_KEY_BASE"], store=SQLiteStore("s.db"))
+
+    @app.post("/login")
+    def login():
+        session.log_in(user.id)        # flask.session, with renew/drop/log_in/...
+        flash("Welcome!")              # Flask's flash() and get_flashed_messages() work as usual
+
+Cookies written by Flask's own session (``SecureCookieSessionInterface``) are
+read once -- with the app's ``SECRET_KEY`` -- and re-issued in sessionware's
+format, so switching logs nobody out (``legacy=False`` turns that off).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ._config import build_engine
+from ._engine import Engine
+from ._keys import SecretInput
+from ._registry import UserSessions
+from ._session import Session
+from .errors import ConfigurationError, MissingDependency, SessionLimitReached, StoreError
+from .wsgi import close_session, open_session, with_session_headers
+
+try:
+    import flask
+    from flask.sessions import SecureCookieSessionInterface, SessionMixin
+    from flask.sessions import SessionInterface as FlaskSessionInterface
+    from werkzeug.exceptions import ServiceUnavailable
+except ImportError as exc:  # pragma: no cover - exercised without Flask installed
+    raise MissingDependency("flask", extra="flask") from exc
+
+__all__ = ["FlaskSession", "SessionInterface", "Sessionware", "current_session", "user_sessions"]
+
+logger = logging.getLogger("sessionware")
+_OURS = ("e1.", "s1.", "i1.")
+
+
+class FlaskSession(Session, SessionMixin):
+    """A sessionware :class:`~sessionware.Session` with Flask's ``SessionMixin`` attributes."""
+
+    @property
+    def accessed(self) -> bool:
+        return self._accessed
+
+    @accessed.setter
+    def accessed(self, value: bool) -> None:  # Flask sets it whenever flask.session is touched
+        self._accessed = bool(value)
+
+    @property
+    def modified(self) -> bool:
+        """Whether the data may have changed (sessionware compares it anyway)."""
+        return self._dirty
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        if value:
+            self._dirty = True
+
+    @property
+    def new(self) -> bool:
+        return self._origin is None
+
+    @new.setter
+    def new(self, value: bool) -> None:  # the mixin's attribute is writable; ours is derived
+        pass
+
+
+class _Unavailable(FlaskSession):
+    """Stands in for the session when the store could not be reached; the request gets a 503."""
+
+    error: StoreError
+
+
+def _json_safe(value: Any) -> Any:
+    """Flask's tagged JSON holds a few types JSON does not: turn them into JSON values."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        return str(value)  # Markup becomes a plain str
+    return value
+
+
+class SessionInterface(FlaskSessionInterface):
+    """Flask's session interface, backed by sessionware.
+
+    Options are :class:`sessionware.SessionMiddleware`'s, plus:
+
+        legacy: Read cookies Flask's own session wrote (signed with the app's
+            ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``) once, and re-issue
+            them in sessionware's format. Defaults to ``True``. Values JSON
+            cannot hold are converted: tuples to lists, bytes to base64 text,
+            dates to ISO 8601 text, UUIDs and ``Markup`` to text.
+
+    Cookie settings left unset come from Flask's config: ``SESSION_COOKIE_NAME``,
+    ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``, ``SESSION_COOKIE_PARTITIONED``,
+    ``SESSION_COOKIE_SECURE`` (``True`` forces ``Secure``; otherwise ``"auto"``) and
+    ``SESSION_COOKIE_SAMESITE`` (default ``"lax"``). The cookie is always
+    ``HttpOnly``. ``secret_key_base`` defaults to the app's ``SECRET_KEY``,
+    which must then be 32 bytes or more.
+    """
+
+    session_class = FlaskSession
+
+    def __init__(
+        self,
+        *,
+        secret_key_base: SecretInput | None = None,
+        store: Any = None,
+        legacy: bool = True,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        self.secret_key_base = secret_key_base
+        self.store = store
+        self.legacy = legacy
+        self.clock = clock
+        self.options = options
+        self._engines: dict[int, Engine] = {}
+
+    def engine(self, app: flask.Flask) -> Engine:
+        """The engine for ``app``, built from the options and the app's config on first use."""
+        engine = self._engines.get(id(app))
+        if engine is None:
+            config = app.config
+            secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
+            if secret is None:
+                raise ConfigurationError(
+                    "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
+                )
+            options = {
+                "cookie_name": config.get("SESSION_COOKIE_NAME") or "session",
+                "domain": config.get("SESSION_COOKIE_DOMAIN") or None,
+                "path": config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
+                "secure": True if config.get("SESSION_COOKIE_SECURE") else "auto",
+                "same_site": config.get("SESSION_COOKIE_SAMESITE") or "lax",
+                "partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
+                **self.options,
+            }
+            engine = build_engine(
+                secret_key_base=secret, store=self.store, owner="SessionInterface", **options
+            )
+            engine.session_class = FlaskSession
+            self._engines[id(app)] = engine
+        return engine
+
+    def is_null_session(self, obj: object) -> bool:
+        return isinstance(obj, _Unavailable) or super().is_null_session(obj)
+
+    def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession:
+        engine = self.engine(app)
+        now = int(self.clock())
+        header = "; ".join(request.headers.getlist("Cookie")) or None
+        try:
+            session = open_session(engine, header, now)
+        except StoreError as exc:
+            logger.error("sessionware: the session store failed; answering 503: %s", exc)
+            unavailable = _Unavailable.__new__(_Unavailable)
+            unavailable.error = exc
+            return unavailable
+        session._scope = request.environ
+        if session.is_new and self.legacy:
+            self._import_legacy(app, request, session)
+        session._accessed = False
+        return session  # type: ignore[return-value]
+
+    def _import_legacy(self, app: flask.Flask, request: flask.Request, session: Session) -> None:
+        value = request.cookies.get(self.engine(app).cookie.name)
+        if not value or value.startswith(_OURS):
+            return
+        serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+        if serializer is None:
+            return
+        try:
+            data = serializer.loads(value, max_age=int(app.permanent_session_lifetime.total_seconds()))
+        except Exception:  # any bad signature or payload: not a session we can trust
+            logger.debug("sessionware could not read a legacy Flask session cookie")
+            return
+        if isinstance(data, dict) and data:
+            session.update(_json_safe(data))  # written in sessionware's format on this response
+
+    def save_session(self, app: flask.Flask, session: SessionMixin, response: flask.Response) -> None:
+        if isinstance(session, _Unavailable) or not isinstance(session, Session):
+            return
+        engine = self.engine(app)
+        https = flask.request.scheme == "https" if flask.has_request_context() else False
+        try:
+            set_cookie = close_session(engine, session, response.status_code, session._now, https)
+        except StoreError as exc:
+            logger.error("sessionware: the session store failed; answering 503: %s", exc)
+            _replace(
+                response,
+                503,
+                "Service Unavailable: the session store could not be reached. Please retry shortly.",
+            )
+            return
+        except SessionLimitReached as exc:
+            _replace(response, exc.status_code, str(exc))
+            return
+        if set_cookie is None and not session._accessed:
+            return
+        headers = with_session_headers(list(response.headers.items()), set_cookie, session._accessed)
+        response.headers.clear()
+        for name, value in headers:
+            response.headers.add(name, value)
+
+
+def _replace(response: flask.Response, status: int, text: str) -> None:
+    response.status_code = status
+    response.set_data((text + "\n").encode())
+    response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.pop("Set-Cookie", None)
+
+
+class Sessionware:
+    """The Flask extension: installs :class:`SessionInterface` and answers 503 when the store is down.
+
+    ``Sessionware(app, **options)`` or, with an app factory, ``ext = Sessionware(**options)``
+    then ``ext.init_app(app)``. Options are :class:`SessionInterface`'s.
+    """
+
+    def __init__(self, app: flask.Flask | None = None, **options: Any) -> None:
+        self.interface = SessionInterface(**options)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        app.session_interface = self.interface
+        app.extensions["sessionware"] = self
+        app.before_request(_refuse_when_unavailable)
+
+
+def _refuse_when_unavailable() -> None:
+    from flask.globals import request_ctx
+
+    if isinstance(request_ctx._session, _Unavailable):
+        raise ServiceUnavailable("the session store could not be reached; please retry shortly")
+
+
+def current_session() -> FlaskSession:
+    """``flask.session``, typed as the sessionware session it is (``log_in``, ``renew``...)."""
+    session = flask.session._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(session, FlaskSession):
+        raise ConfigurationError("flask.session is not a sessionware session: call Sessionware(app, ...) first")
+    return session
+
+
+def user_sessions() -> UserSessions:
+    """List and revoke sessions of any user, through the current request's store."""
+    session = flask.session._get_current_object()  # type: ignore[attr-defined]
+    engine = session._engine
+    assert engine is not None
+    from .wsgi import _sync_store
+
+    return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)

@@ -1,0 +1,244 @@
+"""Flask: flask.session is a sessionware session, through Flask's own test client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+from flask import Flask, flash, get_flashed_messages, session
+
+from sessionware import MemoryStore, SQLiteStore
+from sessionware.flask import Sessionware, current_session, user_sessions
+from sessionware.testing import FakeClock
+
+from .conftest import SECRET
+
+
+def make_app(store: Any = None, **options: Any) -> Flask:
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "an old flask secret key that signed existing cookies"
+    Sessionware(app, secret_key_base=SECRET, store=store, **options)
+
+    @app.get("/")
+    def home() -> Any:
+        return {"counter": session.get("counter", 0), "user": current_session().user_id, "new": session.new}
+
+    @app.post("/incr")
+    def incr() -> Any:
+        session["counter"] = session.get("counter", 0) + 1
+        return {"counter": session["counter"]}
+
+    @app.post("/cart/<item>")
+    def cart(item: str) -> Any:
+        session.setdefault("cart", []).append(item)  # nested, in place
+        return {"cart": session["cart"]}
+
+    @app.post("/login/<user>")
+    def login(user: str) -> Any:
+        current_session().log_in(user)
+        flash(f"Welcome, {user}.")
+        return flask.redirect("/flashes")
+
+    @app.post("/logout")
+    def logout() -> Any:
+        current_session().log_out()
+        flash("Bye.", "info")
+        return flask.redirect("/flashes")
+
+    @app.get("/flashes")
+    def flashes() -> Any:
+        return {"flashes": get_flashed_messages(with_categories=True)}
+
+    @app.get("/sessions/<user>")
+    def sessions(user: str) -> Any:
+        return {"agents": [info.user_agent for info in user_sessions().list(user)]}
+
+    @app.get("/legacy")
+    def legacy() -> Any:
+        return {"data": dict(session)}
+
+    return app
+
+
+def test_flask_session_is_a_sessionware_session() -> None:
+    client = make_app(MemoryStore()).test_client()
+    assert client.get("/").json == {"counter": 0, "user": None, "new": True}
+    assert client.get("/").headers.get("Set-Cookie") is None  # untouched: nothing sent
+    assert client.post("/incr").json == {"counter": 1}
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    assert cookie.value.startswith("i1.")
+    assert client.post("/incr").json == {"counter": 2}
+    reply = client.get("/")
+    assert reply.json == {"counter": 2, "user": None, "new": False}
+    assert reply.headers.get("Vary") == "Cookie"
+
+
+def test_nested_edits_persist() -> None:
+    client = make_app().test_client()  # the encrypted cookie store
+    client.post("/cart/apple")
+    assert client.post("/cart/pear").json == {"cart": ["apple", "pear"]}
+
+
+def test_log_in_renews_the_id_and_flask_flash_works(tmp_path: Path) -> None:
+    client = make_app(SQLiteStore(tmp_path / "s.db")).test_client()
+    client.post("/incr")
+    before = client.get_cookie("session")
+    assert before is not None
+    reply = client.post("/login/alice", follow_redirects=True)
+    assert reply.json == {"flashes": [["message", "Welcome, alice."]]}
+    after = client.get_cookie("session")
+    assert after is not None
+    assert after.value != before.value
+    assert client.get("/").get_json()["user"] == "alice"
+    assert client.get("/flashes").json == {"flashes": []}  # shown once
+    reply = client.post("/logout", follow_redirects=True)
+    assert reply.json == {"flashes": [["info", "Bye."]]}
+    assert client.get("/").get_json()["user"] is None
+
+
+def test_session_transaction_seeds_a_session() -> None:
+    client = make_app(MemoryStore()).test_client()
+    with client.session_transaction() as seeded:
+        seeded["counter"] = 41
+    assert client.post("/incr").json == {"counter": 42}
+
+
+def test_the_registry_through_flask(tmp_path: Path) -> None:
+    app = make_app(SQLiteStore(tmp_path / "s.db"))
+    phone = app.test_client()
+    laptop = app.test_client()
+    phone.post("/login/alice", headers={"User-Agent": "Phone"})
+    laptop.post("/login/alice", headers={"User-Agent": "Laptop"})
+    assert sorted(laptop.get("/sessions/alice").get_json()["agents"]) == ["Laptop", "Phone"]
+
+
+class Flaky(MemoryStore):
+    down = False
+
+    def load(self, key: str) -> tuple[bytes, int] | None:
+        if self.down:
+            raise ConnectionError("down")
+        return super().load(key)
+
+    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+        if self.down:
+            raise ConnectionError("down")
+        return super().save(key, data, ttl, version, user)
+
+
+def test_a_store_that_is_down_answers_503_and_recovers() -> None:
+    store = Flaky()
+    client = make_app(store).test_client()
+    client.post("/incr")
+    store.down = True
+    assert client.get("/").status_code == 503  # loading failed
+    fresh = make_app(store).test_client()
+    store.down = False
+    fresh.get("/")
+    store.down = True
+    reply = fresh.post("/incr")  # saving failed
+    assert reply.status_code == 503
+    assert "Set-Cookie" not in reply.headers
+    store.down = False
+    assert client.get("/").get_json()["counter"] == 1
+
+
+def test_a_cookie_written_by_flasks_own_session_is_read_once_and_reissued() -> None:
+    legacy_app = Flask(__name__)
+    legacy_app.config["SECRET_KEY"] = "an old flask secret key that signed existing cookies"
+
+    @legacy_app.get("/set")
+    def set_session() -> str:
+        session["user"] = "alice"
+        session["pair"] = ("a", 1)  # Flask's tagged JSON keeps tuples
+        session["raw"] = b"\x00\x01"
+        return "ok"
+
+    legacy_client = legacy_app.test_client()
+    legacy_client.get("/set")
+    old = legacy_client.get_cookie("session")
+    assert old is not None
+    assert not old.value.startswith(("e1.", "s1.", "i1."))  # really Flask's format
+
+    client = make_app(MemoryStore()).test_client()
+    client.set_cookie("session", old.value)
+    reply = client.get("/legacy")
+    assert reply.json == {"data": {"user": "alice", "pair": ["a", 1], "raw": "AAE="}}
+    upgraded = client.get_cookie("session")
+    assert upgraded is not None
+    assert upgraded.value.startswith("i1.")  # re-issued in sessionware's format, never the old one
+    assert client.get("/legacy").json == reply.json
+
+
+def test_a_forged_legacy_cookie_is_ignored() -> None:
+    other = Flask(__name__)
+    other.config["SECRET_KEY"] = "some other application's secret key entirely"
+
+    @other.get("/set")
+    def set_session() -> str:
+        session["user"] = "admin"
+        return "ok"
+
+    forger = other.test_client()
+    forger.get("/set")
+    forged = forger.get_cookie("session")
+    assert forged is not None
+    client = make_app().test_client()
+    client.set_cookie("session", forged.value)
+    assert client.get("/legacy").json == {"data": {}}
+
+
+def test_legacy_reading_can_be_turned_off() -> None:
+    legacy_app = Flask(__name__)
+    legacy_app.config["SECRET_KEY"] = "an old flask secret key that signed existing cookies"
+
+    @legacy_app.get("/set")
+    def set_session() -> str:
+        session["user"] = "alice"
+        return "ok"
+
+    legacy_client = legacy_app.test_client()
+    legacy_client.get("/set")
+    old = legacy_client.get_cookie("session")
+    assert old is not None
+    client = make_app(legacy=False).test_client()
+    client.set_cookie("session", old.value)
+    assert client.get("/legacy").json == {"data": {}}
+
+
+def test_flask_config_shapes_the_cookie() -> None:
+    app = make_app(MemoryStore())
+    app.config.update(SESSION_COOKIE_NAME="__Host-app", SESSION_COOKIE_SAMESITE="Strict")
+    reply = app.test_client().post("/incr")
+    header = reply.headers["Set-Cookie"]
+    assert header.startswith("__Host-app=")
+    assert "; Secure" in header
+    assert "SameSite=Strict" in header
+    assert "HttpOnly" in header
+
+
+def test_a_clock_can_be_moved_for_expiry() -> None:
+    clock = FakeClock()
+    client = make_app(MemoryStore(clock=clock), clock=clock).test_client()
+    client.post("/incr")
+    clock.advance(31 * 60)
+    assert client.get("/").json == {"counter": 0, "user": None, "new": True}
+
+
+def test_a_short_flask_secret_key_alone_is_refused_with_how_to_fix() -> None:
+    from sessionware import ConfigurationError
+
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "dev"
+    Sessionware(app)
+
+    @app.get("/")
+    def home() -> str:
+        return "ok"
+
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(ConfigurationError, match="gen-secret"):
+        app.test_client().get("/")
