@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._config import build_engine
-from ._cookies import Secure
+from ._cookies import Secure, find_cookie
 from ._engine import run_async
 from ._expiry import Expiry
 from ._keys import SecretInput
@@ -213,6 +213,8 @@ class SessionMiddleware:
             except StoreError as exc:
                 await self._store_failed(scope, receive, send, exc)
                 return
+        if session._had_cookie and self._legacy is not None and session._origin is None:
+            self._import_legacy(session, scope)
         scope["session"] = session
         session._scope = scope
         if kind == "websocket":
@@ -258,6 +260,23 @@ class SessionMiddleware:
             if started:
                 raise
             await _plain(send, 401, str(exc))
+
+    #: Reads a session cookie another library wrote (see ``sessionware.starlette``):
+    #: given the cookie's value, the session data, or None. Asked only when the
+    #: cookie is not a sessionware cookie; data it returns is re-issued in
+    #: sessionware's format on this response.
+    _legacy: Callable[[str], dict[str, Any] | None] | None = None
+
+    def _import_legacy(self, session: Session, scope: Scope) -> None:
+        assert self._legacy is not None
+        header = _cookie_header(scope["headers"])
+        value, count = find_cookie(header or "", self.engine.cookie.name)
+        if value is None or count != 1:
+            return
+        data = self._legacy(value)
+        if data:
+            dict.update(session, data)
+            session._dirty = True  # written back, in sessionware's format
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)
