@@ -85,8 +85,30 @@ async def revoke_all(request: Request) -> Response:
     return JSONResponse({"revoked": await user_sessions(request).revoke_all(user)})
 
 
+async def count(request: Request) -> Response:
+    session = get_session(request)
+    session["n"] = session.get("n", 0) + 1
+    return JSONResponse(session["n"])
+
+
+async def grow_and_renew(request: Request) -> Response:
+    session = get_session(request)
+    session["blob"] = "x" * 5000  # more than a cookie can hold
+    session.renew()
+    return PlainTextResponse("renewed")
+
+
+async def others_out(request: Request) -> Response:
+    session = get_session(request)
+    assert session.user_id is not None
+    return JSONResponse(await user_sessions(request).revoke_all(session.user_id, keep=session))
+
+
 def auth_app(store: Any, clock: FakeClock, **options: Any) -> ASGIApp:
     routes = [
+        Route("/count", count),
+        Route("/grow-and-renew", grow_and_renew),
+        Route("/others-out", others_out),
         Route("/login/{user}", log_in),
         Route("/logout", log_out),
         Route("/whoami", whoami),
@@ -229,6 +251,35 @@ def test_sw26_re_encoding_a_revoked_cookie_does_not_get_past_the_check(
         assert user_of(app, f"{name}={variant}") is None
 
 
+def test_sw26_a_cookie_session_that_writes_on_every_request_stays_revocable_and_alive(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    revocation = SQLiteStore(tmp_path / "revocation.db", clock=clock)
+    app = auth_app(CookieStore(revocation=revocation), clock)  # aal2: 30 minutes idle
+    cookie = get(app, "/login/alice").cookie()
+    for n in range(1, 13):  # an hour of writes, five minutes apart
+        clock.advance(5 * 60)
+        reply = get(app, "/count", cookie)
+        assert reply.json() == n
+        cookie = reply.cookie()
+        assert user_of(app, cookie) == "alice"
+    # The revocation record kept up with the activity, so revocation still works.
+    assert get(app, "/revoke-all/alice").json() == {"revoked": 1}
+    assert user_of(app, cookie) is None
+
+
+def test_a_session_too_large_for_its_cookie_does_not_revoke_the_one_the_browser_holds(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from sessionware import SessionTooLarge
+
+    app = auth_app(CookieStore(revocation=SQLiteStore(tmp_path / "revocation.db", clock=clock)), clock)
+    cookie = get(app, "/login/alice").cookie()
+    with pytest.raises(SessionTooLarge):
+        get(app, "/grow-and-renew", cookie)
+    assert user_of(app, cookie) == "alice"
+
+
 def test_sw39_a_revocation_store_that_is_down_fails_closed(clock: FakeClock) -> None:
     class Down(MemoryStore):
         down = False
@@ -269,6 +320,30 @@ def test_sw21_a_log_in_beyond_the_limit_can_be_refused(revocable: Any, clock: Fa
     assert [user_of(app, first), user_of(app, second)] == ["alice", "alice"]
     get(app, "/logout", first)
     assert get(app, "/login/alice").status == 200  # room again
+
+
+def test_sw21_renewing_a_session_at_the_limit_keeps_it(revocable: Any, clock: FakeClock) -> None:
+    app = auth_app(revocable, clock, max_sessions_per_user=1)
+    cookie = get(app, "/login/alice").cookie()
+    clock.advance(5)
+    for path in ("/reauth", "/renew", "/others-out", "/login/alice"):
+        reply = get(app, path, cookie)
+        assert reply.status == 200, path
+        assert reply.set_cookie is not None
+        assert "Max-Age=0" not in reply.set_cookie, path
+        cookie = reply.cookie()
+        assert user_of(app, cookie) == "alice", path
+        clock.advance(5)
+
+
+def test_sw21_renewing_the_older_session_evicts_neither(revocable: Any, clock: FakeClock) -> None:
+    app = auth_app(revocable, clock, max_sessions_per_user=2)
+    older = get(app, "/login/alice").cookie()
+    clock.advance(10)
+    newer = get(app, "/login/alice").cookie()
+    clock.advance(10)
+    renewed = get(app, "/reauth", older).cookie()
+    assert [user_of(app, renewed), user_of(app, newer), user_of(app, older)] == ["alice", "alice", None]
 
 
 def test_sw21_the_limit_needs_a_registry() -> None:

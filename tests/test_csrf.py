@@ -278,6 +278,38 @@ def test_sw32_trusted_origins_and_same_site_can_be_allowed(store: Any) -> None:
     assert post(app, cookie, token=good, headers=[("origin", "https://other.example.com")]).status == 403
 
 
+def test_sw32_a_trusted_origin_passes_as_browsers_send_it(store: Any) -> None:
+    """Browsers mark a sibling subdomain same-site and another site cross-site: the listed
+    origin is let through either way, and the token is still required."""
+    app = csrf_app(store, trusted_origins=["https://admin.example.com", "https://partner.example"])
+    cookie, good = session_and_token(app)
+    for origin, site in (
+        ("https://admin.example.com", "same-site"),
+        ("https://partner.example", "cross-site"),
+    ):
+        headers = [("origin", origin), ("sec-fetch-site", site)]
+        assert post(app, cookie, token=good, headers=headers).status == 200, origin
+        assert post(app, cookie, headers=headers).status == 403, origin  # no token: refused
+    # Unlisted siblings and sites are still refused, with or without their Origin.
+    for headers in (
+        [("origin", "https://other.example.com"), ("sec-fetch-site", "same-site")],
+        [("sec-fetch-site", "same-site")],
+        [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")],
+        [("origin", "null"), ("sec-fetch-site", "same-site")],
+    ):
+        assert post(app, cookie, token=good, headers=headers).status == 403, headers
+
+
+def test_sw32_trust_same_site_alone_accepts_what_the_browser_marks_same_site(store: Any) -> None:
+    app = csrf_app(store, trust_same_site=True)
+    cookie, good = session_and_token(app)
+    sibling = [("origin", "https://admin.testserver"), ("sec-fetch-site", "same-site")]
+    assert post(app, cookie, token=good, headers=sibling).status == 200
+    assert post(app, cookie, headers=sibling).status == 403
+    cross = [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")]
+    assert post(app, cookie, token=good, headers=cross).status == 403
+
+
 @pytest.mark.parametrize("bad", ["example.com", "https://example.com/path", "ftp://example.com", ""])
 def test_bad_trusted_origins_are_refused_at_construction(bad: str) -> None:
     async def noop(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover

@@ -56,16 +56,22 @@ def engine_for(store: Any, secret: Any = SECRET, expiry: Expiry = AAL2, **cookie
     )
 
 
+def steps_store(engine: Engine) -> Any:
+    """The store the engine's steps run against: a cookie store's revocation store."""
+    store = engine.store
+    return store.revocation if isinstance(store, CookieStore) else store
+
+
 def open_(engine: Engine, cookie: str | None, now: int) -> Session:
     opened = engine.open(None if cookie is None else f"session={cookie}", now)
-    return opened if isinstance(opened, Session) else run_sync(opened, engine.store)  # type: ignore[arg-type]
+    return opened if isinstance(opened, Session) else run_sync(opened, steps_store(engine))
 
 
 def close(engine: Engine, session: Session, now: int, status: int = 200) -> str | None:
     closed = engine.close(session, status, now, False)
     if closed is None or isinstance(closed, str):
         return closed
-    return run_sync(closed, engine.store)  # type: ignore[arg-type]
+    return run_sync(closed, steps_store(engine))
 
 
 def value_of(set_cookie: str | None) -> str:
@@ -319,6 +325,40 @@ def test_renewing_a_session_dropped_by_a_concurrent_request_does_not_bring_it_ba
     assert out is not None
     assert "Max-Age=0" in out  # the stale cookie is expired, no new one issued
     assert len(spy.inner) == 0
+
+
+def log_in_cookie(engine: Engine, now: int) -> str:
+    session = open_(engine, None, now)
+    session.log_in("alice")
+    return value_of(close(engine, session, now))
+
+
+@pytest.mark.parametrize("kind", ["server", "cookie"])
+def test_concurrent_requests_re_filing_a_session_from_an_older_secret_log_nobody_out(
+    spy: Spy, kind: str
+) -> None:
+    store: Any = spy if kind == "server" else CookieStore(revocation=spy)
+    cookie = log_in_cookie(engine_for(store, secret=OLD_SECRET), T0)
+    engine = engine_for(store, secret=[SECRET, OLD_SECRET])
+    first, second = open_(engine, cookie, T0 + 1), open_(engine, cookie, T0 + 1)
+    won = close(engine, first, T0 + 1)
+    assert won is not None
+    assert "Max-Age=0" not in won  # re-filed under the current secret: a new cookie
+    assert close(engine, second, T0 + 1) is None  # the loser leaves the winner's cookie alone
+    assert open_(engine, value_of(won), T0 + 2).user_id == "alice"
+    assert open_(engine_for(store, secret=SECRET), value_of(won), T0 + 2).user_id == "alice"
+
+
+@pytest.mark.parametrize("kind", ["server", "cookie"])
+def test_a_server_whose_clock_is_behind_never_writes_a_corrupt_record(spy: Spy, kind: str) -> None:
+    store: Any = spy if kind == "server" else CookieStore(revocation=spy)
+    engine = engine_for(store)
+    cookie = log_in_cookie(engine, T0 + 20)  # on the server that is 20 s ahead
+    session = open_(engine, cookie, T0)  # the next request lands on one 20 s behind, and writes
+    session["flash"] = "welcome"
+    cookie = value_of(close(engine, session, T0)) if kind == "cookie" else cookie
+    assert open_(engine, cookie, T0 + 1).user_id == "alice"
+    assert open_(engine, cookie, T0 + 21).user_id == "alice"
 
 
 def test_non_str_keys_are_refused_rather_than_silently_converted() -> None:

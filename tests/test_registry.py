@@ -167,6 +167,40 @@ def test_the_registry_still_finds_sessions_after_a_key_rotation(
     assert whoami(rotated, before) is None
 
 
+def test_sessions_re_issued_during_a_rotation_stay_listed_and_revocable_once_the_old_secret_goes(
+    registry_store: Any, clock: FakeClock
+) -> None:
+    old_app = build_app(registry_store, clock, secret=OLD_SECRET)
+    cookie = log_in(old_app, "alice", agent="Before")
+    rotated = build_app(registry_store, clock, secret=[SECRET, OLD_SECRET])
+    clock.advance(1)
+    reply = request(rotated, "/whoami", cookie)
+    assert reply.json()["user"] == "alice"
+    cookie = reply.cookie()  # re-issued under the new secret
+    done = build_app(registry_store, clock, secret=SECRET)  # the old secret is removed
+    assert whoami(done, cookie) == "alice"
+    listing = request(done, "/sessions/alice", cookie).json()
+    assert [info["user_agent"] for info in listing] == ["Before"]
+    assert request(done, "/revoke-all/alice", cookie).json() == {"revoked": 1}
+    assert whoami(done, cookie) is None
+
+
+@pytest.mark.parametrize("handle", ["%C3%A9", "x" * 32, "-" * 32, "%00", "A" * 500])
+def test_sw37_a_malformed_handle_revokes_nothing_and_never_errors(app: ASGIApp, handle: str) -> None:
+    cookie = log_in(app, "alice")
+    reply = request(app, f"/revoke/alice/{handle}", cookie)
+    assert reply.status == 200
+    assert reply.json() == {"revoked": False}
+    assert whoami(app, cookie) == "alice"
+
+
+def test_handles_are_safe_in_urls_forms_and_command_lines(app: ASGIApp) -> None:
+    cookies = [log_in(app, "alice") for _ in range(20)]
+    handles = [info["handle"] for info in request(app, "/sessions/alice", cookies[0]).json()]
+    assert len(set(handles)) == 20
+    assert all(len(handle) == 32 and set(handle) <= set("0123456789abcdef") for handle in handles)
+
+
 def test_a_cookie_store_without_revocation_keeps_no_registry_and_says_so() -> None:
     from sessionware._cookies import CookieAttributes
     from sessionware._engine import Engine

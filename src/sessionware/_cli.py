@@ -2,6 +2,8 @@
 
     gen-secret                 print a fresh secret_key_base
     decode COOKIE              verify and show a sessionware cookie value
+    decode --phoenix COOKIE --signing-salt S [--encryption-salt E]
+                               show the session in a Plug (Phoenix) session cookie
     migrate --store URL        create the PostgreSQL table (--print-sql shows the SQL)
     purge --store URL          delete expired sessions
     sessions list --store URL --user ID
@@ -61,7 +63,52 @@ def _gen_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+_PHOENIX_FORMATS = {"SFMyNTY": "SFMyNTY (HS256)", "SFMzODQ": "SFMzODQ (HS384)", "SFM1MTI": "SFM1MTI (HS512)"}
+
+
+def _decode_phoenix(args: argparse.Namespace) -> int:
+    from . import phoenix
+    from ._etf import to_typed_json
+
+    if args.signing_salt is None:
+        raise ConfigurationError("decode --phoenix needs --signing-salt (the endpoint's :signing_salt)")
+    secret = _secret(args)
+    store = phoenix.PhoenixCookieStore(
+        signing_salt=args.signing_salt,
+        encryption_salt=args.encryption_salt,
+        key_iterations=args.key_iterations,
+        key_length=args.key_length,
+        key_digest=args.key_digest,
+        format="signed" if args.encryption_salt is None else "a128gcm" if args.key_length != 32 else "xcp",
+    )
+    secrets = [secret] if isinstance(secret, str | bytes) else list(secret)
+    configs = [
+        phoenix._config(
+            phoenix._secret(item, "sessionware decode --phoenix"),
+            store.signing_salt,
+            store.encryption_salt,
+            store.key_iterations,
+            store.key_length,
+            store.key_digest,
+        )
+        for item in secrets
+    ]
+    session, index = phoenix._read(args.cookie, configs)
+    value = args.cookie
+    form = "XCP" if value.startswith("XCP.") else value.split(".", 1)[0]
+    shown = {
+        "kind": "phoenix encrypted" if store.encryption_salt is not None else "phoenix signed",
+        "format": _PHOENIX_FORMATS.get(form, "A128GCM" if form != "XCP" else form),
+        "session": to_typed_json(session),
+        "stale_key": index != 0,
+    }
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _decode(args: argparse.Namespace) -> int:
+    if args.phoenix:
+        return _decode_phoenix(args)
     keys = KeyRing(_secret(args), owner="sessionware decode")
     value = args.cookie
     if value.startswith("i1."):
@@ -190,9 +237,22 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--bytes", type=int, default=SECRET_BYTES, help=f"random bytes (default {SECRET_BYTES})")
     gen.set_defaults(run=_gen_secret)
 
-    decode = commands.add_parser("decode", help="verify and show a sessionware cookie value")
+    decode = commands.add_parser(
+        "decode",
+        help="verify and show a sessionware (or, with --phoenix, a Plug) cookie value",
+        description="Verify and show a session cookie's value. With --phoenix, a Plug.Session "
+        "cookie, given the Phoenix endpoint's secret_key_base and session options; its session "
+        'is printed as typed JSON ({"atom": ...}, {"bytes_b64": ...}, {"tuple": [...]}, ...).',
+    )
     decode.add_argument("cookie", help="the cookie value (without 'name=')")
     with_secret(decode)
+    phoenix = decode.add_argument_group("Plug (Phoenix) cookies")
+    phoenix.add_argument("--phoenix", action="store_true", help="the cookie is a Plug.Session cookie")
+    phoenix.add_argument("--signing-salt", help="the endpoint's :signing_salt (required with --phoenix)")
+    phoenix.add_argument("--encryption-salt", help="the endpoint's :encryption_salt, if it encrypts")
+    phoenix.add_argument("--key-iterations", type=int, default=1000, help=":key_iterations (default 1000)")
+    phoenix.add_argument("--key-length", type=int, default=32, help=":key_length (default 32)")
+    phoenix.add_argument("--key-digest", default="sha256", help=":key_digest (default sha256)")
     decode.set_defaults(run=_decode)
 
     migrate = commands.add_parser("migrate", help="create the PostgreSQL sessions table")

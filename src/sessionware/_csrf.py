@@ -114,20 +114,31 @@ def check_headers(
     trusted_origins: Iterable[str],
     trust_same_site: bool,
 ) -> str | None:
-    """Why the request must be refused from its headers alone, or None (the token still decides)."""
+    """Why the request must be refused from its headers alone, or None (the token still decides).
+
+    An ``Origin`` listed in ``trusted_origins`` is let through whatever
+    ``Sec-Fetch-Site`` says (a trusted sibling is "same-site", another site
+    "cross-site"); with ``trust_same_site`` the browser's ``same-site`` is
+    enough, whatever the sibling's origin.
+    """
+    claimed = None if origin is None else origin.strip()
+    if claimed == "null":
+        return "opaque origin (Origin: null)"
+    if claimed is not None and _origin_of(claimed) in set(trusted_origins):
+        return None
     if sec_fetch_site is not None:
         site = sec_fetch_site.strip().lower()
         if site == "cross-site":
             return "cross-site request (Sec-Fetch-Site)"
-        if site == "same-site" and not trust_same_site:
+        if site == "same-site":
+            if trust_same_site:
+                return None
             return "request from another site of the same registrable domain (Sec-Fetch-Site)"
         if site == "none":
             return "request not initiated by a page (Sec-Fetch-Site: none)"
     allowed = {own_origin, *trusted_origins}
-    if origin is not None:
-        if origin.strip() == "null":
-            return "opaque origin (Origin: null)"
-        if _origin_of(origin.strip()) not in allowed:
+    if claimed is not None:
+        if _origin_of(claimed) not in allowed:
             return "request from another origin (Origin)"
         return None
     if referer is not None and _origin_of(referer.strip()) not in allowed:

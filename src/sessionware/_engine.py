@@ -13,11 +13,11 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, TypeVar
 
 from . import _record
-from ._codec import GROUP_SIZE, MAX_COOKIE_BYTES, EncryptedCodec, IdCodec, SignedCodec, b64encode
+from ._codec import GROUP_SIZE, MAX_COOKIE_BYTES, IdCodec, b64encode
 from ._cookies import CookieAttributes, find_cookie
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
@@ -31,7 +31,7 @@ from .errors import (
     SessionTooLarge,
     StoreError,
 )
-from .stores.cookie import CookieStore
+from .stores.cookie import CookieCodec, CookieStore
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["Delete", "Engine", "Load", "Save", "run_async", "run_sync"]
@@ -160,9 +160,12 @@ class Engine:
 
     __slots__ = (
         "_codec",
+        "_dump_data",
+        "_empty_data",
         "_group_keys",
         "_handle_key",
         "_ids",
+        "_load_data",
         "_revocation",
         "_target",
         "_verified",
@@ -206,7 +209,7 @@ class Engine:
         self._target = cookie.name + "="
         self.expiry = expiry
         self.store = store
-        self._codec: EncryptedCodec | SignedCodec | None = None
+        self._codec: CookieCodec | None = None
         self._ids: IdCodec | None = None
         # Cookie value -> what it verified to: (Record, stale) for cookie stores,
         # (session ID, stale) for server-side ones.
@@ -215,20 +218,29 @@ class Engine:
         # the server-side store, or a cookie store's revocation store.
         self.async_store: AsyncStore | None = None
         self._revocation: Store | AsyncStore | None = None
+        # How a record's data part is (de)serialized: JSON, unless the store's cookie
+        # codec brings its own (the Phoenix store's Erlang terms).
+        self._load_data: Callable[[bytes], dict[Any, Any]] = _record.load_data
+        self._dump_data: Callable[[dict[Any, Any]], bytes] = _record.dump_data
         if isinstance(store, CookieStore):
-            codec = EncryptedCodec if store.encrypt else SignedCodec
-            self._codec = codec(self.keys, cookie.name)
+            self._codec = store.cookie_codec(self.keys, cookie.name)
+            self._load_data = getattr(self._codec, "load_data", _record.load_data)
+            self._dump_data = getattr(self._codec, "dump_data", _record.dump_data)
             self._revocation = store.revocation
             self.registry_store: Store | AsyncStore | None = store.revocation
             if store.revocation is None:
+                name = type(store).__name__
                 logger.warning(
-                    "sessionware: CookieStore has no revocation store, so a copy of a session cookie "
+                    "sessionware: %s has no revocation store, so a copy of a session cookie "
                     "taken before log-out keeps working until the session expires; pass "
-                    "CookieStore(revocation=SQLiteStore(...)) (or another server-side store) to prevent it"
+                    "%s(revocation=SQLiteStore(...)) (or another server-side store) to prevent it",
+                    name,
+                    name,
                 )
         else:
             self._ids = IdCodec(self.keys, cookie.name)
             self.registry_store = store
+        self._empty_data = self._dump_data({})
         self.session_limit: tuple[int, bool] | None = None  # (limit, reject?)
         if max_sessions_per_user is not None:
             if type(max_sessions_per_user) is not int or max_sessions_per_user < 1:
@@ -267,7 +279,8 @@ class Engine:
 
     def handle(self, store_key: str) -> str:
         """An opaque handle for a session in listings: not its ID, and no bearer token."""
-        return b64encode(hmac.new(self._handle_key, store_key.encode(), hashlib.sha256).digest()[:16])
+        # Hex: URL-, form- and command-line-safe (a handle never starts with "-").
+        return hmac.new(self._handle_key, store_key.encode(), hashlib.sha256).hexdigest()[:32]
 
     @staticmethod
     def _user_of(store_key: str, meta_json: bytes) -> str | None:
@@ -303,7 +316,7 @@ class Engine:
     def _session(self, record: _record.Record, now: int, stale: bool) -> Session:
         """The session a verified, unexpired record holds."""
         session = Session.__new__(self.session_class)
-        dict.update(session, _record.load_data(record.data_json))
+        dict.update(session, self._load_data(record.data_json))
         session._engine = self
         session._now = now
         session._origin = record
@@ -342,6 +355,8 @@ class Engine:
                 verified = _record.unpack(plaintext), stale
                 self._verified.put(value, verified)
             record, stale = verified
+            if not record.created_at:  # a format without times (a cookie Phoenix wrote): starts now
+                record = _record.Record(now, now, record.auth_at, record.meta_json, record.data_json)
             if not self.expiry.is_valid(record.created_at, record.touched_at, now):
                 raise InvalidCookie("expired")
             session = self._session(record, now, stale)
@@ -359,7 +374,11 @@ class Engine:
         loaded = yield Load(key)
         if loaded is None:
             return self._refuse("revoked", now)
-        session._allow = (key, loaded[1])
+        try:
+            touched_at = _record.unpack(loaded[0]).touched_at
+        except InvalidCookie:
+            return self._refuse("revocation record", now)
+        session._allow = (key, loaded[1], touched_at)
         return session
 
     def _load(self, value: str, now: int) -> Steps[Session]:
@@ -405,6 +424,11 @@ class Engine:
                 return DELETE, b""
             action = RENEW  # written to after log-out: a fresh anonymous session under a new ID
         origin = session._origin
+        if session._stale and action == NONE and origin is not None and b'"uid"' in origin.meta_json:
+            # Logged in under an older secret: renewed (times kept) so that it is filed
+            # under the current secret's user group, or it would fall out of the
+            # registry -- unlisted, unrevocable -- once the old secret is removed.
+            action = RENEW
         if action == NONE and not session._dirty and session._lifecycle is None and session._meta is None:
             # The common read-only (or untouched) request: nothing to compare.
             if origin is None:
@@ -419,11 +443,11 @@ class Engine:
         created, auth = session._times()
         meta = session._meta
         if origin is None:
-            data_json = _record.dump_data(session) if session._dirty else b"{}"
+            data_json = self._dump_data(session) if session._dirty else self._empty_data
             meta_json = _record.dump_meta(meta) if meta else b""
-            changed = data_json != b"{}" or meta_json != b"" or auth is not None
+            changed = data_json != self._empty_data or meta_json != b"" or auth is not None
         else:
-            data_json = _record.dump_data(session) if session._dirty else origin.data_json
+            data_json = self._dump_data(session) if session._dirty else origin.data_json
             meta_json = origin.meta_json if meta is None else _record.dump_meta(meta)
             changed = (
                 data_json != origin.data_json
@@ -444,9 +468,11 @@ class Engine:
                 else:
                     fresh.pop("grp", None)
                 meta_json = _record.dump_meta(fresh)
-            return CREATE, _record.pack(created, now, auth, meta_json, data_json)
+            return CREATE, _record.pack(created, max(now, created), auth, meta_json, data_json)
         if changed:
-            return WRITE, _record.pack(created, now, auth, meta_json, data_json)
+            # max(): a server whose clock is behind the one that logged the user in
+            # must not record activity before the session began (a corrupt record).
+            return WRITE, _record.pack(created, max(now, created), auth, meta_json, data_json)
         if self.expiry.touch_due(origin.touched_at, now):
             return TOUCH, _record.pack(
                 origin.created_at, now, origin.auth_at, origin.meta_json, origin.data_json
@@ -483,6 +509,9 @@ class Engine:
             if old is not None:
                 yield Delete(old[0])
             return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
+        # Made (and its size checked) before the store is touched: a session too
+        # large for its cookie must not have revoked the one the browser holds.
+        cookie = self._cookie_for(self._codec.encode(record), session, now, https)
         parsed = _record.unpack(record)
         if outcome == CREATE:
             meta = _record.load_meta(parsed.meta_json)
@@ -491,22 +520,25 @@ class Engine:
                 allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
                 ttl = self._ttl(parsed.created_at, now, now)
                 user = self._user_of(key, parsed.meta_json)
+                replaced = () if old is None else (old[0],)
                 if user is not None:
-                    yield from self._enforce_limit(
-                        user, keep=None if old is None else old[0], now=now, before=True
-                    )
+                    yield from self._enforce_limit(user, keep=replaced, now=now, before=True)
                 yield Save(key, allowed, ttl, None, user)
                 if user is not None:
-                    yield from self._enforce_limit(user, keep=key, now=now, before=False)
+                    # The record being replaced is deleted below: it must not count,
+                    # nor be evicted in its successor's place.
+                    yield from self._enforce_limit(user, keep=(key, *replaced), now=now, before=False)
             if old is not None and not (yield Delete(old[0])):
                 if key is not None:
                     yield Delete(key)  # renewing a session revoked meanwhile: not brought back
-                return self.cookie.deletion(https=https)
-        elif outcome == TOUCH and old is not None:
+                return self._lost_renewal(session, https)
+        elif old is not None and (outcome == TOUCH or self.expiry.touch_due(old[2], now)):
+            # Activity is recorded in the revocation record too -- on a touch, and on a
+            # write once a touch is due there -- or it would expire under a session in use.
             allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
             ttl = self._ttl(parsed.created_at, now, now)
             yield Save(old[0], allowed, ttl, old[1], self._user_of(old[0], parsed.meta_json))
-        return self._cookie_for(self._codec.encode(record), session, now, https)
+        return cookie
 
     def _store(
         self, outcome: int, record: bytes, session: Session, now: int, https: bool
@@ -524,17 +556,20 @@ class Engine:
             new_key = IdCodec.store_key(new_id)
             ttl = self._ttl(session._times()[0], now, now)
             user = self._user_of(new_key, meta_json)
+            replaced = () if old_key is None else (old_key,)
             if user is not None:
-                yield from self._enforce_limit(user, keep=old_key, now=now, before=True)
+                yield from self._enforce_limit(user, keep=replaced, now=now, before=True)
             yield Save(new_key, record, ttl, None, user)
             if user is not None:
-                yield from self._enforce_limit(user, keep=new_key, now=now, before=False)
+                # The record being replaced is deleted below: it must not count,
+                # nor be evicted in its successor's place.
+                yield from self._enforce_limit(user, keep=(new_key, *replaced), now=now, before=False)
             if old_key is not None and not (yield Delete(old_key)):
                 # Renewing a session a concurrent request dropped or revoked since this
                 # one loaded it: it is not brought back under a new ID.
                 yield Delete(new_key)
                 logger.debug("sessionware did not renew a session deleted by a concurrent request")
-                return self.cookie.deletion(https=https)
+                return self._lost_renewal(session, https)
             return self._cookie_for(self._ids.encode(new_id), session, now, https)
         assert old_key is not None
         assert session._sid is not None
@@ -556,8 +591,18 @@ class Engine:
             return self._cookie_for(self._ids.encode(session._sid), session, now, https)
         return None
 
+    def _lost_renewal(self, session: Session, https: bool) -> str | None:
+        """The cookie for a renewal that found its session deleted by a concurrent request.
+
+        The app's own renewal (log-in, say) expires the cookie. A renewal the
+        engine chose -- re-filing a session made under an older secret -- sends
+        nothing: the concurrent request that won renewed it too, and its cookie
+        must not be overwritten.
+        """
+        return None if session._action == NONE else self.cookie.deletion(https=https)
+
     def _enforce_limit(
-        self, user: str, *, keep: str | None, now: int, before: bool
+        self, user: str, *, keep: tuple[str, ...], now: int, before: bool
     ) -> Generator[Call, Any, None]:
         """``max_sessions_per_user``: before a log-in, refuse it ("reject"); after it,
         end the least recently active sessions beyond the limit ("evict_oldest")."""
@@ -572,7 +617,7 @@ class Engine:
                 record = _record.unpack(raw)
             except InvalidCookie:
                 continue
-            if key != keep and self.expiry.is_valid(record.created_at, record.touched_at, now):
+            if key not in keep and self.expiry.is_valid(record.created_at, record.touched_at, now):
                 live.append((record.touched_at, key))
         if reject:
             if len(live) >= limit:
@@ -634,7 +679,7 @@ class Engine:
             pass  # this request changed the lifecycle (a log-in, say): its version stands
         else:
             created, auth, meta_json = current.created_at, current.auth_at, current.meta_json
-        record = _record.pack(created, now, auth, meta_json, dump(merged))
+        record = _record.pack(created, max(now, created), auth, meta_json, dump(merged))
         return record, self._ttl(created, now, now)
 
     # -- cookies -----------------------------------------------------------------

@@ -8,7 +8,8 @@ Layout (all integers big-endian)::
     auth     u64   unix seconds of the last authentication, 0 if none
     meta_len u16   length of the meta JSON that follows (0: no meta)
     meta     JSON  object of lifecycle metadata (user binding, ...), may be empty
-    data     JSON  object: the session's own data
+    data     JSON  object: the session's own data (or, for a cookie store that
+                   owns its format, that format's: an ETF map for Phoenix's)
 
 The data JSON is kept exactly as loaded so the end of a request can tell
 whether the session changed by comparing serialized forms; that is what catches
@@ -168,6 +169,8 @@ def unpack(raw: bytes) -> Record:
         raise InvalidCookie("payload")
     split = _HEADER_SIZE + meta_len
     data_json = raw[split:]
-    if data_json[:1] != b"{":  # the metadata is checked when it is decoded, if ever
+    # The metadata is checked when it is decoded, if ever; so is the data, by the
+    # loader of its format: a JSON object, or an Erlang term (the Phoenix store's).
+    if data_json[:1] != b"{" and data_json[:1] != b"\x83":
         raise InvalidCookie("payload")
     return _new_record(Record, (created, touched, auth or None, raw[_HEADER_SIZE:split], data_json))

@@ -84,6 +84,8 @@ def _listing(
 
 
 def _revoke(engine: Engine, user_id: str | int, handle: str) -> Steps[bool]:
+    if not isinstance(handle, str) or len(handle) != 32 or not handle.isascii():
+        return False  # not a handle this engine made (and compare_digest wants ASCII)
     for user_key in engine.user_keys(user_id):
         for key, _ in (yield ListUser(user_key)):
             if hmac.compare_digest(engine.handle(key), handle):

@@ -76,8 +76,9 @@ class Session(dict[str, Any]):
     _sid: bytes | None = None
     _version: int | None = None
     _stale = False
-    # a logged-in cookie session's record in the revocation store: (key, version)
-    _allow: tuple[str, int] | None = None
+    # a logged-in cookie session's record in the revocation store: (key, version,
+    # the activity it last recorded)
+    _allow: tuple[str, int, int] | None = None
     # (created_at, auth_at) once this request changed them (log-in and the like);
     # None: as loaded.
     _lifecycle: tuple[int, int | None] | None = None

@@ -110,10 +110,15 @@ class CSRFMiddleware:
 
     Options:
         trusted_origins: Other origins allowed to send unsafe requests, as
-            ``"https://app.example.com"``. The request's own origin (its scheme
-            and ``Host``) is always allowed. Defaults to none.
-        trust_same_site: Accept ``Sec-Fetch-Site: same-site`` (sibling
-            subdomains). Defaults to ``False``.
+            ``"https://app.example.com"`` (whatever ``Sec-Fetch-Site`` says of
+            them: a sibling subdomain arrives as ``same-site``, another site as
+            ``cross-site``). The request's own origin (its scheme and ``Host``)
+            is always allowed. The token is still required. Defaults to none.
+        trust_same_site: Accept any request the browser marks
+            ``Sec-Fetch-Site: same-site`` (every sibling subdomain, whatever its
+            origin). Browsers too old to send ``Sec-Fetch-Site`` are then
+            judged by ``Origin`` alone, so list siblings they use in
+            ``trusted_origins``. Defaults to ``False``.
         exempt: Paths that skip the check (webhooks, say): a path ending in
             ``/`` exempts everything under it, others match exactly; or a
             function of the ASGI scope returning True to exempt. Defaults to none.

@@ -26,17 +26,21 @@ from collections.abc import Callable
 from typing import Any
 
 from ._config import build_engine
+from ._cookies import find_cookie
 from ._engine import Engine
 from ._keys import SecretInput
 from ._registry import UserSessions
 from ._session import Session
 from .errors import ConfigurationError, MissingDependency, SessionLimitReached, StoreError
+from .stores.cookie import CookieStore
 from .wsgi import close_session, open_session, with_session_headers
 
 try:
     import flask
+    from flask.globals import request_ctx
     from flask.sessions import SecureCookieSessionInterface, SessionMixin
     from flask.sessions import SessionInterface as FlaskSessionInterface
+    from werkzeug.datastructures import Headers
     from werkzeug.exceptions import ServiceUnavailable
 except ImportError as exc:  # pragma: no cover - exercised without Flask installed
     raise MissingDependency("flask", extra="flask") from exc
@@ -164,12 +168,14 @@ class SessionInterface(FlaskSessionInterface):
         return engine
 
     def is_null_session(self, obj: object) -> bool:
-        return isinstance(obj, _Unavailable) or super().is_null_session(obj)
+        return isinstance(obj, (_Unavailable, self.null_session_class))
 
     def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession:
-        engine = self.engine(app)
+        engine = self._engines.get(id(app)) or self.engine(app)
         now = int(self.clock())
-        header = "; ".join(request.headers.getlist("Cookie")) or None
+        environ = request.environ
+        # WSGI servers join repeated Cookie headers into one HTTP_COOKIE.
+        header = environ.get("HTTP_COOKIE") or None
         try:
             session = open_session(engine, header, now)
         except StoreError as exc:
@@ -177,15 +183,17 @@ class SessionInterface(FlaskSessionInterface):
             unavailable = _Unavailable.__new__(_Unavailable)
             unavailable.error = exc
             return unavailable
-        session._scope = request.environ
-        if session.is_new and self.legacy:
-            self._import_legacy(app, request, session)
-        session._accessed = False
+        session._scope = environ
+        # A cookie of the session's name came and was refused: perhaps one Flask's own session wrote.
+        if session._had_cookie and self.legacy:
+            assert header is not None
+            self._import_legacy(app, engine, header, session)
+            session._accessed = False
         return session  # type: ignore[return-value]
 
-    def _import_legacy(self, app: flask.Flask, request: flask.Request, session: Session) -> None:
-        value = request.cookies.get(self.engine(app).cookie.name)
-        if not value or value.startswith(_OURS):
+    def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
+        value, count = find_cookie(header, engine.cookie.name, engine.cookie.name + "=")
+        if value is None or count != 1 or value.startswith(_OURS):
             return
         serializer = SecureCookieSessionInterface().get_signing_serializer(app)
         if serializer is None:
@@ -199,10 +207,13 @@ class SessionInterface(FlaskSessionInterface):
             session.update(_json_safe(data))  # written in sessionware's format on this response
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: flask.Response) -> None:
-        if isinstance(session, _Unavailable) or not isinstance(session, Session):
+        if type(session) is not FlaskSession and (
+            isinstance(session, _Unavailable) or not isinstance(session, Session)
+        ):
             return
-        engine = self.engine(app)
-        https = flask.request.scheme == "https" if flask.has_request_context() else False
+        engine = session._engine or self.engine(app)
+        environ = session._scope
+        https = environ is not None and environ.get("wsgi.url_scheme") == "https"
         try:
             set_cookie = close_session(engine, session, response.status_code, session._now, https)
         except StoreError as exc:
@@ -216,12 +227,31 @@ class SessionInterface(FlaskSessionInterface):
         except SessionLimitReached as exc:
             _replace(response, exc.status_code, str(exc))
             return
-        if set_cookie is None and not session._accessed:
-            return
-        headers = with_session_headers(list(response.headers.items()), set_cookie, session._accessed)
-        response.headers.clear()
-        for name, value in headers:
-            response.headers.add(name, value)
+        accessed = session._accessed
+        if set_cookie is not None or accessed:
+            _add_session_headers(response.headers, set_cookie, accessed)
+
+
+def _add_session_headers(headers: Headers, set_cookie: str | None, vary: bool) -> None:
+    """:func:`sessionware.wsgi.with_session_headers`, applied to a Werkzeug ``Headers`` in place."""
+    has_vary = has_cache_control = False
+    for name, _ in headers:
+        lowered = name.lower()
+        if lowered == "vary":
+            has_vary = True
+        elif lowered == "cache-control":
+            has_cache_control = True
+    if (vary and has_vary) or (set_cookie is not None and has_cache_control):
+        rewritten = with_session_headers(list(headers.items()), set_cookie, vary)
+        headers.clear()
+        headers.extend(rewritten)
+        return
+    # The common case: nothing to merge with, so the headers are only appended.
+    if vary:
+        headers.add("Vary", "Cookie")
+    if set_cookie is not None:
+        headers.add("Set-Cookie", set_cookie)
+        headers.add("Cache-Control", "no-store")
 
 
 def _replace(response: flask.Response, status: int, text: str) -> None:
@@ -247,12 +277,13 @@ class Sessionware:
     def init_app(self, app: flask.Flask) -> None:
         app.session_interface = self.interface
         app.extensions["sessionware"] = self
+        store = self.interface.store
+        if store is None or (isinstance(store, CookieStore) and store.revocation is None):
+            return  # opening a session asks no store, so it cannot fail: no check needed
         app.before_request(_refuse_when_unavailable)
 
 
 def _refuse_when_unavailable() -> None:
-    from flask.globals import request_ctx
-
     if isinstance(request_ctx._session, _Unavailable):
         raise ServiceUnavailable("the session store could not be reached; please retry shortly")
 
@@ -261,7 +292,9 @@ def current_session() -> FlaskSession:
     """``flask.session``, typed as the sessionware session it is (``log_in``, ``renew``...)."""
     session = flask.session._get_current_object()  # type: ignore[attr-defined]
     if not isinstance(session, FlaskSession):
-        raise ConfigurationError("flask.session is not a sessionware session: call Sessionware(app, ...) first")
+        raise ConfigurationError(
+            "flask.session is not a sessionware session: call Sessionware(app, ...) first"
+        )
     return session
 
 

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigurationError
 
-__all__ = ["CookieStore"]
+if TYPE_CHECKING:
+    from .._keys import KeyRing
+
+__all__ = ["CookieCodec", "CookieStore"]
+
+
+class CookieCodec(Protocol):
+    """**Protocol**: how a cookie store's session record becomes the cookie value and back.
+
+    The record is ``sessionware._record``'s layout (times, metadata, data).
+    ``decode`` raises :class:`~sessionware.InvalidCookie` for anything it does
+    not accept and returns the record with whether a secret other than the
+    first verified it (the cookie is then re-issued). A codec whose data part
+    is not JSON also has ``load_data(bytes) -> dict`` and ``dump_data(dict) ->
+    bytes``; a record whose ``created_at`` is 0 carries no times (the session
+    starts at the request that reads it).
+    """
+
+    def encode(self, record: bytes) -> str: ...
+
+    def decode(self, value: str) -> tuple[bytes, bool]: ...
 
 
 class CookieStore:
@@ -63,3 +83,14 @@ class CookieStore:
     def __repr__(self) -> str:
         extra = f", revocation={self.revocation!r}" if self.revocation is not None else ""
         return f"CookieStore(encrypt={self.encrypt}{extra})"
+
+    def cookie_codec(self, keys: KeyRing, cookie_name: str) -> CookieCodec:
+        """The cookie format, keyed by ``keys`` and bound to ``cookie_name``.
+
+        The hook for a store that owns its cookie format (as
+        :class:`sessionware.phoenix.PhoenixCookieStore` writes Plug's): override
+        it to return another :class:`CookieCodec`.
+        """
+        from .._codec import EncryptedCodec, SignedCodec
+
+        return (EncryptedCodec if self.encrypt else SignedCodec)(keys, cookie_name)

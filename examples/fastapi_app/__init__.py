@@ -1,0 +1,1 @@
+"""sessionware on fastapi: see app.py."""

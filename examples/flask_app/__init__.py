@@ -1,0 +1,1 @@
+"""sessionware on flask: see app.py."""

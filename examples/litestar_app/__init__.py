@@ -1,0 +1,1 @@
+"""sessionware on litestar: see app.py."""

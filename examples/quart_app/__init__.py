@@ -1,0 +1,1 @@
+"""sessionware on quart: see app.py."""

@@ -1,0 +1,1 @@
+"""sessionware on starlette: see app.py."""
