@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,6 +283,46 @@ class PostgresServer:
             # orphaned backends die when they notice the postmaster is gone
             time.sleep(0.2)
 
+    def _tree(self) -> list[int]:
+        """The postmaster's PID and those of all its descendants (backends, workers)."""
+        found = [self.pid()]
+        for pid in found:  # grows while it is walked: a breadth-first walk
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                with contextlib.suppress(OSError):
+                    found.extend(int(child) for child in (task / "children").read_text().split())
+        return found
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the postmaster, then every backend: the server hangs, sockets stay open.
+
+        Returns the PIDs stopped; :meth:`thaw` them with SIGCONT.
+        """
+        os.kill(self.pid(), signal.SIGSTOP)  # first, so that it forks no new backend
+        stopped = self._tree()
+        for pid in stopped[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return stopped
+
+    def thaw(self, stopped: list[int]) -> None:
+        for pid in reversed(stopped):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stalled (every process SIGSTOPped) inside the block, resumed after."""
+        stopped = self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw(stopped)
+
+    def restart(self) -> PostgresServer:
+        """A fast shutdown, then the same data directory on the same port."""
+        self.stop()
+        return self.start()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.pid(), signal.SIGINT)  # fast shutdown
@@ -301,3 +342,69 @@ def running(server: RedisServer | RedisCluster | PostgresServer) -> Iterator[Non
         yield
     finally:
         server.close()
+
+
+class ReplyDroppingProxy:
+    """A loopback TCP proxy in front of a real server that can lose one reply.
+
+    :meth:`drop_reply_to` arms it: the next request containing ``marker`` is
+    forwarded to the server (which executes it), but the reply never reaches
+    the client -- the proxy closes that client connection instead, as a network
+    failure right after the server acted would. Everything else passes through.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._marker: bytes | None = None
+        self._lock = threading.Lock()
+        self.dropped = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop_reply_to(self, marker: bytes) -> None:
+        with self._lock:
+            self._marker = marker
+            self.dropped.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._sockets += [client, upstream]
+            swallow = threading.Event()
+            threading.Thread(target=self._requests, args=(client, upstream, swallow), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client, swallow), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket, swallow: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                with self._lock:
+                    if self._marker is not None and self._marker in data:
+                        self._marker = None
+                        swallow.set()
+                upstream.sendall(data)
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_WR)
+
+    def _replies(self, upstream: socket.socket, client: socket.socket, swallow: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if swallow.is_set():  # the server acted; the client never hears of it
+                    client.shutdown(socket.SHUT_RDWR)
+                    upstream.close()
+                    self.dropped.set()
+                    return
+                client.sendall(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()

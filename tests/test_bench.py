@@ -40,3 +40,35 @@ def test_the_store_benchmark_runs_end_to_end(tmp_path: Path, redis_url: str) -> 
     for heading in ("# Shared stores", "## (a)", "## Scale", "## Targets", "Flask-Session"):
         assert heading in text
     assert "12,000 sessions" in text
+
+
+def test_the_wsgi_benchmark_runs_every_flask_variant_and_keeps_the_rest_of_the_file(
+    tmp_path: Path, redis_url: str
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text(
+        "# Benchmarks\n\nother sections\n\n"
+        "<!-- bench_wsgi:start -->\nold figures\n<!-- bench_wsgi:end -->\n\ntail\n"
+    )
+    subprocess.run(
+        [sys.executable, "bench/bench_wsgi.py", "--quick", "--redis-url", redis_url, "--write", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nother sections\n\n<!-- bench_wsgi:start -->\n# Flask (WSGI)")
+    assert text.endswith("<!-- bench_wsgi:end -->\n\ntail\n")
+    assert "old figures" not in text
+    for heading in ("## (a)", "## (b)", "## (c)", "## (d)", "## Set-Cookie per request", "## Target"):
+        assert heading in text
+    for variant in (
+        "bare Flask (no session)",
+        "Flask SecureCookieSessionInterface",
+        "sessionware CookieStore (encrypted)",
+        "sessionware SQLiteStore",
+        "sessionware RedisStore",
+        "Flask-Session 0.8.0 RedisSessionInterface",
+    ):
+        assert f"| {variant} |" in text

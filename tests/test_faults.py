@@ -8,19 +8,22 @@ done); once it is back, the same app serves them again, with nothing lost.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
-from .conftest import build_app, call
+from .conftest import acall, build_app, call
 from .servers import PostgresServer, RedisServer
 
 UA = [("user-agent", "fault-test")]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -170,3 +173,132 @@ def test_the_sync_faces_raise_store_unavailable_too(
     with pytest.raises(StoreUnavailable):
         dead.load("g/k")
     dead.close()
+
+
+def timed(function: Callable[[], T], limit: float) -> tuple[T, float]:
+    """``function()`` on a thread of its own: its result and how long it took.
+
+    Fails (rather than hanging the suite) if it has not returned within ``limit`` seconds.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(limit)
+    elapsed = time.monotonic() - started
+    assert not thread.is_alive(), f"still waiting after {limit} s: the call hangs"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"], elapsed
+
+
+PG_TIMEOUT = 1.0
+MARGIN = 1.5  # scheduling slack on a loaded CI machine; far below a hang
+
+
+def test_a_frozen_postgres_fails_closed_within_the_timeout_and_recovers(
+    postgres_server: PostgresServer,
+) -> None:
+    """SIGSTOPped, the server keeps its sockets open and answers nothing: only a
+    client-side deadline ends the wait (statement_timeout runs on the server).
+    One event loop throughout, as in a server, so requests reuse pooled connections."""
+    app, store = postgres_app(postgres_server)
+    stopped: list[int] = []
+
+    async def main() -> list[tuple[str, int, str | None, float]]:
+        cookie = (await acall(app, "/auth/alice", headers=UA)).cookie()
+        assert (await acall(app, "/whoami", cookie=cookie)).json()["user"] == "alice"
+        seen = []
+        stopped.extend(postgres_server.freeze())
+        for path, headers in (("/whoami", []), ("/auth/mallory", UA), ("/drop", [])):
+            started = time.monotonic()
+            reply = await acall(app, path, cookie=cookie, headers=headers)
+            seen.append((path, reply.status, reply.set_cookie, time.monotonic() - started))
+        postgres_server.thaw(stopped)
+        reply = await acall(app, "/whoami", cookie=cookie)
+        assert (reply.status, reply.json()["user"]) == (200, "alice")  # nothing lost, no restart
+        await store.asyncio().aclose()
+        return seen
+
+    try:
+        seen, _ = timed(lambda: asyncio.run(main()), 20)
+    finally:
+        postgres_server.thaw(stopped)
+    for path, status, set_cookie, elapsed in seen:
+        assert (status, set_cookie) == (503, None), path
+        assert elapsed < PG_TIMEOUT + MARGIN, (path, elapsed)
+    store.close()
+
+
+def test_the_sync_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
+    postgres_server: PostgresServer,
+) -> None:
+    from sessionware import StoreUnavailable
+    from sessionware.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_server.dsn, timeout=PG_TIMEOUT)
+    store.save("g/frozen", b"data", 600, None, None)
+    store.save("g/frozen-other", b"other", 600, None, None)
+    assert store.load("g/frozen") == (b"data", 1)  # a pooled connection, ready to hang
+    with postgres_server.frozen():
+        for operation in (
+            lambda: store.load("g/frozen"),
+            lambda: store.save("g/frozen", b"new", 600, 1, None),
+            lambda: store.delete("g/frozen-other"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                timed(operation, 10)
+            assert time.monotonic() - started < PG_TIMEOUT + MARGIN
+    # A statement already in the server's socket buffer when the client gave up
+    # still runs once the server resumes: StoreUnavailable means "not known to
+    # be done", never "done".
+    assert store.load("g/frozen") in ((b"data", 1), (b"new", 2))
+    store.save("g/frozen-after", b"after", 600, None, None)
+    assert store.load("g/frozen-after") == (b"after", 1)
+    store.close()
+
+
+def test_after_a_postgres_restart_the_first_requests_succeed(postgres_server: PostgresServer) -> None:
+    """The pool holds connections the restart killed; none of them fails a request,
+    not even a delete (which is never re-sent: a repeat would misreport it)."""
+    from sessionware.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_server.dsn, timeout=2, min_size=3, max_size=3)
+    store.save("g/restart-1", b"one", 600, None, None)
+    store.save("g/restart-2", b"two", 600, None, None)
+    assert store._pool is not None
+    store._pool.wait(10)  # three open connections, all about to die
+    postgres_server.restart()
+    assert store.load("g/restart-1") == (b"one", 1)
+    assert store.delete("g/restart-2") is True
+    assert store.save("g/restart-1", b"uno", 600, 1, None) is True
+    store.close()
+
+
+def test_after_a_postgres_restart_an_app_in_a_long_lived_loop_serves_at_once(
+    postgres_server: PostgresServer,
+) -> None:
+    app, store = postgres_app(postgres_server)
+
+    async def main() -> None:
+        cookie = (await acall(app, "/auth/alice", headers=UA)).cookie()
+        replies = await asyncio.gather(*(acall(app, "/whoami", cookie=cookie) for _ in range(3)))
+        assert [reply.status for reply in replies] == [200] * 3  # three idle connections now
+        await asyncio.to_thread(postgres_server.restart)
+        reply = await acall(app, "/whoami", cookie=cookie)
+        assert (reply.status, reply.json()["user"]) == (200, "alice")
+        assert (await acall(app, "/drop", cookie=cookie)).status == 200
+        reply = await acall(app, "/whoami", cookie=cookie)
+        assert (reply.status, reply.json()["user"]) == (200, None)
+        await store.asyncio().aclose()
+
+    asyncio.run(main())
+    store.close()

@@ -242,3 +242,87 @@ def test_a_short_flask_secret_key_alone_is_refused_with_how_to_fix() -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(ConfigurationError, match="gen-secret"):
         app.test_client().get("/")
+
+
+def test_flask_flash_keeps_categories_as_tuples_and_markup_as_markup() -> None:
+    from markupsafe import Markup
+
+    app = make_app(MemoryStore())
+
+    @app.post("/flash-html")
+    def flash_html() -> str:
+        flash(Markup("<em>Saved</em>"), "success")
+        flash("<plain>")
+        return "ok"
+
+    @app.get("/flashes-raw")
+    def flashes_raw() -> Any:
+        messages: list[Any] = get_flashed_messages(with_categories=True)
+        assert all(type(entry) is tuple for entry in messages)
+        return {"kinds": [[category, str(message), type(message).__name__] for category, message in messages]}
+
+    client = app.test_client()
+    client.post("/flash-html")
+    assert client.get("/flashes-raw").json == {
+        "kinds": [["success", "<em>Saved</em>", "Markup"], ["message", "<plain>", "str"]]
+    }
+    assert client.get("/flashes-raw").json == {"kinds": []}
+
+
+def test_session_headers_merge_with_the_apps_vary_and_cache_control() -> None:
+    app = make_app(MemoryStore())
+
+    @app.post("/cached")
+    def cached() -> Any:
+        session["n"] = 1
+        return "ok", 200, {"Vary": "Accept-Encoding", "Cache-Control": "public, max-age=60"}
+
+    @app.get("/read-vary")
+    def read_vary() -> Any:
+        return str(session.get("n")), 200, {"Vary": "Accept-Language"}
+
+    client = app.test_client()
+    reply = client.post("/cached")
+    assert reply.headers.getlist("Vary") == ["Accept-Encoding, Cookie"]
+    assert reply.headers.getlist("Cache-Control") == ["no-store"]  # a Set-Cookie is never cached
+    assert len(reply.headers.getlist("Set-Cookie")) == 1
+    reply = client.get("/read-vary")
+    assert reply.headers.getlist("Vary") == ["Accept-Language, Cookie"]
+    assert "Set-Cookie" not in reply.headers
+
+
+def test_one_extension_serves_many_apps_each_with_its_own_config() -> None:
+    import gc
+
+    from sessionware.flask import SessionInterface
+
+    extension = Sessionware(secret_key_base=SECRET, store=MemoryStore())
+    interface = extension.interface
+    assert isinstance(interface, SessionInterface)
+    for name in ("first", "second", "third"):
+        app = Flask(__name__)
+        app.config["SESSION_COOKIE_NAME"] = name
+        extension.init_app(app)
+
+        @app.post("/w")
+        def write() -> str:
+            session["x"] = 1
+            return "ok"
+
+        assert app.test_client().post("/w").headers["Set-Cookie"].startswith(name + "=")
+        del app, write
+        gc.collect()
+        assert interface._engines == {}  # forgotten with its app: an app at the same address starts afresh
+
+
+def test_a_cookie_store_with_a_revocation_store_that_is_down_answers_503() -> None:
+    from sessionware import CookieStore
+
+    revocation = Flaky()
+    client = make_app(CookieStore(revocation=revocation)).test_client()
+    client.post("/login/alice")
+    assert client.get("/").get_json()["user"] == "alice"
+    revocation.down = True
+    assert client.get("/").status_code == 503
+    revocation.down = False
+    assert client.get("/").get_json()["user"] == "alice"

@@ -63,42 +63,42 @@ def _gen_secret(args: argparse.Namespace) -> int:
     return 0
 
 
-_PHOENIX_FORMATS = {"SFMyNTY": "SFMyNTY (HS256)", "SFMzODQ": "SFMzODQ (HS384)", "SFM1MTI": "SFM1MTI (HS512)"}
+_PHOENIX_FORMATS = {
+    "SFMyNTY": "SFMyNTY (HS256)",
+    "SFMzODQ": "SFMzODQ (HS384)",
+    "SFM1MTI": "SFM1MTI (HS512)",
+    "XCP": "XCP (XChaCha20-Poly1305)",
+    "QTEyOEdDTQ": "QTEyOEdDTQ (A128GCM)",
+}
 
 
 def _decode_phoenix(args: argparse.Namespace) -> int:
+    """``decode --phoenix``: a Plug.Session cookie's session, as typed JSON.
+
+    Only reads, so the options are checked as Plug reads them (any key length),
+    not as the store would write.
+    """
     from . import phoenix
     from ._etf import to_typed_json
 
+    owner = "sessionware decode --phoenix"
     if args.signing_salt is None:
         raise ConfigurationError("decode --phoenix needs --signing-salt (the endpoint's :signing_salt)")
     secret = _secret(args)
-    store = phoenix.PhoenixCookieStore(
-        signing_salt=args.signing_salt,
-        encryption_salt=args.encryption_salt,
-        key_iterations=args.key_iterations,
-        key_length=args.key_length,
-        key_digest=args.key_digest,
-        format="signed" if args.encryption_salt is None else "a128gcm" if args.key_length != 32 else "xcp",
-    )
-    secrets = [secret] if isinstance(secret, str | bytes) else list(secret)
+    options = phoenix._key_options(owner, args.key_iterations, args.key_length, args.key_digest)
+    signing_salt = phoenix._bytes(args.signing_salt, "signing_salt", owner)
+    encryption_salt = None
+    if args.encryption_salt is not None:
+        encryption_salt = phoenix._bytes(args.encryption_salt, "encryption_salt", owner)
     configs = [
-        phoenix._config(
-            phoenix._secret(item, "sessionware decode --phoenix"),
-            store.signing_salt,
-            store.encryption_salt,
-            store.key_iterations,
-            store.key_length,
-            store.key_digest,
-        )
-        for item in secrets
+        phoenix._config(phoenix._secret(item, owner), signing_salt, encryption_salt, *options)
+        for item in ([secret] if isinstance(secret, str | bytes) else secret)
     ]
     session, index = phoenix._read(args.cookie, configs)
-    value = args.cookie
-    form = "XCP" if value.startswith("XCP.") else value.split(".", 1)[0]
+    form = args.cookie[:3] if args.cookie.startswith("XCP.") else args.cookie.split(".", 1)[0]
     shown = {
-        "kind": "phoenix encrypted" if store.encryption_salt is not None else "phoenix signed",
-        "format": _PHOENIX_FORMATS.get(form, "A128GCM" if form != "XCP" else form),
+        "kind": "phoenix signed" if encryption_salt is None else "phoenix encrypted",
+        "format": _PHOENIX_FORMATS.get(form, form),
         "session": to_typed_json(session),
         "stale_key": index != 0,
     }

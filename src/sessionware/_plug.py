@@ -157,12 +157,14 @@ def xcp_decrypt(token: str, key: bytes) -> bytes | None:
     if raw is None or len(raw) < _XCP_NONCE + _TAG or len(key) != 32:
         return None
     sodium = _sodium()
+    from nacl.exceptions import CryptoError
+
     nonce, tag, ciphertext = raw[:_XCP_NONCE], raw[_XCP_NONCE : _XCP_NONCE + _TAG], raw[_XCP_NONCE + _TAG :]
     try:
         plaintext: bytes = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
             ciphertext + tag, _AAD, nonce, key
         )
-    except Exception:  # nacl.exceptions.CryptoError: authentication failed
+    except CryptoError:  # authentication failed
         return None
     return plaintext
 
@@ -190,11 +192,13 @@ def a128gcm_encrypt(plaintext: bytes, key: bytes, sign_key: bytes) -> str:
     return A128GCM_HEADER + "." + ".".join(b64url_encode(part) for part in parts)
 
 
-def a128gcm_decrypt(token: str, key: bytes, sign_key: bytes) -> bytes | None:
+def a128gcm_decrypt(token: str, key: bytes, sign_key: bytes, aad: bytes = _AAD) -> bytes | None:
     """The plaintext of a five-part ``QTEyOEdDTQ.`` token, or None.
 
     As plug_crypto 1.x reads it: the header must decode to ``A128GCM`` and a key
     longer than 32 bytes is cut to 32 (plug_crypto 2.x raises for those).
+    ``aad`` is always ``A128GCM`` for session cookies; it is a parameter so that
+    plug_crypto's own test vector (made with another AAD) can check this code.
     """
     parts = token.split(".")
     if len(parts) != 5 or b64url_decode(parts[0]) != _AAD:
@@ -207,6 +211,6 @@ def a128gcm_decrypt(token: str, key: bytes, sign_key: bytes) -> bytes | None:
         return None
     try:
         cek = AESGCM(wrap).decrypt(wrapped[-_GCM_IV:], wrapped[:-_GCM_IV], sign_key)
-        return AESGCM(cek).decrypt(iv, ciphertext + tag, _AAD)
+        return AESGCM(cek).decrypt(iv, ciphertext + tag, aad)
     except InvalidTag:
         return None

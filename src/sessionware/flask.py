@@ -22,6 +22,7 @@ import datetime
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ try:
     from flask.globals import request_ctx
     from flask.sessions import SecureCookieSessionInterface, SessionMixin
     from flask.sessions import SessionInterface as FlaskSessionInterface
+    from markupsafe import Markup
     from werkzeug.datastructures import Headers
     from werkzeug.exceptions import ServiceUnavailable
 except ImportError as exc:  # pragma: no cover - exercised without Flask installed
@@ -49,6 +51,7 @@ __all__ = ["FlaskSession", "SessionInterface", "Sessionware", "current_session",
 
 logger = logging.getLogger("sessionware")
 _OURS = ("e1.", "s1.", "i1.")
+_FLASHES = "_flashes"  # where Flask's flash() keeps its messages
 
 
 class FlaskSession(Session, SessionMixin):
@@ -80,11 +83,64 @@ class FlaskSession(Session, SessionMixin):
     def new(self, value: bool) -> None:  # the mixin's attribute is writable; ours is derived
         pass
 
+    # Flask's flash() keeps (category, message) tuples under "_flashes", messages
+    # often Markup; sessions hold JSON, so they are stored as [category, message]
+    # lists (plus "html" for Markup) and handed back as Flask's tuples.
+
+    def __getitem__(self, key: str) -> Any:
+        value = Session.__getitem__(self, key)
+        return _flashes_from_json(value) if key == _FLASHES else value
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        value = Session.get(self, key, default)
+        return _flashes_from_json(value) if key == _FLASHES else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        Session.__setitem__(self, key, _flashes_to_json(value) if key == _FLASHES else value)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = Session.pop(self, key, *default)
+        return _flashes_from_json(value) if key == _FLASHES else value
+
 
 class _Unavailable(FlaskSession):
     """Stands in for the session when the store could not be reached; the request gets a 503."""
 
     error: StoreError
+
+
+def _flashes_to_json(flashes: Any) -> Any:
+    """Flask's ``[(category, message), ...]`` as JSON: ``[category, message]``, plus ``"html"`` for Markup."""
+    if not isinstance(flashes, list | tuple):
+        return flashes
+    stored: list[Any] = []
+    for entry in flashes:
+        if isinstance(entry, list | tuple) and len(entry) == 2:
+            category, message = entry
+            if hasattr(message, "__html__"):
+                stored.append([category, str(message.__html__()), "html"])
+            else:
+                stored.append([category, message])
+        else:
+            stored.append(entry)
+    return stored
+
+
+def _flashes_from_json(stored: Any) -> Any:
+    """The stored flashes as Flask's ``get_flashed_messages()`` returns them: tuples, Markup kept."""
+    if not isinstance(stored, list):
+        return stored
+    flashes: list[Any] = []
+    for entry in stored:
+        if isinstance(entry, list) and len(entry) in (2, 3):
+            html = len(entry) == 3 and entry[2] == "html"
+            # Markup only for what was Markup when flashed: the flag is in the session's
+            # own (authenticated) data, written by _flashes_to_json.
+            message = Markup(entry[1]) if html else entry[1]  # noqa: S704
+            flashes.append((entry[0], message))
+        else:
+            flashes.append(entry)
+    return flashes
 
 
 def _json_safe(value: Any) -> Any:
@@ -113,14 +169,15 @@ class SessionInterface(FlaskSessionInterface):
             ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``) once, and re-issue
             them in sessionware's format. Defaults to ``True``. Values JSON
             cannot hold are converted: tuples to lists, bytes to base64 text,
-            dates to ISO 8601 text, UUIDs and ``Markup`` to text.
+            dates to ISO 8601 text, UUIDs and ``Markup`` to text (pending
+            flashes keep their ``Markup``).
 
-    Cookie settings left unset come from Flask's config: ``SESSION_COOKIE_NAME``,
-    ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``, ``SESSION_COOKIE_PARTITIONED``,
-    ``SESSION_COOKIE_SECURE`` (``True`` forces ``Secure``; otherwise ``"auto"``) and
-    ``SESSION_COOKIE_SAMESITE`` (default ``"lax"``). The cookie is always
-    ``HttpOnly``. ``secret_key_base`` defaults to the app's ``SECRET_KEY``,
-    which must then be 32 bytes or more.
+    Cookie settings left unset come from Flask's config, read on the app's first
+    request: ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``,
+    ``SESSION_COOKIE_PARTITIONED``, ``SESSION_COOKIE_SECURE`` (``True`` forces
+    ``Secure``; otherwise ``"auto"``) and ``SESSION_COOKIE_SAMESITE`` (default
+    ``"lax"``). The cookie is always ``HttpOnly``. ``secret_key_base`` defaults to
+    the app's ``SECRET_KEY``, which must then be 32 bytes or more.
     """
 
     session_class = FlaskSession
@@ -165,6 +222,9 @@ class SessionInterface(FlaskSessionInterface):
             )
             engine.session_class = FlaskSession
             self._engines[id(app)] = engine
+            # Forget it with the app, so an app created later at the same address
+            # (app factories in test suites) gets an engine of its own.
+            weakref.finalize(app, self._engines.pop, id(app), None)
         return engine
 
     def is_null_session(self, obj: object) -> bool:
@@ -204,6 +264,8 @@ class SessionInterface(FlaskSessionInterface):
             logger.debug("sessionware could not read a legacy Flask session cookie")
             return
         if isinstance(data, dict) and data:
+            if _FLASHES in data:  # messages flashed just before the switch keep their Markup
+                data[_FLASHES] = _flashes_to_json(data[_FLASHES])
             session.update(_json_safe(data))  # written in sessionware's format on this response
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: flask.Response) -> None:

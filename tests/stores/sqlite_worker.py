@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from multiprocessing.connection import Connection
 
 from sessionware import SQLiteStore
 
@@ -19,6 +20,16 @@ def increment(path: str, key: str, times: int) -> int:
                 break
             conflicts += 1
     return conflicts
+
+
+def forked(store: SQLiteStore, key: str, report: Connection) -> None:
+    """In a child made by fork(): use the parent's store object, and say which
+    connection it used (the parent's, inherited, or one of the child's own)."""
+    loaded = store.load(key)
+    assert loaded is not None
+    store.save(key, loaded[0] + b"+child", 600, loaded[1], None)
+    report.send(id(store._connection()))
+    report.close()
 
 
 if __name__ == "__main__":

@@ -160,3 +160,26 @@ def test_a_failed_purge_never_fails_the_save_that_triggered_it(
     assert store.save("k", b"v", 60, None, None) is True
     assert store.load("k") is not None
     assert any("could not purge" in record.getMessage() for record in caplog.records)
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    """sqlite3 connections must not cross fork(): the child notices the new PID and reopens."""
+    import multiprocessing
+
+    from .sqlite_worker import forked
+
+    store = SQLiteStore(tmp_path / "fork.db")
+    store.save("k", b"parent", 600, None, None)
+    inherited = id(store._connection())  # opened by this process, before the fork
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=forked, args=(store, "k", sender))
+    child.start()
+    sender.close()
+    assert receiver.poll(30), "the child reported nothing"
+    used = receiver.recv()
+    child.join(30)
+    assert child.exitcode == 0
+    assert used != inherited
+    assert store.load("k") == (b"parent+child", 2)
+    assert id(store._connection()) == inherited  # the parent keeps its own

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import select
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -75,6 +80,14 @@ class _SQL:
             f"DELETE FROM {table} WHERE key IN "
             f"(SELECT key FROM {table} WHERE expires_at <= now() LIMIT {_PURGE_BATCH})"
         )
+        # Statements sent again on a fresh connection if the first one died under
+        # them (rare: dead idle connections are dropped before use, see _stale).
+        # Reads, and the compare-and-set update: a repeat of an update that did
+        # happen finds the version moved on and reports a conflict, which the
+        # engine resolves by reading again. Never the INSERT (a repeat could
+        # bring back a row deleted in between) nor the DELETEs (a repeat finds
+        # nothing and would report a log-out or revocation as not done).
+        self.retryable = frozenset({self.load, self.update, self.user, self.purge})
 
     def save(
         self, key: str, data: bytes, ttl: int, version: int | None, user: str | None
@@ -93,6 +106,125 @@ def _failed(exc: Exception, table: str) -> StoreError:
     if isinstance(exc, PoolTimeout | psycopg.OperationalError):
         return StoreUnavailable(f"PostgresStore: {exc}")
     return StoreError(f"PostgresStore: {exc}")
+
+
+def _late(timeout: float) -> StoreUnavailable:
+    return StoreUnavailable(f"PostgresStore: no answer within {timeout} s")
+
+
+def _stale(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle pooled connection is dead, without a round trip.
+
+    An idle connection has nothing to read: if its socket is readable, the
+    server closed it (a restart, an idle timeout) or sent a FATAL error. So it
+    is dropped *before* a statement is sent on it, and no statement is ever
+    sent twice because its connection turned out dead.
+    """
+    if connection.closed:
+        return True
+    try:
+        fd = connection.pgconn.socket
+    except psycopg.OperationalError:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+
+
+def _cut(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Shut the connection's socket down, so a read waiting on a stalled server returns.
+
+    ``shutdown()`` acts on the socket, not on this duplicate of its descriptor:
+    libpq sees the connection end, and psycopg raises ``OperationalError`` and
+    marks the connection broken (the pool then discards it). A frozen server
+    keeps the TCP connection alive (its kernel still acknowledges), so
+    ``statement_timeout``, TCP keepalives and ``tcp_user_timeout`` would all
+    leave the client waiting; only a deadline on the client side ends it.
+    """
+    try:
+        fd = connection.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.OperationalError):
+        pass  # already closed: nothing is waiting on it
+
+
+class _Cutter:
+    """``loop.call_later(delay, _Cutter(connection))``: cut it, and remember having done so."""
+
+    __slots__ = ("connection", "fired")
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection = connection
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        _cut(self.connection)
+
+
+class _Watchdog:
+    """One daemon thread that cuts (:func:`_cut`) connections whose call outlived its deadline.
+
+    The synchronous face cannot time out a blocked psycopg call from the calling
+    thread, so this thread does it; the asyncio face uses ``loop.call_later``.
+    """
+
+    def __init__(self) -> None:
+        self._armed: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._fired: set[int] = set()
+        self._tokens = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh lock and no thread (also in a forked child, where the lock may be held)."""
+        self._wake = threading.Condition()
+        self._pid = 0
+
+    def arm(self, deadline: float, connection: psycopg.Connection[Any]) -> int:
+        with self._wake:
+            if self._pid != os.getpid():  # first use, or a forked child: no thread yet
+                self._pid = os.getpid()
+                self._armed.clear()
+                self._fired.clear()
+                threading.Thread(target=self._watch, name="sessionware-pg-watchdog", daemon=True).start()
+            self._tokens += 1
+            self._armed[self._tokens] = (deadline, connection)
+            self._wake.notify()
+            return self._tokens
+
+    def disarm(self, token: int) -> bool:
+        """Stop watching; return whether the deadline passed and the connection was cut."""
+        with self._wake:
+            self._armed.pop(token, None)
+            if token in self._fired:
+                self._fired.discard(token)
+                return True
+            return False
+
+    def _watch(self) -> None:
+        pid = os.getpid()
+        while True:
+            with self._wake:
+                if self._pid != pid:
+                    return
+                now = time.monotonic()
+                due = [token for token, (deadline, _) in self._armed.items() if deadline <= now]
+                late = [self._armed.pop(token)[1] for token in due]
+                self._fired.update(due)
+                if not late:
+                    nearest = min((deadline for deadline, _ in self._armed.values()), default=None)
+                    self._wake.wait(None if nearest is None else nearest - now)
+                    continue
+            for connection in late:
+                _cut(connection)
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
 
 
 class PostgresStore:
@@ -124,9 +256,25 @@ class PostgresStore:
             in its own event loop) instead of ``conninfo``. Without it, each
             event loop gets a small pool of its own, without background tasks.
         table: Defaults to ``"sessionware_sessions"``.
-        timeout: Seconds to wait for a connection from the pool, and the
-            statement timeout. Defaults to 5.
+        timeout: The most seconds a call waits, in all: for a connection
+            (from the pool, or a new one) and for the server's answer. Past it
+            the call fails with :class:`~sessionware.StoreUnavailable`, even if
+            the server is frozen or the network silently drops packets (the
+            client cuts the connection; PostgreSQL's ``statement_timeout``,
+            set to 90% of it, only ends statements on a server that runs).
+            Defaults to 5.
         min_size / max_size: Pool size. Default to 1 and 10.
+
+    After a database restart, pooled connections that died are noticed before
+    use (their socket is readable while idle) and replaced, so the first
+    requests succeed. A connection that dies *under* a statement is retried
+    once on a fresh one only for statements safe to send twice (reads and
+    the compare-and-set update), never for an insert or a delete.
+
+    Known limitation: a statement the server received before the client gave
+    up may still run (when a frozen server resumes, say). The call has raised
+    :class:`~sessionware.StoreUnavailable`, which means "not known to be
+    done", never "done": a log-out or revocation that raised can be retried.
 
     Example::
 
@@ -158,11 +306,15 @@ class PostgresStore:
             )
         self.table = table
         self.conninfo = conninfo
+        self._timeout = timeout
         self._sql = _SQL(table)
         options = {
             "autocommit": True,
-            "connect_timeout": max(1, round(timeout)),
-            "options": f"-c statement_timeout={int(timeout * 1000)}",
+            # psycopg enforces this itself (at least 2 s); the call's deadline cuts it shorter.
+            "connect_timeout": max(2, round(timeout)),
+            # The server gives up on a slow statement a little before the client
+            # deadline, so a lock wait ends with the connection still usable.
+            "options": f"-c statement_timeout={max(1, int(timeout * 900))}",
         }
         settings: dict[str, Any] = {
             "min_size": min_size,
@@ -184,7 +336,8 @@ class PostgresStore:
         return self._async
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, deadline: float) -> Iterator[psycopg.Connection[Any]]:
+        """A live pooled connection, waiting for one until ``deadline`` at most."""
         pool = self._pool
         if pool is None:
             raise ConfigurationError(
@@ -194,43 +347,64 @@ class PostgresStore:
         if not self._opened:
             pool.open(wait=False)
             self._opened = True
-        with pool.connection() as connection:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolTimeout(f"no connection within {self._timeout} s")
+            connection = pool.getconn(timeout=remaining)
+            if not _stale(connection):
+                break
+            connection.close()  # dead since it was last used: the pool replaces it
+            pool.putconn(connection)
+        try:
             yield connection
+        finally:
+            pool.putconn(connection)
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run ``work`` on a pooled connection; once more on a fresh one if the first was dead
-        (a database restart leaves the pool holding broken connections)."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, retry: bool = False) -> T:
+        """Run ``work`` on a pooled connection within the store's timeout.
+
+        If the connection dies under it and ``retry`` is true (the statement is
+        safe to send twice, see ``_SQL.retryable``), once more on a fresh one.
+        """
+        deadline = time.monotonic() + self._timeout
         for attempt in (1, 2):
             try:
-                with self._connection() as connection:
+                with self._connection(deadline) as connection:
+                    token = _WATCHDOG.arm(deadline, connection)
                     try:
                         return work(connection)
-                    except psycopg.OperationalError:
-                        if attempt == 1 and connection.broken:
+                    except psycopg.OperationalError as exc:
+                        if _WATCHDOG.disarm(token):
+                            raise _late(self._timeout) from exc
+                        if retry and attempt == 1 and connection.broken:
                             continue
                         raise
+                    finally:
+                        _WATCHDOG.disarm(token)
             except (psycopg.Error, PoolTimeout) as exc:
                 raise _failed(exc, self.table) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def migrate(self) -> None:
         """Create the table and its indexes if they do not exist (see :func:`migration_sql`)."""
-        self._run(lambda connection: connection.execute(migration_sql(self.table)))
+        self._run(lambda connection: connection.execute(migration_sql(self.table)), retry=True)
 
     def load(self, key: str) -> tuple[bytes, int] | None:
-        row = self._run(lambda c: c.execute(self._sql.load, (key,)).fetchone())
+        row = self._run(lambda c: c.execute(self._sql.load, (key,)).fetchone(), retry=True)
         return None if row is None else (bytes(row[0]), int(row[1]))
 
     def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
         statement, parameters = self._sql.save(key, data, ttl, version, user)
-        return self._run(lambda c: c.execute(statement, parameters).rowcount == 1)
+        retry = statement in self._sql.retryable
+        return self._run(lambda c: c.execute(statement, parameters).rowcount == 1, retry=retry)
 
     def delete(self, key: str) -> bool:
         rows = self._run(lambda c: c.execute(self._sql.delete, (key,)).fetchall())
         return bool(rows and rows[0][0])
 
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
-        rows = self._run(lambda c: c.execute(self._sql.user, (user,)).fetchall())
+        rows = self._run(lambda c: c.execute(self._sql.user, (user,)).fetchall(), retry=True)
         return [(key, bytes(data)) for key, data in rows]
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
@@ -241,7 +415,7 @@ class PostgresStore:
         """Delete expired rows, in batches; return how many."""
         total = 0
         while True:
-            deleted = self._run(lambda c: c.execute(self._sql.purge).rowcount)
+            deleted = self._run(lambda c: c.execute(self._sql.purge).rowcount, retry=True)
             total += deleted
             if deleted < _PURGE_BATCH:
                 return total
@@ -271,14 +445,23 @@ class _AsyncPool:
         self._idle: list[psycopg.AsyncConnection[Any]] = []
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A live connection, waiting ``timeout`` seconds at most (the pool's own by default)."""
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise PoolTimeout(f"no connection free within {self._timeout} s") from None
         connection: psycopg.AsyncConnection[Any] | None = None
         try:
-            connection = self._idle.pop() if self._idle else await self._connect()
+            while self._idle:
+                connection = self._idle.pop()
+                if not _stale(connection):
+                    break
+                await connection.close()  # dead since it was last used (a restart)
+                connection = None
+            if connection is None:
+                connection = await self._connect(deadline)
             yield connection
         finally:
             if connection is not None:
@@ -288,8 +471,12 @@ class _AsyncPool:
                     self._idle.append(connection)
             self._slots.release()
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+    async def _connect(self, deadline: float) -> psycopg.AsyncConnection[Any]:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                return await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+        except TimeoutError:
+            raise PoolTimeout(f"could not connect within {self._timeout} s") from None
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -310,6 +497,7 @@ class _AsyncPostgresStore:
     ) -> None:
         self._sql = sql
         self.table = table
+        self._timeout: float = settings["timeout"]
         self._given = pool
         self._pools: PerLoop[_AsyncPool] | None = None
         if pool is None and conninfo is not None:
@@ -335,18 +523,33 @@ class _AsyncPostgresStore:
         return await self._pools.get()
 
     async def _run(self, statement: str, parameters: tuple[Any, ...]) -> tuple[int, list[Any]]:
-        """Execute once (twice if the first connection was dead); ``(rowcount, rows)``."""
+        """Execute within the store's timeout; ``(rowcount, rows)``.
+
+        Once more on a fresh connection if the first died under a statement
+        that is safe to send twice (``_SQL.retryable``).
+        """
+        deadline = time.monotonic() + self._timeout
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
-                async with (await self._pool()).connection() as connection:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PoolTimeout(f"no connection within {self._timeout} s")
+                async with (await self._pool()).connection(timeout=remaining) as connection:
+                    cutter = _Cutter(connection)
+                    watchdog = loop.call_later(max(0.0, deadline - time.monotonic()), cutter)
                     try:
                         cursor = await connection.execute(statement, parameters)
                         rows = await cursor.fetchall() if cursor.description is not None else []
                         return cursor.rowcount, rows
-                    except psycopg.OperationalError:
-                        if attempt == 1 and connection.broken:
+                    except psycopg.OperationalError as exc:
+                        if cutter.fired:
+                            raise _late(self._timeout) from exc
+                        if attempt == 1 and connection.broken and statement in self._sql.retryable:
                             continue
                         raise
+                    finally:
+                        watchdog.cancel()
             except (psycopg.Error, PoolTimeout) as exc:
                 raise _failed(exc, self.table) from exc
         raise AssertionError("unreachable")  # pragma: no cover

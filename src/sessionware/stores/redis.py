@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Sequence
+import secrets
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, MissingDependency, StoreError, StoreUnavailable
@@ -80,14 +81,32 @@ return 1
 """
 )
 
-# KEYS[1] session; ARGV: prefix, member
+# The deletes are sent again if their reply is lost (redis-py's Retry, _direct):
+# a repeat of a delete that did happen would find nothing and report a log-out
+# or revocation as not done. So each call carries an ID of its own, and a
+# delete that removed something leaves a short-lived receipt under KEYS[2]
+# (same hash tag): a repeat with the same ID answers what the first attempt did.
+_RECEIPT = """
+local receipt = redis.call('GET', KEYS[2])
+if receipt then
+    local sep = string.find(receipt, ' ', 1, true)
+    if string.sub(receipt, 1, sep - 1) == ARGV[#ARGV] then return tonumber(string.sub(receipt, sep + 1)) end
+end
+local function done(result)
+    if result > 0 then redis.call('SET', KEYS[2], ARGV[#ARGV] .. ' ' .. result, 'PX', 60000) end
+    return result
+end
+"""
+
+# KEYS[1] session, KEYS[2] receipt; ARGV: prefix, member, call ID
 _DELETE = (
     _INDEX
+    + _RECEIPT
     + """
 local user = redis.call('HGET', KEYS[1], 'u')
 local existed = redis.call('DEL', KEYS[1])
 unfile(user, ARGV[2])
-return existed
+return done(existed)
 """
 )
 
@@ -107,8 +126,10 @@ return out
 """
 )
 
-# KEYS[1] index; ARGV: prefix, group, kept member ('' for none)
-_DELETE_ALL = """
+# KEYS[1] index, KEYS[2] receipt; ARGV: prefix, group, kept member ('' for none), call ID
+_DELETE_ALL = (
+    _RECEIPT
+    + """
 local deleted = 0
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     if member ~= ARGV[3] then
@@ -116,8 +137,9 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
         redis.call('ZREM', KEYS[1], member)
     end
 end
-return deleted
+return done(deleted)
 """
+)
 
 
 class _Script:
@@ -177,6 +199,15 @@ class _Keys:
         group, name = _split(user)
         return f"{self.prefix}{{{group}}}:u:{name}", group
 
+    def receipt(self, name: str) -> str:
+        """Where a delete of the session or index ``name`` leaves its receipt (same slot)."""
+        head, _, tail = name.partition("}:")
+        return f"{head}}}:r:{tail}"
+
+
+def _call_id() -> str:
+    return secrets.token_hex(8)
+
 
 def _failed(exc: RedisError) -> StoreError:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
@@ -222,7 +253,18 @@ class RedisStore:
         timeout: Seconds to wait for a connection or a reply before failing.
             Defaults to 2.
         max_connections: Connections per pool (per node on a Cluster).
-            Defaults to 50.
+            Defaults to 50. The pools block: a burst of more concurrent calls
+            waits (up to ``timeout``) for a connection to come back rather
+            than failing with "Too many connections". Under ASGI on a Cluster,
+            at most this many calls run at once per event loop.
+
+    A command whose connection fails is sent once more on a fresh connection
+    (Redis restarted). That may repeat a command the server did run, its reply
+    lost: reads and the compare-and-set save are safe to repeat, and deletes
+    carry a call ID and leave a receipt for a minute, so a repeated delete
+    reports what the first attempt did instead of "nothing was there". A call
+    that times out raises :class:`~sessionware.StoreUnavailable`, which means
+    "not known to be done": the command may still have run.
 
     Example::
 
@@ -265,8 +307,16 @@ class RedisStore:
         async_options = {**options, "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1)}
         self._client: SyncClient | None = client
         if client is None and url is not None:
-            sync_class = redis.cluster.RedisCluster if cluster else redis.Redis
-            self._client = sync_class.from_url(url, **sync_options)
+            # A blocking pool: a burst above max_connections waits (up to the
+            # timeout) for a connection to come back, instead of failing at once
+            # with "Too many connections".
+            if cluster:
+                self._client = redis.cluster.RedisCluster.from_url(
+                    url, connection_pool_class=redis.BlockingConnectionPool, timeout=timeout, **sync_options
+                )
+            else:
+                pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout, **sync_options)
+                self._client = redis.Redis.from_pool(pool)
         self._async = _AsyncRedisStore(self._keys, url, async_client, cluster, async_options)
 
     def __repr__(self) -> str:
@@ -305,7 +355,8 @@ class RedisStore:
     def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
         try:
-            return bool(_DELETE_SCRIPT.run(self.client, [name], (self._keys.prefix, member)))
+            keys = [name, self._keys.receipt(name)]
+            return bool(_DELETE_SCRIPT.run(self.client, keys, (self._keys.prefix, member, _call_id())))
         except RedisError as exc:
             raise _failed(exc) from exc
 
@@ -321,7 +372,9 @@ class RedisStore:
         index, group = self._keys.index(user)
         kept = "" if keep is None else _split(keep)[1]
         try:
-            return int(_DELETE_ALL_SCRIPT.run(self.client, [index], (self._keys.prefix, group, kept)))
+            keys = [index, self._keys.receipt(index)]
+            args = (self._keys.prefix, group, kept, _call_id())
+            return int(_DELETE_ALL_SCRIPT.run(self.client, keys, args))
         except RedisError as exc:
             raise _failed(exc) from exc
 
@@ -377,12 +430,18 @@ class _AsyncRedisStore:
         self._given = client
         self._timeout = options["socket_timeout"]
         self._clients: PerLoop[AsyncClient] | None = None
+        self._limits: PerLoop[asyncio.Semaphore] | None = None
         if client is None and url is not None:
-            async_class = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
             client_options = {**options, "socket_timeout": None}  # bounded by _guarded instead
 
             def create() -> AsyncClient:
-                return async_class.from_url(url, **client_options)
+                if cluster:
+                    return redis.asyncio.cluster.RedisCluster.from_url(url, **client_options)
+                # Blocking, as for the synchronous client: a burst waits for a connection.
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    url, timeout=self._timeout, **client_options
+                )
+                return redis.asyncio.Redis.from_pool(pool)
 
             async def close(client: AsyncClient) -> None:
                 await client.aclose()
@@ -393,6 +452,15 @@ class _AsyncRedisStore:
                     await client.initialize()
 
             self._clients = PerLoop(create, close, setup)
+            if cluster:
+                # The asyncio Cluster client's per-node pools cannot block: at most
+                # max_connections operations at once, so that none of them overflows.
+                limit = options["max_connections"]
+
+                async def forget(semaphore: asyncio.Semaphore) -> None:
+                    pass
+
+                self._limits = PerLoop(lambda: asyncio.Semaphore(limit), forget)
 
     async def client(self) -> AsyncClient:
         if self._given is not None:
@@ -404,10 +472,21 @@ class _AsyncRedisStore:
             )
         return await self._clients.get()
 
-    async def _guarded(self, operation: Awaitable[T]) -> T:
+    async def _guarded(self, operation: Coroutine[Any, Any, T]) -> T:
         try:
             async with asyncio.timeout(self._timeout):
-                return await operation
+                if self._limits is None:
+                    return await operation
+                try:
+                    slot = await self._limits.get()
+                    await slot.acquire()
+                except BaseException:
+                    operation.close()  # never started
+                    raise
+                try:
+                    return await operation
+                finally:
+                    slot.release()
         except TimeoutError as exc:
             raise StoreUnavailable(f"RedisStore: no answer within {self._timeout} s") from exc
         except RedisError as exc:
@@ -434,7 +513,9 @@ class _AsyncRedisStore:
 
     async def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
-        return bool(await self._guarded(self._script(_DELETE_SCRIPT, [name], (self._keys.prefix, member))))
+        keys = [name, self._keys.receipt(name)]
+        args = (self._keys.prefix, member, _call_id())
+        return bool(await self._guarded(self._script(_DELETE_SCRIPT, keys, args)))
 
     async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
@@ -444,8 +525,9 @@ class _AsyncRedisStore:
     async def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
         kept = "" if keep is None else _split(keep)[1]
-        args = (self._keys.prefix, group, kept)
-        return int(await self._guarded(self._script(_DELETE_ALL_SCRIPT, [index], args)))
+        keys = [index, self._keys.receipt(index)]
+        args = (self._keys.prefix, group, kept, _call_id())
+        return int(await self._guarded(self._script(_DELETE_ALL_SCRIPT, keys, args)))
 
     async def aclose(self) -> None:
         """Close this event loop's client (a new one is made if the store is used again)."""

@@ -18,6 +18,8 @@ logger = logging.getLogger("sessionware")
 __all__ = ["SQLiteStore"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Connections a forked child inherited: never used, never closed (see _connection).
+_INHERITED: list[sqlite3.Connection] = []
 
 
 class SQLiteStore:
@@ -28,7 +30,9 @@ class SQLiteStore:
     the file safely (write-ahead logging, row-level compare-and-set, a busy
     timeout instead of "database is locked" errors). Under ASGI every call
     runs on a small thread pool, so the event loop never waits on the disk.
-    For several machines use a shared store (Redis or PostgreSQL).
+    For several machines use a shared store (Redis or PostgreSQL). A store
+    made before ``fork()`` (a pre-forking server, ``multiprocessing``) is safe
+    to use in the child: it opens connections of its own there.
 
     Records carry their expiry time; expired rows are never returned and are
     deleted at most every ``purge_interval`` seconds by a write, or on demand
@@ -125,12 +129,25 @@ class SQLiteStore:
         )
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
+        """This thread's connection, opened by this process.
+
+        SQLite connections must not cross ``fork()``: a child (a forking server's
+        worker, ``multiprocessing`` with the fork start method) that inherited
+        one opens its own instead. The inherited one is left as it is, never
+        used nor closed -- closing it could checkpoint or unlock the parent's
+        database -- and kept referenced so that garbage collection does not
+        close it either.
+        """
+        pid = os.getpid()
+        opened: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
+        if opened is not None:
+            if opened[0] == pid:
+                return opened[1]
+            _INHERITED.append(opened[1])
+        connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        self._local.connection = (pid, connection)
         return connection
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
