@@ -419,3 +419,60 @@ def test_the_guides_configuration_reads_phoenixs_session_and_counts_only_python_
     # A cookie Phoenix rewrote without "_sessionware" (its log-in clears the session) starts afresh.
     response, _ = request(http, "/show", TYPICAL["cookie"])
     assert response.json() == TYPICAL["session_typed"]
+
+
+def phoenix_app(clock: FakeClock, **options: Any) -> TestClient:
+    app = Starlette(routes=ROUTES)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key_base=TYPICAL["secret_key_base"],
+        cookie_name=NAME,
+        store=PhoenixCookieStore(signing_salt=TYPICAL["signing_salt"]),
+        clock=clock,
+        **options,
+    )
+    return TestClient(app)
+
+
+def test_by_default_a_session_busy_on_the_phoenix_side_does_not_idle_out_here() -> None:
+    """The default expiry with this store has no idle timeout (Phoenix's requests are invisible)."""
+    clock = FakeClock()
+    http = phoenix_app(clock)
+    _, python_cookie = request(http, "/visit", TYPICAL["cookie"])
+    clock.advance(hours=8)  # far past AAL2's 30 idle minutes, Python saw nothing
+    response, _ = request(http, "/show", python_cookie)
+    assert response.json()["visits"] == 1
+    clock.advance(days=30)  # AAL1's absolute timeout still bounds it
+    response, _ = request(http, "/show", python_cookie)
+    assert response.json() == {}
+
+
+def test_an_idle_timeout_chosen_with_phoenix_cookies_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def build(**options: Any) -> SessionMiddleware:
+        store = PhoenixCookieStore(signing_salt=TYPICAL["signing_salt"])
+        return SessionMiddleware(
+            Starlette(), secret_key_base=TYPICAL["secret_key_base"], store=store, **options
+        )
+
+    with caplog.at_level("WARNING", logger="sessionware"):
+        build(expiry="aal2")
+    assert (
+        "idle timeout (1800 s) with PhoenixCookieStore counts the Python side's requests only" in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sessionware"):
+        build(expiry=Expiry(idle_timeout=None, absolute_timeout=3600))
+        default = build()
+    assert "idle timeout" not in caplog.text
+    assert default.engine.expiry.idle_timeout is None
+    assert default.engine.expiry.absolute_timeout == 30 * 24 * 3600
+
+
+def test_other_stores_keep_the_aal2_default() -> None:
+    from sessionware import AAL2, CookieStore, MemoryStore
+
+    for store in (None, CookieStore(), MemoryStore()):
+        middleware = SessionMiddleware(Starlette(), secret_key_base=TYPICAL["secret_key_base"], store=store)
+        assert middleware.engine.expiry == AAL2

@@ -21,16 +21,14 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, abort, flash, redirect, render_template_string, request, session
+from flask import Flask, flash, redirect, render_template_string, request, session
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from sessionware import CSRFError, SQLiteStore, csrf_input
-from sessionware.csrf import verify_csrf_token
+from sessionware import SQLiteStore, csrf_input
 from sessionware.flask import Sessionware, current_session
 
 USERS = {"alice": "wonderland"}  # an example: use your user table and a password hash
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionware on Flask</title></head>
@@ -62,6 +60,7 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
         app,
         secret_key_base=secret_key_base or os.environ.get("SECRET_KEY_BASE") or secrets.token_urlsafe(64),
         store=SQLiteStore(database),
+        csrf=True,  # every unsafe request needs this session's token (form field or header)
     )
 
     def form_csrf_input() -> Markup:
@@ -70,17 +69,6 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
         return field
 
     app.jinja_env.globals["csrf_input"] = form_csrf_input
-
-    @app.before_request
-    def check_csrf() -> None:
-        """Every unsafe request must carry this session's token, in the form or a header."""
-        if request.method in SAFE_METHODS:
-            return
-        token = request.form.get("_csrf_token") or request.headers.get("X-CSRF-Token")
-        try:
-            verify_csrf_token(current_session(), token)
-        except CSRFError as exc:
-            abort(403, description=str(exc))
 
     @app.get("/")
     def home() -> str:

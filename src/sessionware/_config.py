@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ._cookies import CookieAttributes
@@ -14,8 +15,16 @@ from .typing import AsyncStore, Store
 
 __all__ = ["build_engine", "check_store", "resolve_expiry"]
 
+logger = logging.getLogger("sessionware")
+
+
+def _default_expiry(store: object) -> Expiry | str:
+    """``"aal2"``, unless the store knows better (a cookie shared with Phoenix does)."""
+    return store.default_expiry if isinstance(store, CookieStore) else "aal2"
+
 
 def resolve_expiry(expiry: Expiry | str, owner: str = "SessionMiddleware") -> Expiry:
+    """An :class:`Expiry` from an instance or a preset name, or a ConfigurationError."""
     if isinstance(expiry, Expiry):
         return expiry
     if isinstance(expiry, str) and expiry.lower() in PRESETS:
@@ -44,7 +53,7 @@ def build_engine(
     secret_key_base: SecretInput,
     store: object = None,
     cookie_name: str = "session",
-    expiry: Expiry | str = "aal2",
+    expiry: Expiry | str | None = None,
     secure: Any = "auto",
     same_site: str = "lax",
     path: str = "/",
@@ -59,6 +68,11 @@ def build_engine(
 ) -> Engine:
     """The engine for one configuration of the session options (see ``SessionMiddleware``)."""
     checked = CookieStore() if store is None else check_store(store, owner)
+    chosen = resolve_expiry(_default_expiry(checked) if expiry is None else expiry, owner)
+    if expiry is not None and isinstance(checked, CookieStore):
+        warning = checked.expiry_warning(chosen)
+        if warning is not None:
+            logger.warning("%s: %s", owner, warning)
     cookie = CookieAttributes(
         cookie_name,
         path=path,
@@ -73,7 +87,7 @@ def build_engine(
         secret_key_base=secret_key_base,
         store=checked,
         cookie=cookie,
-        expiry=resolve_expiry(expiry, owner),
+        expiry=chosen,
         cookie_cache=cookie_cache,
         record_ip=record_ip,
         max_sessions_per_user=max_sessions_per_user,

@@ -102,7 +102,9 @@ class SessionMiddleware:
             ``Secure``; a ``__Secure-`` name forces ``Secure``.
         expiry: An :class:`~sessionware.Expiry`, or a preset name: ``"aal1"``,
             ``"aal2"`` or ``"aal3"``. Defaults to ``"aal2"``: 30 minutes idle,
-            12 hours absolute (NIST SP 800-63B AAL2).
+            12 hours absolute (NIST SP 800-63B AAL2) -- except with a
+            :class:`~sessionware.phoenix.PhoenixCookieStore`, whose default
+            has no idle timeout (see there).
         secure: ``"auto"`` (default) marks the cookie ``Secure`` on https
             requests only, so plain-http development servers and test clients
             keep working; behind a TLS-terminating proxy make sure the app sees
@@ -157,7 +159,7 @@ class SessionMiddleware:
         secret_key_base: SecretInput,
         store: CookieStore | Store | AsyncStore | None = None,
         cookie_name: str = "session",
-        expiry: Expiry | str = "aal2",
+        expiry: Expiry | str | None = None,
         secure: Secure = "auto",
         same_site: str = "lax",
         path: str = "/",

@@ -23,8 +23,8 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from ._config import build_engine
 from ._cookies import find_cookie
@@ -32,9 +32,9 @@ from ._engine import Engine
 from ._keys import SecretInput
 from ._registry import UserSessions
 from ._session import Session
-from .errors import ConfigurationError, MissingDependency, SessionLimitReached, StoreError
+from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
-from .wsgi import close_session, open_session, with_session_headers
+from .wsgi import CSRFMiddleware, close_session, open_session, with_session_headers
 
 try:
     import flask
@@ -47,9 +47,17 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without Flask installed
     raise MissingDependency("flask", extra="flask") from exc
 
-__all__ = ["FlaskSession", "SessionInterface", "Sessionware", "current_session", "user_sessions"]
+__all__ = [
+    "FlaskSession",
+    "SessionInterface",
+    "Sessionware",
+    "csrf_exempt",
+    "current_session",
+    "user_sessions",
+]
 
 logger = logging.getLogger("sessionware")
+V = TypeVar("V", bound=Callable[..., Any])
 _OURS = ("e1.", "s1.", "i1.")
 _FLASHES = "_flashes"  # where Flask's flash() keeps its messages
 
@@ -328,11 +336,29 @@ class Sessionware:
     """The Flask extension: installs :class:`SessionInterface` and answers 503 when the store is down.
 
     ``Sessionware(app, **options)`` or, with an app factory, ``ext = Sessionware(**options)``
-    then ``ext.init_app(app)``. Options are :class:`SessionInterface`'s.
+    then ``ext.init_app(app)``. Options are :class:`SessionInterface`'s, plus:
+
+        csrf: ``True`` checks every unsafe request (not GET, HEAD, OPTIONS or
+            TRACE) as :class:`sessionware.CSRFMiddleware` does -- the
+            ``Sec-Fetch-Site`` / ``Origin`` headers, then the masked token from
+            the ``x-csrf-token`` header or the form's ``_csrf_token`` field --
+            before the view runs; a refusal raises :class:`~sessionware.CSRFError`,
+            answered with a 403 unless the app registers its own handler. A
+            mapping of that middleware's options (``trusted_origins``,
+            ``trust_same_site``, ``exempt`` paths or a callable taking the WSGI
+            environ, ``max_body_size``) does the same with them; a view
+            decorated with :func:`csrf_exempt` is never checked. Defaults to
+            ``False`` (no checks).
     """
 
-    def __init__(self, app: flask.Flask | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: flask.Flask | None = None, *, csrf: bool | Mapping[str, Any] = False, **options: Any
+    ) -> None:
         self.interface = SessionInterface(**options)
+        self.csrf: CSRFMiddleware | None = None
+        if csrf is not False:
+            settings = csrf if isinstance(csrf, Mapping) else {}
+            self.csrf = CSRFMiddleware(_no_wsgi_app, **settings)  # bad options raise here
         if app is not None:
             self.init_app(app)
 
@@ -340,9 +366,40 @@ class Sessionware:
         app.session_interface = self.interface
         app.extensions["sessionware"] = self
         store = self.interface.store
-        if store is None or (isinstance(store, CookieStore) and store.revocation is None):
-            return  # opening a session asks no store, so it cannot fail: no check needed
-        app.before_request(_refuse_when_unavailable)
+        if not (store is None or (isinstance(store, CookieStore) and store.revocation is None)):
+            # Opening a session may have asked a store that failed: refuse before the view.
+            app.before_request(_refuse_when_unavailable)
+        if self.csrf is not None:
+            app.before_request(self._check_csrf)
+            if CSRFError not in app.error_handler_spec[None][None]:  # the app's own wins
+                app.register_error_handler(CSRFError, _csrf_refused)
+
+    def _check_csrf(self) -> None:
+        checker = self.csrf
+        assert checker is not None
+        environ = flask.request.environ
+        if not checker.applies(environ):
+            return
+        view = flask.current_app.view_functions.get(flask.request.endpoint or "")
+        if getattr(view, "_sessionware_csrf_exempt", False):
+            return
+        reason = checker.refusal(environ, current_session())
+        if reason is not None:
+            raise CSRFError(reason)
+
+
+def csrf_exempt(view: V) -> V:
+    """Mark a Flask view as never CSRF-checked by ``Sessionware(app, csrf=...)`` (webhooks...)."""
+    view._sessionware_csrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
+def _csrf_refused(error: CSRFError) -> flask.Response:
+    return flask.Response(str(error), status=403, mimetype="text/plain")
+
+
+def _no_wsgi_app(environ: Any, start_response: Any) -> Any:  # pragma: no cover
+    raise AssertionError("the extension's CSRF checker is never called as an app")
 
 
 def _refuse_when_unavailable() -> None:

@@ -37,10 +37,11 @@ the Python side's requests only. See ``docs/phoenix.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from . import _plug, _record
 from ._etf import Atom, BitString, EtfError, ImproperList, binary_to_term, term_to_binary
+from ._expiry import Expiry
 from .errors import ConfigurationError, InvalidCookie, SerializationError
 from .stores.cookie import CookieStore
 
@@ -333,6 +334,15 @@ class PhoenixCookieStore(CookieStore):
     travel under ``"_sessionware"`` (the app never sees it; Phoenix keeps it);
     a cookie without it starts a session at the request that reads it.
 
+    **Expiry.** Requests Phoenix serves do not count as activity: only the
+    Python side's do. An idle timeout would therefore end a session that is
+    busy on the Phoenix side, and the next write from Python would replace
+    the cookie, logging the user out of Phoenix too. So with this store the
+    middleware's default ``expiry`` is ``"aal1"`` (no idle timeout, 30 days
+    absolute, counted from the Python side's first sight of the session or
+    its last :meth:`~sessionware.Session.log_in`), and an ``expiry`` with an
+    idle timeout, which you may still choose, logs a warning at start-up.
+
     Options:
         signing_salt: The endpoint's ``:signing_salt``. Required.
         encryption_salt: The endpoint's ``:encryption_salt``; None (the Phoenix
@@ -366,6 +376,8 @@ class PhoenixCookieStore(CookieStore):
             store=PhoenixCookieStore(signing_salt="pUb5igN8"),
         )
     """
+
+    default_expiry: ClassVar[Expiry | str] = "aal1"
 
     __slots__ = (
         "encryption_salt",
@@ -438,6 +450,15 @@ class PhoenixCookieStore(CookieStore):
         return (
             f"PhoenixCookieStore(format={self.format!r}, key_iterations={self.key_iterations}, "
             f"key_length={self.key_length}, key_digest={self.key_digest!r}{extra})"
+        )
+
+    def expiry_warning(self, expiry: Expiry) -> str | None:
+        if expiry.idle_timeout is None:
+            return None
+        return (
+            f"an idle timeout ({expiry.idle_timeout} s) with PhoenixCookieStore counts the Python "
+            "side's requests only: a user busy on the Phoenix side past it is logged out (of both, "
+            "at the next write from Python); Expiry(idle_timeout=None, absolute_timeout=...) avoids it"
         )
 
     def cookie_codec(self, keys: KeyRing, cookie_name: str) -> _PhoenixCodec:

@@ -99,7 +99,7 @@ class SessionMiddleware:
         secret_key_base: SecretInput,
         store: CookieStore | Store | None = None,
         cookie_name: str = "session",
-        expiry: Expiry | str = "aal2",
+        expiry: Expiry | str | None = None,
         secure: Secure = "auto",
         same_site: str = "lax",
         path: str = "/",
@@ -291,12 +291,29 @@ class CSRFMiddleware:
         self.error_app = error_app or _csrf_rejected
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        scope = {"path": environ.get("PATH_INFO", "/"), "environ": environ}
-        if method in _csrf.SAFE_METHODS or self._rules._exempt(scope):
+        if not self.applies(environ):
             return self.app(environ, start_response)
         if ENVIRON_KEY not in environ:
             raise ConfigurationError("CSRFMiddleware needs SessionMiddleware around it")
+        reason = self.refusal(environ, environ[ENVIRON_KEY])
+        if reason is not None:
+            environ["sessionware.csrf_error"] = CSRFError(reason)
+            return self.error_app(environ, start_response)
+        return self.app(environ, start_response)
+
+    def applies(self, environ: Environ) -> bool:
+        """Whether this request is checked: an unsafe method on a path not exempt."""
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        scope = {"path": environ.get("PATH_INFO", "/"), "environ": environ}
+        return method not in _csrf.SAFE_METHODS and not self._rules._exempt(scope)
+
+    def refusal(self, environ: Environ, session: Session) -> str | None:
+        """Why this request must be refused (logged, never with the token), or None.
+
+        The headers first (they can only refuse), then the token from the
+        ``x-csrf-token`` header or, for a form, its ``_csrf_token`` field (the
+        body is put back for the app). The Flask extension calls it too.
+        """
         scheme = environ.get("wsgi.url_scheme", "http")
         host = (
             environ.get("HTTP_HOST")
@@ -330,16 +347,14 @@ class CSRFMiddleware:
             try:
                 from .csrf import verify_csrf_token
 
-                verify_csrf_token(environ[ENVIRON_KEY], token)
+                verify_csrf_token(session, token)
             except CSRFError as exc:
                 reason = exc.reason
         if reason is not None:
-            logger.warning(
-                "sessionware refused a %s %s: CSRF check failed (%s)", method, scope["path"], reason
-            )
-            environ["sessionware.csrf_error"] = CSRFError(reason)
-            return self.error_app(environ, start_response)
-        return self.app(environ, start_response)
+            method = environ.get("REQUEST_METHOD", "GET").upper()
+            path = environ.get("PATH_INFO", "/")
+            logger.warning("sessionware refused a %s %s: CSRF check failed (%s)", method, path, reason)
+        return reason
 
 
 async def _unused_asgi_app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover

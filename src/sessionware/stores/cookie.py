@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .._expiry import Expiry
     from .._keys import KeyRing
 
 __all__ = ["CookieCodec", "CookieStore"]
@@ -67,6 +68,9 @@ class CookieStore:
 
     __slots__ = ("encrypt", "revocation")
 
+    #: The expiry the middleware uses when it is given none.
+    default_expiry: ClassVar[Expiry | str] = "aal2"
+
     def __init__(self, *, encrypt: bool = True, revocation: Any = None) -> None:
         from ..typing import AsyncStore, Store
 
@@ -83,6 +87,10 @@ class CookieStore:
     def __repr__(self) -> str:
         extra = f", revocation={self.revocation!r}" if self.revocation is not None else ""
         return f"CookieStore(encrypt={self.encrypt}{extra})"
+
+    def expiry_warning(self, expiry: Expiry) -> str | None:
+        """Why ``expiry``, chosen by the app, may surprise with this store (logged at start-up), or None."""
+        return None
 
     def cookie_codec(self, keys: KeyRing, cookie_name: str) -> CookieCodec:
         """The cookie format, keyed by ``keys`` and bound to ``cookie_name``.
