@@ -29,11 +29,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.middleware.sessions import SessionMiddleware as StarletteSessionMiddleware
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` importable as a script
+
 import sessionware
+from bench._report import write_section
 from sessionware import CookieStore, MemoryStore, SQLiteStore
 from sessionware.typing import ASGIApp, Message, Receive, Scope, Send
 
@@ -392,8 +396,7 @@ def main() -> None:
     text = report(results, command.strip(), calls)
     print(text)
     if args.write:
-        with open(args.write, "w") as f:
-            f.write(text)
+        write_section(args.write, "bench_asgi", text)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sessionware
+from bench._report import write_section
 from bench.bench_asgi import (
     DESCRIPTIONS,
     SCENARIOS,
@@ -53,9 +54,6 @@ from sessionware.stores.postgres import PostgresStore, migration_sql
 from sessionware.stores.redis import RedisStore
 from sessionware.typing import ASGIApp
 from tests.servers import POSTGRES_DSN, RedisServer
-
-REPORT_START = "<!-- bench_stores:start -->"
-REPORT_END = "<!-- bench_stores:end -->"
 
 
 class RedisCommands:
@@ -353,7 +351,6 @@ def report(
     base_min = timings["no middleware [min]"]
     star_min = timings["starsessions RedisStore [min]"]
     lines = [
-        REPORT_START,
         "# Shared stores",
         "",
         f"Command: `{command}`; run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -427,23 +424,12 @@ def report(
         f"| revoke-all of 1,000 sessions < 50 ms, Redis | {scale['redis_revoke']:.1f} ms | {verdict(scale['redis_revoke'] < 50)} |",
         f"| revoke-all of 1,000 sessions < 50 ms, PostgreSQL | {scale['pg_revoke']:.1f} ms | {verdict(scale['pg_revoke'] < 50)} |",
         "",
-        REPORT_END,
     ]
     return "\n".join(lines)
 
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
-
-
-def write_section(path: str, text: str) -> None:
-    existing = Path(path).read_text() if Path(path).exists() else ""
-    if REPORT_START in existing:
-        before = existing.split(REPORT_START)[0]
-        after = existing.split(REPORT_END, 1)[1] if REPORT_END in existing else ""
-        Path(path).write_text(before + text + after)
-    else:
-        Path(path).write_text(existing.rstrip("\n") + "\n\n" + text + "\n")
 
 
 def main() -> None:
@@ -471,7 +457,7 @@ def main() -> None:
     text = report(timings, commands, scale, args.scale, command.strip())
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "bench_stores", text)
 
 
 if __name__ == "__main__":

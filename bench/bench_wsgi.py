@@ -61,6 +61,7 @@ from flask.sessions import SessionMixin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._report import write_section
 from sessionware import CookieStore, SQLiteStore
 from sessionware.flask import Sessionware
 from sessionware.stores.redis import RedisStore
@@ -77,8 +78,6 @@ DESCRIPTIONS = {
 BARE = "bare Flask (no session)"
 BUILTIN = "Flask SecureCookieSessionInterface"
 ENCRYPTED = "sessionware CookieStore (encrypted)"
-REPORT_START = "<!-- bench_wsgi:start -->"
-REPORT_END = "<!-- bench_wsgi:end -->"
 #: Set-Cookie per request each variant must send, per scenario (checked before timing).
 FLASK_SESSION = "Flask-Session 0.8.0 RedisSessionInterface"
 EXPECTED_SET_COOKIE = {"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0}
@@ -374,7 +373,6 @@ def report(
     results: dict[str, dict[str, tuple[float, float]]], behaviour: dict[str, Any], command: str, quick: bool
 ) -> str:
     lines = [
-        REPORT_START,
         "# Flask (WSGI)",
         "",
         f"Command: `{command}`",
@@ -439,7 +437,6 @@ def report(
         f"| (a) read: encrypted CookieStore ≤ 0.5× Flask's built-in | {median:.2f}× | {fastest:.2f}× "
         f"| {'met' if met else '**not met**'} |",
         "",
-        REPORT_END,
     ]
     return "\n".join(lines)
 
@@ -448,18 +445,6 @@ def _version(package: str) -> str:
     from importlib.metadata import version
 
     return version(package)
-
-
-def write_section(path: str, text: str) -> None:
-    """Put ``text`` between this bench's markers in ``path``, leaving the rest alone."""
-    target = Path(path)
-    existing = target.read_text() if target.exists() else ""
-    if REPORT_START in existing and REPORT_END in existing:
-        before, rest = existing.split(REPORT_START, 1)
-        after = rest.split(REPORT_END, 1)[1]
-        target.write_text(before + text + after)
-    else:
-        target.write_text(existing.rstrip("\n") + ("\n\n" if existing else "") + text + "\n")
 
 
 def main() -> None:
@@ -481,7 +466,7 @@ def main() -> None:
     text = report(results, behaviour, command, args.quick)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "bench_wsgi", text)
     if args.json:
         ratio_table = {
             name: {s: ratios(results, name, s) for s in SCENARIOS} for name in results if name != BARE

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_benchmark_runs_and_reports_every_scenario_and_the_targets(tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
+    others = "<!-- bench_stores:start -->\nstore figures\n<!-- bench_stores:end -->\n"
+    out.write_text("<!-- bench_asgi:start -->\nold figures\n<!-- bench_asgi:end -->\n\n" + others)
     subprocess.run(
         [sys.executable, "bench/bench_asgi.py", "--rounds", "1", "--requests", "5", "--write", str(out)],
         cwd=ROOT,
@@ -18,6 +20,9 @@ def test_the_benchmark_runs_and_reports_every_scenario_and_the_targets(tmp_path:
         capture_output=True,
     )
     text = out.read_text()
+    assert text.startswith("<!-- bench_asgi:start -->\n# Benchmarks\n")
+    assert text.endswith("<!-- bench_asgi:end -->\n\n" + others)  # the other sections are kept
+    assert "old figures" not in text
     for heading in ("## (a)", "## (b)", "## (c)", "## (d)", "## Targets", "## Store calls per request"):
         assert heading in text
     assert "starlette SessionMiddleware" in text
