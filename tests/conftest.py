@@ -355,12 +355,17 @@ class Reply:
     def set_cookie(self) -> str | None:
         return self.header("set-cookie")
 
-    def cookie(self, name: str = "session") -> str:
-        """The ``name=value`` pair the response set, ready for a Cookie header."""
+    def cookie(self, name: str | None = None) -> str:
+        """The ``name=value`` pair the response set, ready for a Cookie header.
+
+        Without ``name``, the default name of the request's scheme: ``session``
+        on http, ``__Host-session`` on https.
+        """
         header = self.set_cookie
         assert header is not None, "no Set-Cookie in the response"
         pair = header.split(";", 1)[0]
-        assert pair.startswith(name + "="), header
+        names = ("session", "__Host-session") if name is None else (name,)
+        assert pair.split("=", 1)[0] in names, header
         return pair
 
     def json(self) -> Any:

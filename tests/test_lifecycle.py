@@ -119,7 +119,8 @@ def test_drop_expires_the_cookie_with_the_attributes_it_was_set_with(make_app: A
     cookie = set_header.split(";", 1)[0]
     deletion = call(app, "/drop", cookie=cookie).set_cookie
     assert deletion is not None
-    assert deletion.startswith("session=;")
+    assert set_header.startswith("__Host-session=")  # secure=True: the prefixed name everywhere
+    assert deletion.startswith("__Host-session=;")
     assert "Max-Age=0" in deletion
     assert "Expires=Thu, 01 Jan 1970 00:00:00 GMT" in deletion
     for attribute in ("Path=/", "Secure", "HttpOnly", "SameSite=Strict"):

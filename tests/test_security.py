@@ -322,6 +322,50 @@ def test_sw15_host_prefix_rules_are_enforced_case_insensitively(make_app: App) -
             SessionMiddleware(noop, secret_key_base=SECRET, cookie_name=name, path="/app")
 
 
+def test_sw15_the_default_name_is_host_prefixed_on_https_and_plain_only_on_http(make_app: App) -> None:
+    app = make_app()
+    secure = call(app, "/write/a/1", scheme="https").set_cookie
+    assert secure is not None
+    assert secure.startswith("__Host-session=")
+    for attribute in ("; Secure", "; Path=/"):
+        assert attribute in secure
+    assert "Domain" not in secure
+    plain = call(app, "/write/a/1").set_cookie  # http: browsers refuse prefixed cookies there
+    assert plain is not None
+    assert plain.startswith("session=")
+    assert "Secure" not in plain
+    # Each scheme reads its own name only.
+    assert call(app, "/read/a", scheme="https", cookie=secure.split(";", 1)[0]).json() == {"value": 1}
+    assert call(app, "/read/a", cookie=plain.split(";", 1)[0]).json() == {"value": 1}
+    assert call(app, "/read/a", cookie=secure.split(";", 1)[0]).json() == {"value": None}
+
+
+def test_sw15_scenario_6_a_tossed_unprefixed_cookie_is_not_read_on_https(make_app: App) -> None:
+    """A sibling subdomain can set ``session=...; Domain=example.com`` but not ``__Host-session``."""
+    app = make_app()
+    attacker = call(app, "/login/mallory").cookie()  # a valid cookie, of the unprefixed name
+    assert attacker.startswith("session=")
+    victim = call(app, "/login/alice", scheme="https").cookie()
+    assert victim.startswith("__Host-session=")
+    assert call(app, "/whoami", scheme="https", cookie=attacker).json()["data"] == {}
+    both = f"{attacker}; {victim}"
+    assert call(app, "/whoami", scheme="https", cookie=both).json()["data"] == {"user": "alice"}
+
+
+def test_sw15_secure_prefix_when_a_domain_or_path_rules_out_host(make_app: App) -> None:
+    for options in ({"domain": "example.com"}, {"path": "/app"}):
+        header = call(make_app(**options), "/write/a/1", scheme="https").set_cookie
+        assert header is not None
+        assert header.startswith("__Secure-session="), options
+        assert "; Secure" in header
+    never = call(make_app(secure=False), "/write/a/1", scheme="https").set_cookie
+    assert never is not None
+    assert never.startswith("session=")  # secure=False asked for no prefix
+    named = call(make_app(cookie_name="sid"), "/write/a/1", scheme="https").set_cookie
+    assert named is not None
+    assert named.startswith("sid=")  # a name given is used as given
+
+
 def test_sw16_no_domain_by_default_and_a_narrow_path_with_secure_prefix(make_app: App) -> None:
     header = call(make_app(), "/write/a/1").set_cookie
     assert header is not None

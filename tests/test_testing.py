@@ -486,6 +486,25 @@ def test_a_secure_cookie_goes_to_https_clients_only(clock: FakeClock) -> None:
     assert read_session(plain) is None
 
 
+def test_the_default_cookie_name_follows_the_clients_scheme(clock: FakeClock) -> None:
+    """``__Host-session`` for an https client, ``session`` for an http one (SW-15)."""
+    app = starlette_app(MemoryStore(clock=clock), clock)
+    secure = init_test_session(TestClient(app, base_url="https://testserver"), {"a": 1})
+    assert [cookie.name for cookie in secure.cookies.jar] == ["__Host-session"]
+    init_test_session(secure, {"a": 2})  # replaces, never two of one name
+    assert [cookie.name for cookie in secure.cookies.jar] == ["__Host-session"]
+    assert secure.get("/whoami").json()["data"] == {"a": 2}
+    assert read_session(secure) == {"a": 2}
+    response = secure.get("/whoami")  # sets no cookie: the session is the one it carried
+    assert read_session(response, app=app) == {"a": 2}
+    plain = init_test_session(TestClient(app), {"a": 1})
+    assert [cookie.name for cookie in plain.cookies.jar] == ["session"]
+    assert read_session(plain) == {"a": 1}
+    header = make_session_cookie(app, {"c": 1}, https=True)
+    assert header.startswith("__Host-session=")
+    assert read_session(header, app=app) == {"c": 1}
+
+
 def test_it_works_inside_a_running_event_loop(tmp_path: Path, clock: FakeClock) -> None:
     app = starlette_app(SQLiteStore(tmp_path / "s.db", clock=clock), clock)
 

@@ -52,7 +52,7 @@ def build_engine(
     *,
     secret_key_base: SecretInput,
     store: object = None,
-    cookie_name: str = "session",
+    cookie_name: str | None = None,
     expiry: Expiry | str | None = None,
     secure: Any = "auto",
     same_site: str = "lax",
@@ -74,7 +74,8 @@ def build_engine(
         if warning is not None:
             logger.warning("%s: %s", owner, warning)
     cookie = CookieAttributes(
-        cookie_name,
+        "session" if cookie_name is None else cookie_name,
+        prefix="auto" if cookie_name is None else None,
         path=path,
         domain=domain,
         secure=secure,

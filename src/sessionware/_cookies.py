@@ -55,9 +55,22 @@ class CookieAttributes:
     """The session cookie's name and attributes, validated once.
 
     See :class:`sessionware.SessionMiddleware` for what each option means.
+    ``name`` is the name keys are bound to. With ``prefix="auto"`` (the
+    middleware's default name) the cookie a browser sees is called
+    ``__Host-<name>`` on https requests (``__Secure-<name>`` when a domain or
+    a narrower path rules ``__Host-`` out), and ``<name>`` on plain http, where
+    browsers refuse prefixed cookies; :meth:`name_for` says which.
     """
 
-    __slots__ = ("_deletion", "_insecure_tail", "_secure_tail", "name", "persistent", "secure")
+    __slots__ = (
+        "_deletion",
+        "_insecure_tail",
+        "_names",
+        "_secure_tail",
+        "name",
+        "persistent",
+        "secure",
+    )
 
     def __init__(
         self,
@@ -69,6 +82,7 @@ class CookieAttributes:
         same_site: str = "lax",
         partitioned: bool = False,
         persistent: bool = False,
+        prefix: Literal["auto"] | None = None,
         owner: str = "SessionMiddleware",
     ) -> None:
         if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
@@ -124,14 +138,22 @@ class CookieAttributes:
         self.name = name
         self.secure: Secure = secure
         self.persistent = persistent
+        self._names = (name, name)  # (plain http, https)
+        if prefix == "auto" and not prefixed and secure is not False:
+            secured = ("__Host-" if path == "/" and domain is None else "__Secure-") + name
+            self._names = (secured if secure is True else name, secured)
         tail = f"; Path={path}" + (f"; Domain={domain}" if domain else "")
         flags = f"; HttpOnly; SameSite={site}" + ("; Partitioned" if partitioned else "")
         self._secure_tail = tail, "; Secure" + flags
         self._insecure_tail = tail, flags
         self._deletion = {
-            https: f"{name}={tail}; Max-Age=0; Expires={_EPOCH}{self._tails(https)[1]}"
+            https: f"{self._names[https]}={tail}; Max-Age=0; Expires={_EPOCH}{self._tails(https)[1]}"
             for https in (True, False)
         }
+
+    def name_for(self, https: bool) -> str:
+        """The cookie's name on an https (or plain http) request."""
+        return self._names[https]
 
     def _tails(self, https: bool) -> tuple[str, str]:
         if self.secure is True or (self.secure == "auto" and https):
@@ -142,7 +164,7 @@ class CookieAttributes:
         """The ``Set-Cookie`` value that stores ``value``."""
         head, flags = self._tails(https)
         age = f"; Max-Age={max_age}" if max_age is not None and self.persistent else ""
-        return f"{self.name}={value}{head}{age}{flags}"
+        return f"{self._names[https]}={value}{head}{age}{flags}"
 
     def deletion(self, *, https: bool) -> str:
         """The ``Set-Cookie`` value that removes the cookie, with the attributes it was set with."""

@@ -167,7 +167,7 @@ class Engine:
         "_ids",
         "_load_data",
         "_revocation",
-        "_target",
+        "_targets",
         "_verified",
         "async_store",
         "cookie",
@@ -206,7 +206,7 @@ class Engine:
         self._group_keys = self.keys.subkeys("user-group", cookie.name)
         self._handle_key = self.keys.subkeys("session-handle", cookie.name)[0]
         self.cookie = cookie
-        self._target = cookie.name + "="
+        self._targets = (cookie.name_for(False) + "=", cookie.name_for(True) + "=")
         self.expiry = expiry
         self.store = store
         self._codec: CookieCodec | None = None
@@ -324,16 +324,19 @@ class Engine:
             session._stale = True
         return session
 
-    def open(self, cookie_header: str | None, now: int) -> Session | Steps[Session]:
+    def open(self, cookie_header: str | None, now: int, https: bool = False) -> Session | Steps[Session]:
         """Turn the request's ``Cookie`` header (None if absent) into a Session.
+
+        ``https`` says whether the request came over https, which decides the
+        cookie's name when it is prefixed only there (see ``CookieAttributes``).
 
         Returns the Session, or -- when a store must be asked -- steps that
         produce it, for :func:`run_sync` or :func:`run_async` to drive.
         """
         if cookie_header is None:
             return self.new_session(now)
-        name = self.cookie.name
-        value, count = find_cookie(cookie_header, name, self._target)
+        name = self.cookie.name_for(https)
+        value, count = find_cookie(cookie_header, name, self._targets[https])
         if value is None or count > 1:
             if count > 1:
                 logger.warning(
@@ -689,7 +692,7 @@ class Engine:
         return UNLIMITED_TTL if ttl is None else ttl
 
     def _cookie_for(self, value: str, session: Session, now: int, https: bool) -> str:
-        size = len(self.cookie.name) + 1 + len(value)
+        size = len(self.cookie.name_for(https)) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
         max_age = self._ttl(session._times()[0], now, now) if self.cookie.persistent else None

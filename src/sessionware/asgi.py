@@ -97,9 +97,18 @@ class SessionMiddleware:
             ``SQLiteStore(path)`` or any :class:`~sessionware.typing.Store` or
             :class:`~sessionware.typing.AsyncStore`; the cookie then carries
             only a signed random 256-bit ID.
-        cookie_name: Defaults to ``"session"``. A ``__Host-`` name (recommended
-            in production) requires ``path="/"``, no ``domain`` and forces
-            ``Secure``; a ``__Secure-`` name forces ``Secure``.
+        cookie_name: The cookie's name. By default it is ``__Host-session``
+            on https requests -- a prefix browsers enforce: the cookie was set
+            with ``Secure``, ``Path=/`` and no ``Domain``, so a sibling
+            subdomain cannot plant or overwrite it -- and ``session`` on plain
+            http, where browsers refuse prefixed cookies (development servers,
+            test clients). ``__Secure-session`` replaces ``__Host-session``
+            when ``domain`` or a narrower ``path`` is set; with
+            ``secure=False`` the name is always ``session``, with
+            ``secure=True`` always prefixed. A request reads only the name of
+            its own scheme. Give a name to use that one everywhere; a
+            ``__Host-`` name requires ``path="/"`` and no ``domain``, and
+            ``__Host-`` and ``__Secure-`` names force ``Secure``.
         expiry: An :class:`~sessionware.Expiry`, or a preset name: ``"aal1"``,
             ``"aal2"`` or ``"aal3"``. Defaults to ``"aal2"``: 30 minutes idle,
             12 hours absolute (NIST SP 800-63B AAL2) -- except with a
@@ -158,7 +167,7 @@ class SessionMiddleware:
         *,
         secret_key_base: SecretInput,
         store: CookieStore | Store | AsyncStore | None = None,
-        cookie_name: str = "session",
+        cookie_name: str | None = None,
         expiry: Expiry | str | None = None,
         secure: Secure = "auto",
         same_site: str = "lax",
@@ -206,7 +215,8 @@ class SessionMiddleware:
         now = int(self._clock())
         engine = self.engine
         store = self._async_store
-        opened = engine.open(_cookie_header(scope["headers"]), now)
+        https = scope.get("scheme") in ("https", "wss")
+        opened = engine.open(_cookie_header(scope["headers"]), now, https)
         if isinstance(opened, Session):
             session = opened
         else:
@@ -216,14 +226,13 @@ class SessionMiddleware:
                 await self._store_failed(scope, receive, send, exc)
                 return
         if session._had_cookie and self._legacy is not None and session._origin is None:
-            self._import_legacy(session, scope)
+            self._import_legacy(session, scope, https)
         scope["session"] = session
         session._scope = scope
         if kind == "websocket":
             session._read_only = True
             await self.app(scope, receive, send)
             return
-        https = scope.get("scheme") == "https"
         started = failed = False
 
         async def send_with_session(message: Message) -> None:
@@ -269,10 +278,10 @@ class SessionMiddleware:
     #: sessionware's format on this response.
     _legacy: Callable[[str], dict[str, Any] | None] | None = None
 
-    def _import_legacy(self, session: Session, scope: Scope) -> None:
+    def _import_legacy(self, session: Session, scope: Scope, https: bool) -> None:
         assert self._legacy is not None
         header = _cookie_header(scope["headers"])
-        value, count = find_cookie(header or "", self.engine.cookie.name)
+        value, count = find_cookie(header or "", self.engine.cookie.name_for(https))
         if value is None or count != 1:
             return
         data = self._legacy(value)

@@ -245,7 +245,8 @@ class SessionInterface(FlaskSessionInterface):
         # WSGI servers join repeated Cookie headers into one HTTP_COOKIE.
         header = environ.get("HTTP_COOKIE") or None
         try:
-            session = open_session(engine, header, now)
+            https = environ.get("wsgi.url_scheme") == "https"
+            session = open_session(engine, header, now, https)
         except StoreError as exc:
             logger.error("sessionware: the session store failed; answering 503: %s", exc)
             unavailable = _Unavailable.__new__(_Unavailable)

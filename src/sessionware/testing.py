@@ -85,6 +85,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from . import _record
+from ._cookies import find_cookie
 from ._engine import Engine, Load, Steps, run_async, run_sync
 from ._session import Session
 from .asgi import SessionMiddleware as _AsgiMiddleware
@@ -493,7 +494,7 @@ def init_test_session(
     jar = _jar(client, who)
     target = _target(who, client, app, middleware)
     set_cookie = _mint(target, data, user_id, auth_level, jar.user_agent, jar.https, who)
-    name = target.engine.cookie.name
+    name = target.engine.cookie.name_for(jar.https)
     path, domain = _scope_of(target.engine)
     if isinstance(jar, _WerkzeugJar):
         jar.put(name, set_cookie, path, domain)
@@ -534,7 +535,7 @@ def make_session_cookie(
     return f"{name}={value}"
 
 
-def _response_cookie(response: Any, name: str) -> str | None:
+def _response_cookie(response: Any, names: tuple[str, ...]) -> str | None:
     """The ``Cookie`` header that stands for the session a response left behind."""
     headers = response.headers
     if hasattr(headers, "get_list"):  # httpx
@@ -543,8 +544,8 @@ def _response_cookie(response: Any, name: str) -> str | None:
         set_cookies = headers.getlist("Set-Cookie")
     for set_cookie in reversed(set_cookies):
         cookie_name, value, params = _cookie_parts(set_cookie)
-        if cookie_name == name:
-            return None if _is_deletion(params) else f"{name}={value}"
+        if cookie_name in names:
+            return None if _is_deletion(params) else f"{cookie_name}={value}"
     try:  # no session cookie sent back: the session is the one the request carried
         request = response.request
     except RuntimeError:  # an httpx response built without a request
@@ -589,23 +590,28 @@ def read_session(source: object, *, app: object = None, middleware: object = Non
                 "the app by itself"
             )
         target = _target(who, None, app, middleware)
-        name = target.engine.cookie.name
-        header = source if isinstance(source, str) else _response_cookie(source, name)
+        cookie = target.engine.cookie
+        names = (cookie.name_for(True), cookie.name_for(False))
+        header = source if isinstance(source, str) else _response_cookie(source, names)
+        # The cookie's name tells which scheme it was set for (when the name depends on it).
+        https = header is not None and names[0] != names[1] and find_cookie(header, names[0])[1] > 0
     else:
         jar = _jar(source, who)
         target = _target(who, source, app, middleware)
         engine = target.engine
         path, domain = _scope_of(engine)
-        header = jar.get(engine.cookie.name, path, domain) if isinstance(jar, _WerkzeugJar) else jar.get(path)
+        https = jar.https
+        name = engine.cookie.name_for(https)
+        header = jar.get(name, path, domain) if isinstance(jar, _WerkzeugJar) else jar.get(path)
     if not header:
         return None
-    return _snapshot(target, header, who)
+    return _snapshot(target, header, who, https)
 
 
-def _snapshot(target: _Target, header: str, who: str) -> SessionSnapshot | None:
+def _snapshot(target: _Target, header: str, who: str, https: bool) -> SessionSnapshot | None:
     engine = target.engine
     now = int(target.clock())
-    opened = engine.open(header, now)
+    opened = engine.open(header, now, https)
     session = opened if isinstance(opened, Session) else _drive(_read_only(opened), engine, who)
     origin = session._origin
     if origin is None:

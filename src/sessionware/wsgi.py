@@ -98,7 +98,7 @@ class SessionMiddleware:
         *,
         secret_key_base: SecretInput,
         store: CookieStore | Store | None = None,
-        cookie_name: str = "session",
+        cookie_name: str | None = None,
         expiry: Expiry | str | None = None,
         secure: Secure = "auto",
         same_site: str = "lax",
@@ -136,13 +136,13 @@ class SessionMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         engine = self.engine
         now = int(self.clock())
+        https = environ.get("wsgi.url_scheme") == "https"
         try:
-            session = open_session(engine, environ.get("HTTP_COOKIE"), now)
+            session = open_session(engine, environ.get("HTTP_COOKIE"), now, https)
         except StoreError as exc:
             return self._store_failed(environ, start_response, exc)
         environ[ENVIRON_KEY] = session
         session._scope = environ
-        https = environ.get("wsgi.url_scheme") == "https"
         state: dict[str, Any] = {"replaced": None}
 
         def start_with_session(
@@ -206,9 +206,9 @@ def _sync_store(engine: Engine) -> Any:
     return engine.store.revocation if isinstance(engine.store, CookieStore) else engine.store
 
 
-def open_session(engine: Engine, cookie_header: str | None, now: int) -> Session:
+def open_session(engine: Engine, cookie_header: str | None, now: int, https: bool = False) -> Session:
     """Open a session synchronously (WSGI, Flask)."""
-    opened = engine.open(cookie_header, now)
+    opened = engine.open(cookie_header, now, https)
     return opened if isinstance(opened, Session) else run_sync(opened, _sync_store(engine))
 
 
