@@ -529,3 +529,17 @@ def test_fuzz_mutated_terms_decode_or_raise_etf_error(value: Any, data: st.DataO
         position = data.draw(st.integers(0, len(encoded) - 1))
         encoded[position] = data.draw(st.integers(0, 255))
     assert_decodes_or_refuses(bytes(encoded))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [(b"1.5", 1.5), (b"-2.25e3", -2250.0), (b"+0.5", 0.5), (b"1,5", 1.5), (b"3.0E-2", 0.03)],
+)
+def test_a_text_float_reads_as_erlang_reads_it(text: bytes, value: float) -> None:
+    assert binary_to_term(b"\x83c" + text.ljust(31, b"\0")) == value
+
+
+@pytest.mark.parametrize("text", [b"1", b"1.", b".5", b"-.5", b"1.e5", b"1e-5", b"", b"nan", b"1.5x"])
+def test_a_text_float_erlang_refuses_is_refused(text: bytes) -> None:
+    with pytest.raises(EtfError, match="text float"):
+        binary_to_term(b"\x83c" + text.ljust(31, b"\0"))

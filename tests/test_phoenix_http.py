@@ -259,6 +259,88 @@ def test_the_app_cannot_write_sessionwares_own_key() -> None:
         TestClient(app).get("/forge")
 
 
+def phoenix_wrote(stamp: dict[str, Any]) -> str:
+    """A cookie Phoenix code wrote with its own ``"_sessionware"`` map."""
+    return encode_cookie({"user_token": b"\x01" * 32, META_KEY: stamp}, **plug_settings(TYPICAL))
+
+
+def whoami_client(**options: Any) -> TestClient:
+    async def whoami(request: Request) -> Response:
+        session = request.session
+        return JSONResponse({"user": session.user_id, "data": sorted(dict.keys(session))})
+
+    app = Starlette(routes=[Route("/whoami", whoami)])
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key_base=TYPICAL["secret_key_base"],
+        cookie_name=NAME,
+        store=store_for(TYPICAL, **options),
+        clock=FakeClock(),
+    )
+    return TestClient(app)
+
+
+def test_a_log_in_state_of_the_wrong_shape_from_phoenix_is_refused() -> None:
+    """Phoenix code can write "_sessionware"; only sessionware's own shapes are taken."""
+    now = int(FakeClock().time())
+    good = {"created_at": now, "last_active": now, "auth_at": now, "meta": {"uid": "alice"}}
+    http = whoami_client()
+    assert http.get("/whoami", headers={"cookie": f"{NAME}={phoenix_wrote(good)}"}).json() == {
+        "user": "alice",
+        "data": ["user_token"],
+    }
+    for meta in (
+        {"uid": {"$ne": None}},
+        {"uid": ["a"]},
+        {"uid": 1.5},
+        {"uid": True},
+        {"uid": ""},
+        {"uid": "x" * 257},
+        {"uid": "a", "sid": 7},
+        {"uid": "a", "ua": {"x": 1}},
+    ):
+        cookie = phoenix_wrote({**good, "meta": meta})
+        assert http.get("/whoami", headers={"cookie": f"{NAME}={cookie}"}).json() == {
+            "user": None,
+            "data": [],
+        }, meta
+
+
+def test_with_a_revocation_store_a_log_in_phoenix_code_wrote_is_refused() -> None:
+    from sessionware import MemoryStore
+
+    now = int(FakeClock().time())
+    forged = {"created_at": now, "last_active": now, "auth_at": now, "meta": {"uid": "admin"}}
+    http = whoami_client(revocation=MemoryStore())
+    shown = http.get("/whoami", headers={"cookie": f"{NAME}={phoenix_wrote(forged)}"}).json()
+    assert shown["user"] is None
+
+
+def test_a_cookie_phoenix_could_not_write_back_is_refused_with_room_for_plugs_attributes() -> None:
+    from sessionware import SessionTooLarge
+    from sessionware.phoenix import PLUG_ATTRIBUTE_BYTES
+
+    async def fill(request: Request) -> Response:
+        request.session["blob"] = secrets.token_hex(int(request.query_params["n"]))
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/fill", fill)])
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key_base=TYPICAL["secret_key_base"],
+        cookie_name=NAME,
+        store=store_for(TYPICAL),
+    )
+    http = TestClient(app)
+    small = http.get("/fill?n=1000").headers["set-cookie"]
+    pair = small.split(";", 1)[0]
+    assert len(pair) + PLUG_ATTRIBUTE_BYTES <= 4096
+    with pytest.raises(SessionTooLarge) as raised:
+        http.get("/fill?n=1420")  # a 4015-byte cookie: a browser keeps it, Plug could not rewrite it
+    assert raised.value.limit == 4096 - PLUG_ATTRIBUTE_BYTES - len(NAME) - 1
+    assert raised.value.limit < raised.value.size < 4096 - len(NAME) - 1
+
+
 # -- flash -----------------------------------------------------------------------------
 
 

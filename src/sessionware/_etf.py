@@ -139,7 +139,7 @@ _pack_u32 = struct.Struct(">I").pack
 _pack_i32 = struct.Struct(">i").pack
 _pack_f64 = struct.Struct(">d").pack
 # What FLOAT_EXT (the pre-R11 text float) may hold before its NUL padding.
-_FLOAT_TEXT = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_FLOAT_TEXT = re.compile(rb"[+-]?[0-9]+[.,][0-9]+(?:[eE][+-]?[0-9]+)?")  # as Erlang reads it
 
 
 class EtfError(SessionError, ValueError):
@@ -403,7 +403,7 @@ def _float_text(raw: bytes) -> float:
     text = raw.split(b"\0", 1)[0]
     if _FLOAT_TEXT.fullmatch(text) is None:
         raise EtfError("a text float is malformed")
-    return _finite(float(text))
+    return _finite(float(text.replace(b",", b".")))
 
 
 def _inflate(data: bytes, max_size: int) -> bytes:

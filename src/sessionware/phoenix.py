@@ -40,9 +40,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from . import _plug, _record
+from ._codec import MAX_COOKIE_BYTES
 from ._etf import Atom, BitString, EtfError, ImproperList, binary_to_term, term_to_binary
 from ._expiry import Expiry
-from .errors import ConfigurationError, InvalidCookie, SerializationError
+from .errors import ConfigurationError, InvalidCookie, SerializationError, SessionTooLarge
 from .stores.cookie import CookieStore
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "META_KEY",
+    "PLUG_ATTRIBUTE_BYTES",
     "Atom",
     "BitString",
     "EtfError",
@@ -333,6 +335,11 @@ class PhoenixCookieStore(CookieStore):
     ``"phoenix_flash"`` as Phoenix does. sessionware's timestamps and log-in
     travel under ``"_sessionware"`` (the app never sees it; Phoenix keeps it);
     a cookie without it starts a session at the request that reads it.
+    Phoenix code can write that key too; a map of the wrong shape is refused,
+    and a ``revocation`` store refuses log-ins the Python side did not make.
+    A cookie is written only if Plug could write it back: at most 4096 bytes
+    less :data:`PLUG_ATTRIBUTE_BYTES` and the name, else ``SessionTooLarge``.
+    See ``docs/phoenix.md`` for how log-ins on the two sides interact.
 
     **Expiry.** Requests Phoenix serves do not count as activity: only the
     Python side's do. An idle timeout would therefore end a session that is
@@ -471,7 +478,7 @@ class PhoenixCookieStore(CookieStore):
                 configs.append(
                     _config(secret, entry["signing_salt"], entry["encryption_salt"], *entry["key_options"])
                 )
-        return _PhoenixCodec(tuple(configs), self.format, self.minor_version)
+        return _PhoenixCodec(tuple(configs), self.format, self.minor_version, cookie_name)
 
 
 class _PhoenixCodec:
@@ -483,12 +490,17 @@ class _PhoenixCodec:
     back to, the ``"_sessionware"`` map.
     """
 
-    __slots__ = ("_configs", "_format", "_minor_version")
+    __slots__ = ("_configs", "_format", "_limit", "_minor_version")
 
-    def __init__(self, configs: tuple[_Config, ...], format: str, minor_version: int) -> None:
+    def __init__(
+        self, configs: tuple[_Config, ...], format: str, minor_version: int, cookie_name: str
+    ) -> None:
         self._configs = configs
         self._format = format
         self._minor_version = minor_version
+        # Plug refuses to write a Set-Cookie over 4096 bytes *with* its attributes
+        # (CookieOverflowError, a 500 in the Phoenix app): leave it room for them.
+        self._limit = MAX_COOKIE_BYTES - PLUG_ATTRIBUTE_BYTES - len(cookie_name) - 1
 
     def decode(self, value: str) -> tuple[bytes, bool]:
         """The record a Plug cookie holds and whether a non-primary configuration opened it."""
@@ -510,7 +522,10 @@ class _PhoenixCodec:
         if parsed.meta_json:
             stamp["meta"] = _record.load_meta(parsed.meta_json)
         term[META_KEY] = stamp
-        return _seal(term_to_binary(term, minor_version=self._minor_version), self._configs[0], self._format)
+        value = _seal(term_to_binary(term, minor_version=self._minor_version), self._configs[0], self._format)
+        if len(value) > self._limit:
+            raise SessionTooLarge(len(value), self._limit)
+        return value
 
     def load_data(self, data: bytes) -> dict[Any, Any]:
         term = binary_to_term(data)
@@ -524,6 +539,11 @@ class _PhoenixCodec:
 
 
 _MAX_TIME = 2**63
+
+#: Bytes of a Plug ``Set-Cookie`` kept free for the attributes Plug adds
+#: (``; path=/; expires=...; max-age=...; secure; HttpOnly; SameSite=Lax`` and a
+#: short domain), so a cookie the Python side writes can be written back by Phoenix.
+PLUG_ATTRIBUTE_BYTES = 160
 
 
 def _unstamp(term: dict[Any, Any]) -> tuple[int, int, int | None, bytes]:
@@ -546,8 +566,26 @@ def _unstamp(term: dict[Any, Any]) -> tuple[int, int, int | None, bytes]:
             raise InvalidCookie("payload")
     if not isinstance(meta, dict) or not all(type(key) is str for key in meta):
         raise InvalidCookie("payload")
+    if not _valid_meta(meta):
+        raise InvalidCookie("payload")
     try:
         meta_json = _record.dump_meta(meta)
     except (TypeError, ValueError):
         raise InvalidCookie("payload") from None
     return created, touched, auth, meta_json
+
+
+_META_TEXT = ("sid", "grp", "lvl", "ua", "ip")
+
+
+def _valid_meta(meta: dict[str, Any]) -> bool:
+    """Whether the log-in state has the types sessionware itself writes.
+
+    Phoenix code can write ``"_sessionware"`` like any session key, so its
+    shape is checked as ``log_in`` checks what it is given: a user ID that is an
+    int or a string of 1 to 256 characters, and text for the rest.
+    """
+    uid = meta.get("uid")
+    if uid is not None and not (type(uid) is int or (type(uid) is str and 0 < len(uid) <= 256)):
+        return False
+    return all(type(meta[key]) is str for key in _META_TEXT if meta.get(key) is not None)
