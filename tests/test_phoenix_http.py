@@ -29,6 +29,7 @@ from sessionware import (
     SessionMiddleware,
     csrf_token,
     get_flashes,
+    get_session,
     put_flash,
 )
 from sessionware._etf import to_typed_json
@@ -266,7 +267,7 @@ def phoenix_wrote(stamp: dict[str, Any]) -> str:
 
 def whoami_client(**options: Any) -> TestClient:
     async def whoami(request: Request) -> Response:
-        session = request.session
+        session = get_session(request)
         return JSONResponse({"user": session.user_id, "data": sorted(dict.keys(session))})
 
     app = Starlette(routes=[Route("/whoami", whoami)])
