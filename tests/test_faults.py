@@ -302,3 +302,30 @@ def test_after_a_postgres_restart_an_app_in_a_long_lived_loop_serves_at_once(
 
     asyncio.run(main())
     store.close()
+
+
+def test_a_connection_cut_as_its_answer_came_is_never_handed_to_another_call() -> None:
+    """The deadline passes while a call still holds its connection (here: Python busy after the
+    statement): the call keeps its result, and the cut connection is closed, not pooled."""
+    from sessionware.stores.postgres import PostgresStore
+
+    from .servers import POSTGRES_DSN
+
+    store = PostgresStore(POSTGRES_DSN, timeout=0.3, table="sessionware_cut_test")
+    store.migrate()
+    held: list[Any] = []
+
+    def slow(connection: Any) -> int:
+        held.append(connection)
+        value = int(connection.execute("SELECT 7").fetchone()[0])
+        time.sleep(0.8)  # past the deadline: the watchdog cuts the idle connection now
+        return value
+
+    try:
+        assert store._run(slow) == 7
+        assert held[0].closed  # never back in the pool
+        store.save("g/after-cut", b"x", 60, None, None)  # the next calls get a sound connection
+        assert store.load("g/after-cut") == (b"x", 1)
+    finally:
+        store.delete("g/after-cut")
+        store.close()

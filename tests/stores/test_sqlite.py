@@ -183,3 +183,14 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     assert used != inherited
     assert store.load("k") == (b"parent+child", 2)
     assert id(store._connection()) == inherited  # the parent keeps its own
+
+
+def test_making_the_store_leaves_no_connection_open_in_the_making_process(tmp_path: Path) -> None:
+    """A forking server's master makes the store: its workers must inherit no open database."""
+    import os
+
+    path = tmp_path / "master.db"
+    SQLiteStore(path)
+    fds = os.listdir("/proc/self/fd")
+    opened = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not any(name.startswith(str(path.resolve())) for name in opened)

@@ -212,14 +212,14 @@ class _Watchdog:
                     return
                 now = time.monotonic()
                 due = [token for token, (deadline, _) in self._armed.items() if deadline <= now]
-                late = [self._armed.pop(token)[1] for token in due]
+                # Cut under the lock (shutdown() does not block): disarm() waits for
+                # it, so a connection is never cut after its call has handed it back.
+                for token in due:
+                    _cut(self._armed.pop(token)[1])
                 self._fired.update(due)
-                if not late:
+                if not due:
                     nearest = min((deadline for deadline, _ in self._armed.values()), default=None)
                     self._wake.wait(None if nearest is None else nearest - now)
-                    continue
-            for connection in late:
-                _cut(connection)
 
 
 _WATCHDOG = _Watchdog()
@@ -271,10 +271,24 @@ class PostgresStore:
     once on a fresh one only for statements safe to send twice (reads and
     the compare-and-set update), never for an insert or a delete.
 
-    Known limitation: a statement the server received before the client gave
-    up may still run (when a frozen server resumes, say). The call has raised
-    :class:`~sessionware.StoreUnavailable`, which means "not known to be
-    done", never "done": a log-out or revocation that raised can be retried.
+    Known limitations:
+
+    - A statement the server received before the client gave up may still run
+      (when a frozen server resumes, say). The call has raised
+      :class:`~sessionware.StoreUnavailable`, which means "not known to be
+      done", never "done": a log-out or revocation that raised can be retried.
+    - A retried compare-and-set update whose first attempt did commit (its
+      answer was lost) reports a conflict; the engine then merges the
+      request's changes into the record again, which can overwrite, with the
+      same values, a write to the same key that landed in between.
+    - When the *task* running an asyncio call is cancelled from outside (a
+      client disconnect, the app's own ``wait_for``), psycopg spends up to 5
+      more seconds trying to cancel the statement on a frozen server; the
+      event loop is not blocked meanwhile, but a pool slot is held.
+    - Dead connections are noticed before use in the pools the store makes;
+      a pool passed as ``async_pool`` is used as it is.
+    - The synchronous pool (like any psycopg pool) must not cross ``fork()``:
+      make the store, or first use it, in each worker process.
 
     Example::
 
@@ -373,7 +387,7 @@ class PostgresStore:
                 with self._connection(deadline) as connection:
                     token = _WATCHDOG.arm(deadline, connection)
                     try:
-                        return work(connection)
+                        result = work(connection)
                     except psycopg.OperationalError as exc:
                         if _WATCHDOG.disarm(token):
                             raise _late(self._timeout) from exc
@@ -381,7 +395,10 @@ class PostgresStore:
                             continue
                         raise
                     finally:
-                        _WATCHDOG.disarm(token)
+                        cut = _WATCHDOG.disarm(token)
+                    if cut:  # the answer came as the deadline passed: keep it, not the connection
+                        connection.close()
+                    return result
             except (psycopg.Error, PoolTimeout) as exc:
                 raise _failed(exc, self.table) from exc
         raise AssertionError("unreachable")  # pragma: no cover

@@ -251,7 +251,10 @@ class RedisStore:
         cluster: Connect to a Redis Cluster. Defaults to ``False``.
         prefix: Prepended to every key. Defaults to ``"sw:"``.
         timeout: Seconds to wait for a connection or a reply before failing.
-            Defaults to 2.
+            Defaults to 2. Under ASGI it bounds each call as a whole; the
+            synchronous client (WSGI, the CLI) applies it to each step (the
+            wait for a pooled connection, each reply, the one retry), so a
+            synchronous call can take up to about three times as long.
         max_connections: Connections per pool (per node on a Cluster).
             Defaults to 50. The pools block: a burst of more concurrent calls
             waits (up to ``timeout``) for a connection to come back rather
@@ -262,7 +265,9 @@ class RedisStore:
     (Redis restarted). That may repeat a command the server did run, its reply
     lost: reads and the compare-and-set save are safe to repeat, and deletes
     carry a call ID and leave a receipt for a minute, so a repeated delete
-    reports what the first attempt did instead of "nothing was there". A call
+    reports what the first attempt did instead of "nothing was there" (on a
+    Cluster, a failover before the receipt reached the replica loses it: the
+    repeat then reports "not there", and a revocation says it revoked less). A call
     that times out raises :class:`~sessionware.StoreUnavailable`, which means
     "not known to be done": the command may still have run.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -107,7 +108,12 @@ class SQLiteStore:
         return f"SQLiteStore({self.path!r}, table={self.table!r})"
 
     def _migrate(self) -> None:
-        connection = self._connection()
+        # On a connection of its own, closed after: the constructing process (a
+        # forking server's master, say) then holds no connection its workers inherit.
+        with contextlib.closing(self._open()) as connection:
+            self._create_table(connection)
+
+    def _create_table(self, connection: sqlite3.Connection) -> None:
         table = self.table
         connection.executescript(
             f"""
@@ -137,6 +143,11 @@ class SQLiteStore:
         used nor closed -- closing it could checkpoint or unlock the parent's
         database -- and kept referenced so that garbage collection does not
         close it either.
+
+        SQLite's file locks belong to the process, and a child inherits the
+        parent's: fork while no other thread of the parent is inside a write
+        (as forking servers do, before serving), or the child may find the
+        database locked.
         """
         pid = os.getpid()
         opened: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
@@ -144,10 +155,14 @@ class SQLiteStore:
             if opened[0] == pid:
                 return opened[1]
             _INHERITED.append(opened[1])
+        connection = self._open()
+        self._local.connection = (pid, connection)
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        self._local.connection = (pid, connection)
         return connection
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
