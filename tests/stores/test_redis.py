@@ -116,3 +116,29 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
 
     asyncio.run(asynchronously())
     store.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("HMGET", "sw:{ab12}:s:cd34", "d", "v"),
+        ("EVALSHA", "f" * 40, 1, "sw:{g}:s:k", "sw:", "k", b"\x00\x83payload\r\n", 86400000, "", 7),
+        ("SET", "ключ", "значение"),
+    ],
+)
+def test_commands_sent_straight_are_packed_as_redis_py_packs_them(command: tuple[Any, ...]) -> None:
+    import redis.asyncio
+
+    from sessionware.stores.redis import _pack
+
+    expected = b"".join(redis.asyncio.Connection().pack_command(*command))
+    assert _pack(command) == expected
+
+
+def test_a_command_argument_redis_cannot_take_is_refused() -> None:
+    from sessionware.stores.redis import _pack
+
+    bad: Any
+    for bad in (True, 1.5, None):
+        with pytest.raises(TypeError):
+            _pack(("SET", "k", bad))

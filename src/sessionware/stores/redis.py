@@ -389,6 +389,17 @@ class RedisStore:
             self._client.close()
 
 
+def _pack(command: Sequence[bytes | str | int]) -> bytes:
+    """A command in RESP, as redis-py would send it (which costs it more than a round trip to pack)."""
+    parts = [b"*%d\r\n" % len(command)]
+    for argument in command:
+        if isinstance(argument, bool) or not isinstance(argument, bytes | str | int):
+            raise TypeError(f"a Redis command argument must be bytes, str or int, got {argument!r}")
+        data = argument if isinstance(argument, bytes) else str(argument).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
+
+
 async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
     """Send one command straight on a pooled connection and read the reply.
 
@@ -399,10 +410,11 @@ async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
     propagates.
     """
     pool = client.connection_pool
+    packed = _pack(command)
     for attempt in (1, 2):
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await connection.send_command(*command)
+            await connection.send_packed_command(packed)
             return await connection.read_response()
         except RedisConnectionError:
             await connection.disconnect()
@@ -442,11 +454,9 @@ class _AsyncRedisStore:
             def create() -> AsyncClient:
                 if cluster:
                     return redis.asyncio.cluster.RedisCluster.from_url(url, **client_options)
-                # Blocking, as for the synchronous client: a burst waits for a connection.
-                pool = redis.asyncio.BlockingConnectionPool.from_url(
-                    url, timeout=self._timeout, **client_options
+                return redis.asyncio.Redis.from_pool(
+                    redis.asyncio.ConnectionPool.from_url(url, **client_options)
                 )
-                return redis.asyncio.Redis.from_pool(pool)
 
             async def close(client: AsyncClient) -> None:
                 await client.aclose()
@@ -457,15 +467,17 @@ class _AsyncRedisStore:
                     await client.initialize()
 
             self._clients = PerLoop(create, close, setup)
-            if cluster:
-                # The asyncio Cluster client's per-node pools cannot block: at most
-                # max_connections operations at once, so that none of them overflows.
-                limit = options["max_connections"]
+            # At most max_connections operations at once per event loop, so that no
+            # pool overflows ("Too many connections"): a burst waits for a slot, within
+            # the operation's timeout. A semaphore costs far less per call than
+            # redis-py's BlockingConnectionPool (a condition, a lock and a timeout of
+            # its own), and the asyncio Cluster client's per-node pools cannot block.
+            limit = options["max_connections"]
 
-                async def forget(semaphore: asyncio.Semaphore) -> None:
-                    pass
+            async def forget(semaphore: asyncio.Semaphore) -> None:
+                pass
 
-                self._limits = PerLoop(lambda: asyncio.Semaphore(limit), forget)
+            self._limits = PerLoop(lambda: asyncio.Semaphore(limit), forget)
 
     async def client(self) -> AsyncClient:
         if self._given is not None:
