@@ -9,6 +9,8 @@ output in test_phoenix.py), leaving the keys it did not change as they were.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 from pathlib import Path
@@ -23,6 +25,7 @@ from starlette.testclient import TestClient
 
 from sessionware import (
     ConfigurationError,
+    CSRFError,
     CSRFMiddleware,
     Expiry,
     SerializationError,
@@ -401,6 +404,54 @@ def test_a_token_masked_by_plug_passes_python_csrf_protection() -> None:
     assert header.status_code == 200
     forged, _ = request(http, "/submit", TYPICAL["cookie"], "POST", data={"_csrf_token": plug_mask("x" * 24)})
     assert forged.status_code == 403
+
+
+def plug_host_token(secret_key_base: str, state: str, host: str) -> str:
+    """``Plug.CSRFProtection.get_csrf_token_for(url)`` for an absolute URL, per ../shared/PLUG.md §1.6:
+    MessageVerifier.sign(generate_token() <> host, KeyGenerator.generate(secret_key_base, state))."""
+
+    def b64u(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    key = hashlib.pbkdf2_hmac("sha256", secret_key_base.encode(), state.encode(), 1000, 32)
+    head = "SFMyNTY." + b64u(base64.urlsafe_b64encode(secrets.token_bytes(18)) + host.encode())
+    return head + "." + b64u(hmac.new(key, head.encode(), hashlib.sha256).digest())
+
+
+def test_a_host_bound_token_plug_made_for_this_host_passes_and_for_another_fails() -> None:
+    http = client(store_for(TYPICAL))
+    state = TYPICAL["session_typed"]["_csrf_token"]
+    secret = TYPICAL["secret_key_base"]
+
+    def post(token: str) -> int:
+        response, _ = request(http, "/submit", TYPICAL["cookie"], "POST", data={"_csrf_token": token})
+        return int(response.status_code)
+
+    assert post(plug_host_token(secret, state, "testserver")) == 200
+    assert post(plug_host_token(secret, state, "evil.example")) == 403  # made for another host
+    assert post(plug_host_token(secret, "y" * 24, "testserver")) == 403  # another session's state
+    assert post(plug_host_token("z" * 64, state, "testserver")) == 403  # another endpoint's secret
+    assert post(plug_host_token(secret, state, "testserver")[:-2]) == 403  # tampered
+
+
+def test_sessionwares_own_cookie_store_takes_no_host_bound_tokens() -> None:
+    from sessionware import CookieStore
+    from sessionware.csrf import verify_csrf_token
+
+    async def check(request: Request) -> Response:
+        session = get_session(request)
+        csrf_token(session)  # creates the session's state
+        state = dict.get(session, "_csrf_token")
+        assert isinstance(state, str)
+        try:
+            verify_csrf_token(session, plug_host_token(TYPICAL["secret_key_base"], state, "testserver"))
+        except CSRFError:
+            return PlainTextResponse("refused")
+        return PlainTextResponse("accepted")
+
+    app = Starlette(routes=[Route("/check", check)])
+    app.add_middleware(SessionMiddleware, secret_key_base=TYPICAL["secret_key_base"], store=CookieStore())
+    assert TestClient(app).get("/check").text == "refused"
 
 
 def test_python_masks_phoenixs_csrf_state_as_plug_does_and_keeps_it() -> None:

@@ -20,6 +20,7 @@ from . import _csrf
 from ._session import Session
 from .asgi import get_session
 from .errors import ConfigurationError, CSRFError
+from .stores.cookie import CookieStore
 from .typing import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CSRFMiddleware", "csrf_input", "csrf_token", "verify_csrf_token"]
@@ -72,8 +73,32 @@ def verify_csrf_token(source: Any, token: str | None) -> None:
     session = _session_of(source)
     if token is None:
         raise CSRFError("missing token")
-    if not _csrf.valid_token(token, dict.get(session, _csrf.CSRF_SESSION_KEY)):
+    state = dict.get(session, _csrf.CSRF_SESSION_KEY)
+    if not _csrf.valid_token(token, state) and not _valid_store_token(session, token, state):
         raise CSRFError("invalid token")
+
+
+def _valid_store_token(session: Session, token: str, state: object) -> bool:
+    """Whether the session's cookie store accepts ``token`` in a form of its own (Plug's host-bound one)."""
+    engine = session._engine
+    if engine is None or not isinstance(engine.store, CookieStore) or not isinstance(state, str):
+        return False
+    host = _host_of(session._scope)
+    return host is not None and engine.store.valid_csrf_token(engine.keys, state, token, host)
+
+
+def _host_of(scope: Any) -> str | None:
+    """The request's host, without the port (Plug's ``conn.host``), from an ASGI scope or WSGI environ."""
+    if not isinstance(scope, dict):
+        return None
+    if "headers" in scope:
+        value = next((v for k, v in scope["headers"] if k == b"host"), None)
+        host = None if value is None else value.decode("latin-1")
+    else:
+        host = scope.get("HTTP_HOST")
+    if not isinstance(host, str) or not host:
+        return None
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
 async def csrf_rejected(scope: Scope, receive: Receive, send: Send) -> None:

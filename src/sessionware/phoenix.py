@@ -468,6 +468,23 @@ class PhoenixCookieStore(CookieStore):
             "at the next write from Python); Expiry(idle_timeout=None, absolute_timeout=...) avoids it"
         )
 
+    def valid_csrf_token(self, keys: KeyRing, state: str, token: str, host: str) -> bool:
+        """Accept Plug's host-bound CSRF token (``get_csrf_token_for/1`` with an absolute URL).
+
+        Its key is PBKDF2-SHA256 of the endpoint's ``secret_key_base`` salted with
+        the session's CSRF state (not cached: the salt changes per session); the
+        signed payload is 24 random characters and the host, which must be this
+        request's (Plug's ``:allow_hosts`` is not supported).
+        """
+        if not token.startswith(_plug.SIGNED_HEADER + ".") or len(state) != _CSRF_STATE_LENGTH:
+            return False
+        for secret in keys._secrets:
+            key = _plug.derive_key.__wrapped__(secret, state.encode(), 1000, 32, "sha256")
+            payload = _plug.verify(token, key)
+            if payload is not None:
+                return payload[_CSRF_STATE_LENGTH:] == host.encode() and len(payload) > _CSRF_STATE_LENGTH
+        return False
+
     def cookie_codec(self, keys: KeyRing, cookie_name: str) -> _PhoenixCodec:
         """Plug's cookie format, with keys derived from the middleware's secrets (see the class)."""
         secrets = [_secret(secret, "SessionMiddleware with PhoenixCookieStore") for secret in keys._secrets]
@@ -539,6 +556,7 @@ class _PhoenixCodec:
 
 
 _MAX_TIME = 2**63
+_CSRF_STATE_LENGTH = 24  # Plug's CSRF state and the random prefix of a host-bound token
 
 #: Bytes of a Plug ``Set-Cookie`` kept free for the attributes Plug adds
 #: (``; path=/; expires=...; max-age=...; secure; HttpOnly; SameSite=Lax`` and a

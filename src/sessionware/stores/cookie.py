@@ -92,6 +92,14 @@ class CookieStore:
         """Why ``expiry``, chosen by the app, may surprise with this store (logged at start-up), or None."""
         return None
 
+    def valid_csrf_token(self, keys: KeyRing, state: str, token: str, host: str) -> bool:
+        """Whether ``token``, not a masked token, is still valid for CSRF state ``state`` on ``host``.
+
+        For a store that shares its cookie with a framework whose pages carry
+        other token forms (Plug's host-bound tokens). Defaults to False.
+        """
+        return False
+
     def cookie_codec(self, keys: KeyRing, cookie_name: str) -> CookieCodec:
         """The cookie format, keyed by ``keys`` and bound to ``cookie_name``.
 
