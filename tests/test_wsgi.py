@@ -311,3 +311,40 @@ def test_sw40_thirty_two_threads_through_the_wsgi_adapter_lose_no_update() -> No
     assert data == {"start": 1, "k0-0": 0, "k31-4": 4}
     everything = wcall(app, "/read/k17-3", cookie=cookie).json()["value"]
     assert everything == 3
+
+
+def test_a_response_started_at_once_is_handed_to_the_server_as_the_app_made_it() -> None:
+    """So the server still sees wsgi.file_wrapper's object (its sendfile fast path)."""
+
+    class FileWrapper:
+        def __init__(self, stream: Any, size: int = 8192) -> None:
+            self.stream = stream
+
+        def __iter__(self) -> Any:
+            return iter([self.stream.read()])
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environ["sessionware.session"]["seen"] = True
+        start_response("200 OK", [("content-type", "text/plain")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
+
+    middleware = sw_wsgi.SessionMiddleware(app, secret_key_base=SECRET)
+    headers: list[Any] = []
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.file_wrapper": FileWrapper,
+    }
+
+    def start_response(
+        status: str, response_headers: list[Any], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        headers.extend(response_headers)
+        return lambda data: None
+
+    result = middleware(environ, start_response)
+    assert isinstance(result, FileWrapper)
+    assert b"".join(result) == b"file body"
+    assert any(name.lower() == "set-cookie" for name, _ in headers)  # the session was still saved

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from ._client import client_of
+from ._csrf import CSRF_SESSION_KEY  # Plug's key; sessionware.csrf keeps its secret there
 from ._record import load_meta
 from .errors import ReauthenticationRequired, SessionError
 
@@ -23,7 +24,6 @@ DROP: Final = 3
 LOG_OUT: Final = 4  # drop; but if the request writes afterwards, a fresh anonymous session
 _ACTION_NAMES = {NONE: None, RENEW: "renew", IGNORE: "ignore", DROP: "drop", LOG_OUT: "log_out"}
 _CONTAINERS = (dict, list)
-CSRF_SESSION_KEY = "_csrf_token"  # Plug's key; sessionware.csrf keeps its secret there
 
 
 class Session(dict[str, Any]):

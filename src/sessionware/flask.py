@@ -34,7 +34,7 @@ from ._registry import UserSessions
 from ._session import Session
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
-from .wsgi import CSRFMiddleware, close_session, open_session, with_session_headers
+from .wsgi import CSRFMiddleware, _sync_store, close_session, open_session, with_session_headers
 
 try:
     import flask
@@ -239,7 +239,7 @@ class SessionInterface(FlaskSessionInterface):
         return isinstance(obj, (_Unavailable, self.null_session_class))
 
     def open_session(self, app: flask.Flask, request: flask.Request) -> FlaskSession:
-        engine = self._engines.get(id(app)) or self.engine(app)
+        engine = self.engine(app)
         now = int(self.clock())
         environ = request.environ
         # WSGI servers join repeated Cookie headers into one HTTP_COOKIE.
@@ -423,6 +423,4 @@ def user_sessions() -> UserSessions:
     session = flask.session._get_current_object()  # type: ignore[attr-defined]
     engine = session._engine
     assert engine is not None
-    from .wsgi import _sync_store
-
     return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)

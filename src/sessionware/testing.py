@@ -89,7 +89,6 @@ from ._session import Session
 from .asgi import SessionMiddleware as _AsgiMiddleware
 from .errors import ConfigurationError, SessionError
 from .wsgi import SessionMiddleware as _WsgiMiddleware
-from .wsgi import _sync_store
 
 __all__ = [
     "FakeClock",
@@ -294,7 +293,7 @@ def _read_only(steps: Steps[T]) -> Steps[T]:
 
 def _drive(steps: Steps[T], engine: Engine, who: str) -> T:
     """Run the engine's store calls against the app's store, synchronously when it can."""
-    store = _sync_store(engine)
+    store: Any = engine.registry_store  # sync or async: checked below
     if store is None or not inspect.iscoroutinefunction(store.load):
         return run_sync(steps, store)
     try:

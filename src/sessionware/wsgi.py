@@ -143,11 +143,12 @@ class SessionMiddleware:
             return self._store_failed(environ, start_response, exc)
         environ[ENVIRON_KEY] = session
         session._scope = environ
-        state: dict[str, Any] = {"replaced": None}
+        state: dict[str, Any] = {"replaced": None, "started": False}
 
         def start_with_session(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Callable[[bytes], object]:
+            state["started"] = True
             try:
                 set_cookie = close_session(engine, session, _status_code(status), now, https)
             except StoreError as exc:
@@ -168,7 +169,9 @@ class SessionMiddleware:
             return self._store_failed(environ, start_response, exc)
         except ReauthenticationRequired as exc:
             return _plain(start_response, "401 Unauthorized", str(exc))
-        return _Response(result, state)
+        if state["started"] and state["replaced"] is None:
+            return result  # as the app made it: the server may use wsgi.file_wrapper's fast path
+        return _Response(result, state)  # started later (a generator), or replaced by an error
 
     def _store_failed(
         self, environ: Environ, start_response: StartResponse, exc: StoreError
@@ -202,8 +205,9 @@ class _Response:
             close()
 
 
-def _sync_store(engine: Engine) -> Any:
-    return engine.store.revocation if isinstance(engine.store, CookieStore) else engine.store
+def _sync_store(engine: Engine) -> Store | None:
+    """The engine's server-side store, called synchronously (a WSGI app's stores are)."""
+    return engine.registry_store  # type: ignore[return-value]
 
 
 def open_session(engine: Engine, cookie_header: str | None, now: int, https: bool = False) -> Session:

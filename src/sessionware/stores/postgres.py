@@ -191,8 +191,10 @@ class _Watchdog:
                 self._fired.clear()
                 threading.Thread(target=self._watch, name="sessionware-pg-watchdog", daemon=True).start()
             self._tokens += 1
+            earliest = min((armed for armed, _ in self._armed.values()), default=None)
             self._armed[self._tokens] = (deadline, connection)
-            self._wake.notify()
+            if earliest is None or deadline < earliest:  # else the thread wakes early enough
+                self._wake.notify()
             return self._tokens
 
     def disarm(self, token: int) -> bool:
@@ -465,10 +467,13 @@ class _AsyncPool:
     async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A live connection, waiting ``timeout`` seconds at most (the pool's own by default)."""
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-        try:
-            await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise PoolTimeout(f"no connection free within {self._timeout} s") from None
+        if self._slots.locked():  # every slot taken: wait, but not past the deadline
+            try:
+                await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise PoolTimeout(f"no connection free within {self._timeout} s") from None
+        else:
+            await self._slots.acquire()  # free: no task, no timer
         connection: psycopg.AsyncConnection[Any] | None = None
         try:
             while self._idle:
