@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from ._codec import b64encode
 from .errors import MissingDependency
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
     "a128gcm_decrypt",
     "a128gcm_encrypt",
     "b64url_decode",
-    "b64url_encode",
     "derive_key",
     "sign",
     "verify",
@@ -76,7 +76,6 @@ _HMACS = {"SFMyNTY": hashlib.sha256, "SFMzODQ": hashlib.sha384, "SFM1MTI": hashl
 _AAD = b"A128GCM"
 _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _TO_STANDARD = str.maketrans("-_", "+/")
-_TO_URL_SAFE = str.maketrans("+/", "-_")
 _XCP_NONCE = 24
 _TAG = 16
 _GCM_IV = 12
@@ -88,11 +87,6 @@ def derive_key(secret: bytes, salt: bytes, iterations: int, length: int, digest:
     return PBKDF2HMAC(algorithm=DIGESTS[digest](), length=length, salt=salt, iterations=iterations).derive(
         secret
     )
-
-
-def b64url_encode(data: bytes) -> str:
-    """``Base.url_encode64(data, padding: false)``."""
-    return binascii.b2a_base64(data, newline=False).decode().translate(_TO_URL_SAFE).rstrip("=")
 
 
 def b64url_decode(text: str) -> bytes | None:
@@ -115,8 +109,8 @@ def b64url_decode(text: str) -> bytes | None:
 
 def sign(payload: bytes, key: bytes) -> str:
     """``MessageVerifier.sign(payload, key)``: HMAC-SHA256, as Plug.Session writes it."""
-    signed = SIGNED_HEADER + "." + b64url_encode(payload)
-    return signed + "." + b64url_encode(hmac.new(key, signed.encode(), hashlib.sha256).digest())
+    signed = SIGNED_HEADER + "." + b64encode(payload)
+    return signed + "." + b64encode(hmac.new(key, signed.encode(), hashlib.sha256).digest())
 
 
 def verify(token: str, key: bytes) -> bytes | None:
@@ -147,7 +141,7 @@ def xcp_encrypt(plaintext: bytes, key: bytes) -> str:
     """``MessageEncryptor.encrypt(plaintext, key, _)`` in plug_crypto 2.x; ``key`` is 32 bytes."""
     nonce = os.urandom(_XCP_NONCE)
     sealed = _sodium().crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, _AAD, nonce, key)
-    return XCP_HEADER + b64url_encode(nonce + sealed[-_TAG:] + sealed[:-_TAG])
+    return XCP_HEADER + b64encode(nonce + sealed[-_TAG:] + sealed[:-_TAG])
 
 
 def xcp_decrypt(token: str, key: bytes) -> bytes | None:
@@ -189,7 +183,7 @@ def a128gcm_encrypt(plaintext: bytes, key: bytes, sign_key: bytes) -> str:
     wrap_iv = os.urandom(_GCM_IV)
     wrapped = AESGCM(wrap).encrypt(wrap_iv, cek, sign_key) + wrap_iv
     parts = (wrapped, iv, sealed[:-_TAG], sealed[-_TAG:])
-    return A128GCM_HEADER + "." + ".".join(b64url_encode(part) for part in parts)
+    return A128GCM_HEADER + "." + ".".join(b64encode(part) for part in parts)
 
 
 def a128gcm_decrypt(token: str, key: bytes, sign_key: bytes, aad: bytes = _AAD) -> bytes | None:
