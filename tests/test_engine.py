@@ -451,3 +451,12 @@ def test_a_bad_cookie_cache_size_is_refused(bad: object) -> None:
             expiry=AAL2,
             cookie_cache=bad,  # type: ignore[arg-type]
         )
+
+
+def test_an_anonymous_cookie_session_holding_a_uid_key_asks_the_revocation_store_nothing(spy: Spy) -> None:
+    """Only a log-in makes a revocation record; the app's own data named "uid" is just data."""
+    engine = engine_for(CookieStore(revocation=spy))
+    cookie = write(engine, None, T0, uid=42, note="my own uid key")
+    assert spy.calls == []
+    assert open_(engine, cookie, T0 + 1)["uid"] == 42
+    assert spy.calls == []

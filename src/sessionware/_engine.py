@@ -496,7 +496,10 @@ class Engine:
         if self._ids is not None:
             return self._store(outcome, record, session, now, https)
         assert self._codec is not None
-        if self._revocation is not None and (session._allow is not None or b'"uid"' in record):
+        if self._revocation is not None and (
+            session._allow is not None
+            or (outcome != DELETE and b'"uid"' in _record.unpack(record).meta_json)  # a log-in
+        ):
             return self._revoking(outcome, record, session, now, https)
         if outcome == DELETE:
             return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
