@@ -23,12 +23,16 @@ import base64
 import binascii
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
 
 __all__ = [
     "CSRF_SESSION_KEY",
     "SAFE_METHODS",
+    "Rules",
     "check_headers",
     "mask",
     "new_secret",
@@ -144,3 +148,89 @@ def check_headers(
     if referer is not None and _origin_of(referer.strip()) not in allowed:
         return "request from another origin (Referer)"
     return None
+
+
+def own_origin(scheme: str, host: str) -> str:
+    """The request's own origin from its scheme and ``Host``; an unusable host matches no origin."""
+    try:
+        return normalize_origin(f"{scheme}://{host}")
+    except ValueError:
+        return f"{scheme}://invalid-host"
+
+
+class Rules:
+    """A CSRF middleware's options, validated once, and the checks that need only them.
+
+    The ASGI and WSGI middlewares and the Flask extension share it, so the same
+    options mean the same thing everywhere (see :class:`sessionware.CSRFMiddleware`
+    for each). ``exempt`` is paths, or a function of the framework's request
+    object (the ASGI scope, the WSGI environ).
+    """
+
+    __slots__ = (
+        "_exempt_call",
+        "_exempt_exact",
+        "_exempt_prefixes",
+        "max_body_size",
+        "trust_same_site",
+        "trusted_origins",
+    )
+
+    def __init__(
+        self,
+        *,
+        trusted_origins: Iterable[str] = (),
+        trust_same_site: bool = False,
+        exempt: Iterable[str] | Callable[[Any], bool] = (),
+        max_body_size: int = 1024 * 1024,
+        owner: str = "CSRFMiddleware",
+    ) -> None:
+        origins = [trusted_origins] if isinstance(trusted_origins, str) else list(trusted_origins)
+        try:
+            self.trusted_origins = frozenset(normalize_origin(origin) for origin in origins)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{owner} expects trusted_origins like 'https://example.com' (scheme, host and "
+                f"port only), got {exc.args[0]!r}"
+            ) from None
+        if type(trust_same_site) is not bool:
+            raise ConfigurationError(
+                f"{owner} expects trust_same_site to be True or False, got {trust_same_site!r}"
+            )
+        if type(max_body_size) is not int or max_body_size < 0:
+            raise ConfigurationError(f"{owner} expects max_body_size in bytes, got {max_body_size!r}")
+        self.trust_same_site = trust_same_site
+        self.max_body_size = max_body_size
+        self._exempt_call: Callable[[Any], bool] | None = None
+        paths: list[Any] = []
+        if callable(exempt):
+            self._exempt_call = exempt
+        else:
+            paths = [exempt] if isinstance(exempt, str) else list(exempt)
+            if not all(isinstance(path, str) and path.startswith("/") for path in paths):
+                raise ConfigurationError(f"{owner} expects exempt paths starting with '/', got {paths!r}")
+        self._exempt_prefixes = tuple(path for path in paths if path.endswith("/"))
+        self._exempt_exact = frozenset(path for path in paths if not path.endswith("/"))
+
+    def applies(self, method: str, path: str, request: object) -> bool:
+        """Whether a request is checked: an unsafe method, not exempt."""
+        if method.upper() in SAFE_METHODS:
+            return False
+        if self._exempt_call is not None:
+            return not self._exempt_call(request)
+        return path not in self._exempt_exact and not (
+            self._exempt_prefixes and path.startswith(self._exempt_prefixes)
+        )
+
+    def header_refusal(
+        self, *, scheme: str, host: str, sec_fetch_site: str | None, origin: str | None, referer: str | None
+    ) -> str | None:
+        """:func:`check_headers` with these options and the request's own origin."""
+        return check_headers(
+            sec_fetch_site=sec_fetch_site,
+            origin=origin,
+            referer=referer,
+            own_origin=own_origin(scheme, host),
+            trusted_origins=self.trusted_origins,
+            trust_same_site=self.trust_same_site,
+        )

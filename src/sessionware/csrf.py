@@ -171,39 +171,16 @@ class CSRFMiddleware:
         error_app: ASGIApp = csrf_rejected,
     ) -> None:
         self.app = app
-        origins = [trusted_origins] if isinstance(trusted_origins, str) else list(trusted_origins)
-        try:
-            self.trusted_origins = frozenset(_csrf.normalize_origin(origin) for origin in origins)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"CSRFMiddleware expects trusted_origins like 'https://example.com' (scheme, host and "
-                f"port only), got {exc.args[0]!r}"
-            ) from None
-        if type(trust_same_site) is not bool:
-            raise ConfigurationError(
-                f"CSRFMiddleware expects trust_same_site to be True or False, got {trust_same_site!r}"
-            )
-        if type(max_body_size) is not int or max_body_size < 0:
-            raise ConfigurationError(f"CSRFMiddleware expects max_body_size in bytes, got {max_body_size!r}")
-        self.trust_same_site = trust_same_site
-        self.max_body_size = max_body_size
+        self.rules = _csrf.Rules(
+            trusted_origins=trusted_origins,
+            trust_same_site=trust_same_site,
+            exempt=exempt,
+            max_body_size=max_body_size,
+        )
         self.error_app = error_app
-        if callable(exempt):
-            self._exempt: Callable[[Scope], bool] = exempt
-        else:
-            paths = [exempt] if isinstance(exempt, str) else list(exempt)
-            if not all(isinstance(path, str) and path.startswith("/") for path in paths):
-                raise ConfigurationError(
-                    f"CSRFMiddleware expects exempt paths starting with '/', got {paths!r}"
-                )
-            prefixes = tuple(path for path in paths if path.endswith("/"))
-            exact = frozenset(path for path in paths if not path.endswith("/"))
-            self._exempt = lambda scope: (
-                scope["path"] in exact or scope["path"].startswith(prefixes or ("\0",))
-            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"].upper() in _csrf.SAFE_METHODS or self._exempt(scope):
+        if scope["type"] != "http" or not self.rules.applies(scope["method"], scope["path"], scope):
             await self.app(scope, receive, send)
             return
         if "session" not in scope:
@@ -213,13 +190,12 @@ class CSRFMiddleware:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.lower(), value)  # the first of each, as Plug takes the first token
-        reason = _csrf.check_headers(
+        reason = self.rules.header_refusal(
+            scheme="https" if scope.get("scheme") in ("https", "wss") else "http",
+            host=_host(scope, headers),
             sec_fetch_site=_text(headers.get(b"sec-fetch-site")),
             origin=_text(headers.get(b"origin")),
             referer=_text(headers.get(b"referer")),
-            own_origin=_own_origin(scope, headers),
-            trusted_origins=self.trusted_origins,
-            trust_same_site=self.trust_same_site,
         )
         if reason is not None:
             await self._refuse(scope, receive, send, reason)
@@ -229,10 +205,11 @@ class CSRFMiddleware:
         if token is None:
             content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
             if content_type in (_FORM, _MULTIPART):
-                body, replay, complete = await _read_body(receive, self.max_body_size)
+                limit = self.rules.max_body_size
+                body, replay, complete = await _read_body(receive, limit)
                 if not complete:
                     await self._refuse(
-                        scope, receive, send, f"form body over {self.max_body_size} bytes without the header"
+                        scope, receive, send, f"form body over {limit} bytes without the header"
                     )
                     return
                 token = _form_token(content_type, headers.get(b"content-type", b""), body)
@@ -255,16 +232,13 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _own_origin(scope: Scope, headers: dict[bytes, bytes]) -> str:
-    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+def _host(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """The ``Host`` header, or the server's address without one."""
     host = _text(headers.get(b"host"))
     if not host:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    try:
-        return _csrf.normalize_origin(f"{scheme}://{host}")
-    except ValueError:
-        return f"{scheme}://invalid-host"
+    return host
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, list[Message], bool]:

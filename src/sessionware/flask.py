@@ -34,7 +34,7 @@ from ._registry import UserSessions
 from ._session import Session
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
-from .wsgi import CSRFMiddleware, _sync_store, close_session, open_session, with_session_headers
+from .wsgi import CSRFCheck, _sync_store, close_session, open_session, with_session_headers
 
 try:
     import flask
@@ -356,10 +356,9 @@ class Sessionware:
         self, app: flask.Flask | None = None, *, csrf: bool | Mapping[str, Any] = False, **options: Any
     ) -> None:
         self.interface = SessionInterface(**options)
-        self.csrf: CSRFMiddleware | None = None
+        self.csrf: CSRFCheck | None = None
         if csrf is not False:
-            settings = csrf if isinstance(csrf, Mapping) else {}
-            self.csrf = CSRFMiddleware(_no_wsgi_app, **settings)  # bad options raise here
+            self.csrf = CSRFCheck(**(csrf if isinstance(csrf, Mapping) else {}))  # bad options raise here
         if app is not None:
             self.init_app(app)
 
@@ -397,10 +396,6 @@ def csrf_exempt(view: V) -> V:
 
 def _csrf_refused(error: CSRFError) -> flask.Response:
     return flask.Response(str(error), status=403, mimetype="text/plain")
-
-
-def _no_wsgi_app(environ: Any, start_response: Any) -> Any:  # pragma: no cover
-    raise AssertionError("the extension's CSRF checker is never called as an app")
 
 
 def _refuse_when_unavailable() -> None:

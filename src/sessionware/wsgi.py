@@ -262,87 +262,61 @@ def user_sessions(environ: Environ) -> UserSessions:
     return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
 
 
-class CSRFMiddleware:
-    """CSRF protection for WSGI apps: :class:`sessionware.CSRFMiddleware`'s rules, exactly.
+class CSRFCheck:
+    """The CSRF check of one WSGI request: what :class:`CSRFMiddleware` and the Flask extension run.
 
-    Options are the same (``error_app`` is a WSGI app). Wrap the app with it
-    *inside* :class:`SessionMiddleware`::
-
-        app.wsgi_app = SessionMiddleware(CSRFMiddleware(app.wsgi_app), secret_key_base=secret)
+    Options are :class:`sessionware.CSRFMiddleware`'s, with ``exempt`` a
+    function of the WSGI environ.
     """
 
     def __init__(
         self,
-        app: WSGIApp,
         *,
         trusted_origins: Iterable[str] = (),
         trust_same_site: bool = False,
         exempt: Iterable[str] | Callable[[Environ], bool] = (),
         max_body_size: int = 1024 * 1024,
-        error_app: WSGIApp | None = None,
     ) -> None:
-        from .csrf import CSRFMiddleware as Rules
-
-        # The same validation of the same options as the ASGI middleware.
-        self._rules = Rules(
-            _unused_asgi_app,
+        self.rules = _csrf.Rules(
             trusted_origins=trusted_origins,
             trust_same_site=trust_same_site,
-            exempt=(lambda scope: exempt(scope["environ"])) if callable(exempt) else exempt,
+            exempt=exempt,
             max_body_size=max_body_size,
         )
-        self.app = app
-        self.error_app = error_app or _csrf_rejected
-
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not self.applies(environ):
-            return self.app(environ, start_response)
-        if ENVIRON_KEY not in environ:
-            raise ConfigurationError("CSRFMiddleware needs SessionMiddleware around it")
-        reason = self.refusal(environ, environ[ENVIRON_KEY])
-        if reason is not None:
-            environ["sessionware.csrf_error"] = CSRFError(reason)
-            return self.error_app(environ, start_response)
-        return self.app(environ, start_response)
 
     def applies(self, environ: Environ) -> bool:
         """Whether this request is checked: an unsafe method on a path not exempt."""
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        scope = {"path": environ.get("PATH_INFO", "/"), "environ": environ}
-        return method not in _csrf.SAFE_METHODS and not self._rules._exempt(scope)
+        return self.rules.applies(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), environ
+        )
 
     def refusal(self, environ: Environ, session: Session) -> str | None:
         """Why this request must be refused (logged, never with the token), or None.
 
         The headers first (they can only refuse), then the token from the
         ``x-csrf-token`` header or, for a form, its ``_csrf_token`` field (the
-        body is put back for the app). The Flask extension calls it too.
+        body is put back for the app).
         """
-        scheme = environ.get("wsgi.url_scheme", "http")
         host = (
             environ.get("HTTP_HOST")
             or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
         )
-        try:
-            own = _csrf.normalize_origin(f"{scheme}://{host}")
-        except ValueError:
-            own = f"{scheme}://invalid-host"
-        reason = _csrf.check_headers(
+        reason = self.rules.header_refusal(
+            scheme=environ.get("wsgi.url_scheme", "http"),
+            host=host,
             sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
             origin=environ.get("HTTP_ORIGIN"),
             referer=environ.get("HTTP_REFERER"),
-            own_origin=own,
-            trusted_origins=self._rules.trusted_origins,
-            trust_same_site=self._rules.trust_same_site,
         )
         token = environ.get("HTTP_X_CSRF_TOKEN")
         if reason is None and token is None:
             content_type = environ.get("CONTENT_TYPE", "")
             kind = content_type.split(";", 1)[0].strip().lower().encode()
             if kind in (b"application/x-www-form-urlencoded", b"multipart/form-data"):
-                body = _read_wsgi_body(environ, self._rules.max_body_size)
+                limit = self.rules.max_body_size
+                body = _read_wsgi_body(environ, limit)
                 if body is None:
-                    reason = f"form body over {self._rules.max_body_size} bytes without the header"
+                    reason = f"form body over {limit} bytes without the header"
                 else:
                     from .csrf import _form_token
 
@@ -361,8 +335,45 @@ class CSRFMiddleware:
         return reason
 
 
-async def _unused_asgi_app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
-    raise AssertionError
+class CSRFMiddleware:
+    """CSRF protection for WSGI apps: :class:`sessionware.CSRFMiddleware`'s rules, exactly.
+
+    Options are the same (``exempt`` may be a function of the WSGI environ;
+    ``error_app`` is a WSGI app). Wrap the app with it *inside*
+    :class:`SessionMiddleware`::
+
+        app.wsgi_app = SessionMiddleware(CSRFMiddleware(app.wsgi_app), secret_key_base=secret)
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        trusted_origins: Iterable[str] = (),
+        trust_same_site: bool = False,
+        exempt: Iterable[str] | Callable[[Environ], bool] = (),
+        max_body_size: int = 1024 * 1024,
+        error_app: WSGIApp | None = None,
+    ) -> None:
+        self.app = app
+        self.check = CSRFCheck(
+            trusted_origins=trusted_origins,
+            trust_same_site=trust_same_site,
+            exempt=exempt,
+            max_body_size=max_body_size,
+        )
+        self.error_app = error_app or _csrf_rejected
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not self.check.applies(environ):
+            return self.app(environ, start_response)
+        if ENVIRON_KEY not in environ:
+            raise ConfigurationError("CSRFMiddleware needs SessionMiddleware around it")
+        reason = self.check.refusal(environ, environ[ENVIRON_KEY])
+        if reason is not None:
+            environ["sessionware.csrf_error"] = CSRFError(reason)
+            return self.error_app(environ, start_response)
+        return self.app(environ, start_response)
 
 
 def _csrf_rejected(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
