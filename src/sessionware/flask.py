@@ -34,7 +34,7 @@ from ._registry import UserSessions
 from ._session import Session
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
-from .wsgi import CSRFCheck, _sync_store, close_session, open_session, with_session_headers
+from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
 
 try:
     import flask
@@ -356,9 +356,9 @@ class Sessionware:
         self, app: flask.Flask | None = None, *, csrf: bool | Mapping[str, Any] = False, **options: Any
     ) -> None:
         self.interface = SessionInterface(**options)
-        self.csrf: CSRFCheck | None = None
+        self.csrf: _CSRFCheck | None = None
         if csrf is not False:
-            self.csrf = CSRFCheck(**(csrf if isinstance(csrf, Mapping) else {}))  # bad options raise here
+            self.csrf = _CSRFCheck(**(csrf if isinstance(csrf, Mapping) else {}))  # bad options raise here
         if app is not None:
             self.init_app(app)
 

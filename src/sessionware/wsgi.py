@@ -262,7 +262,7 @@ def user_sessions(environ: Environ) -> UserSessions:
     return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
 
 
-class CSRFCheck:
+class _CSRFCheck:
     """The CSRF check of one WSGI request: what :class:`CSRFMiddleware` and the Flask extension run.
 
     Options are :class:`sessionware.CSRFMiddleware`'s, with ``exempt`` a
@@ -356,7 +356,7 @@ class CSRFMiddleware:
         error_app: WSGIApp | None = None,
     ) -> None:
         self.app = app
-        self.check = CSRFCheck(
+        self.check = _CSRFCheck(
             trusted_origins=trusted_origins,
             trust_same_site=trust_same_site,
             exempt=exempt,
