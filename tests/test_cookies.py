@@ -37,8 +37,12 @@ def attributes(**options: object) -> CookieAttributes:
 
 
 def test_defaults_are_httponly_lax_path_root_no_domain_and_no_max_age() -> None:
-    header = attributes().header("v", https=False, max_age=300)
+    header = attributes().header("v", https=False, max_age=None)
     assert header == "session=v; Path=/; HttpOnly; SameSite=Lax"
+    # The engine decides whether a cookie persists (test_security: no Max-Age by default).
+    assert (
+        attributes().header("v", https=False, max_age=300).endswith("; Max-Age=300; HttpOnly; SameSite=Lax")
+    )
 
 
 def test_secure_auto_follows_the_request_scheme() -> None:

@@ -30,7 +30,8 @@ BY_DESIGN = {
     # SECRET_KEY / SECRET_KEY_FALLBACKS only read legacy Flask cookies; sessionware's
     # own cookies rotate through secret_key_base.
     "test_session_secret_key_fallbacks",
-    # session.permanent is a value in the session, not a per-session cookie Expires.
+    # session.permanent gives a Max-Age to the session's own deadline,
+    # not an Expires at PERMANENT_SESSION_LIFETIME.
     "test_session_expiration",
     # Sessions hold JSON: no tuples, bytes, Markup, UUID or datetime values.
     "test_session_special_types",

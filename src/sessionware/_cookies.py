@@ -161,9 +161,9 @@ class CookieAttributes:
         return self._insecure_tail
 
     def header(self, value: str, *, https: bool, max_age: int | None) -> str:
-        """The ``Set-Cookie`` value that stores ``value``."""
+        """The ``Set-Cookie`` value that stores ``value``, for ``max_age`` seconds if given."""
         head, flags = self._tails(https)
-        age = f"; Max-Age={max_age}" if max_age is not None and self.persistent else ""
+        age = "" if max_age is None else f"; Max-Age={max_age}"  # None: a browser-session cookie
         return f"{self._names[https]}={value}{head}{age}{flags}"
 
     def deletion(self, *, https: bool) -> str:

@@ -593,7 +593,7 @@ class Engine:
             written = yield Save(old_key, record, ttl, session._version, user)
         # The ID cookie is re-sent only when an older secret signed it, or to
         # refresh a persistent cookie's Max-Age after a write.
-        if session._stale or (written and self.cookie.persistent):
+        if session._stale or (written and self._persistent(session)):
             return self._cookie_for(self._ids.encode(session._sid), session, now, https)
         return None
 
@@ -694,9 +694,12 @@ class Engine:
         ttl = self.expiry.ttl(created_at, touched_at, now)
         return UNLIMITED_TTL if ttl is None else ttl
 
+    def _persistent(self, session: Session) -> bool:
+        return self.cookie.persistent if session._persistent is None else session._persistent
+
     def _cookie_for(self, value: str, session: Session, now: int, https: bool) -> str:
         size = len(self.cookie.name_for(https)) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        max_age = self._ttl(session._times()[0], now, now) if self.cookie.persistent else None
+        max_age = self._ttl(session._times()[0], now, now) if self._persistent(session) else None
         return self.cookie.header(value, https=https, max_age=max_age)

@@ -76,6 +76,9 @@ class Session(dict[str, Any]):
     _sid: bytes | None = None
     _version: int | None = None
     _stale = False
+    #: This session's cookie is persistent (True) or a browser-session one
+    #: (False) whatever the middleware's ``persistent`` says; None follows it.
+    _persistent: bool | None = None
     # a logged-in cookie session's record in the revocation store: (key, version,
     # the activity it last recorded)
     _allow: tuple[str, int, int] | None = None

@@ -285,6 +285,8 @@ class SessionInterface(FlaskSessionInterface):
         engine = session._engine or self.engine(app)
         environ = session._scope
         https = environ is not None and environ.get("wsgi.url_scheme") == "https"
+        if dict.get(session, "_permanent"):  # session.permanent, read without marking an access
+            session._persistent = True  # Flask's "remember me": a cookie that outlives the browser
         try:
             set_cookie = close_session(engine, session, response.status_code, session._now, https)
         except StoreError as exc:
