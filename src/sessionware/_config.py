@@ -17,6 +17,9 @@ __all__ = ["build_engine", "check_store", "resolve_expiry"]
 
 logger = logging.getLogger("sessionware")
 
+#: The body of every adapter's default 503, when the session store fails.
+STORE_DOWN_TEXT = "Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+
 
 def _default_expiry(store: object) -> Expiry | str:
     """``"aal2"``, unless the store knows better (a cookie shared with Phoenix does)."""

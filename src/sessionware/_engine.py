@@ -524,7 +524,7 @@ class Engine:
             key = _allow_key(meta)
             if key is not None:
                 allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
-                ttl = self._ttl(parsed.created_at, now, now)
+                ttl = self._ttl(parsed.created_at, now)
                 user = self._user_of(key, parsed.meta_json)
                 replaced = () if old is None else (old[0],)
                 if user is not None:
@@ -542,7 +542,7 @@ class Engine:
             # Activity is recorded in the revocation record too -- on a touch, and on a
             # write once a touch is due there -- or it would expire under a session in use.
             allowed = _record.pack(parsed.created_at, now, parsed.auth_at, parsed.meta_json, b"{}")
-            ttl = self._ttl(parsed.created_at, now, now)
+            ttl = self._ttl(parsed.created_at, now)
             yield Save(old[0], allowed, ttl, old[1], self._user_of(old[0], parsed.meta_json))
         return cookie
 
@@ -560,7 +560,7 @@ class Engine:
             uid = _record.load_meta(meta_json).get("uid") if meta_json else None
             new_id = IdCodec.new_id(None if uid is None else self.user_group(uid))
             new_key = IdCodec.store_key(new_id)
-            ttl = self._ttl(session._times()[0], now, now)
+            ttl = self._ttl(session._times()[0], now)
             user = self._user_of(new_key, meta_json)
             replaced = () if old_key is None else (old_key,)
             if user is not None:
@@ -587,7 +587,7 @@ class Engine:
         elif outcome == TOUCH:
             origin = session._origin
             assert origin is not None
-            ttl = self._ttl(origin.created_at, now, now)
+            ttl = self._ttl(origin.created_at, now)
             user = self._user_of(old_key, meta_json)
             # A failed compare-and-set means another request wrote, which recorded activity too.
             written = yield Save(old_key, record, ttl, session._version, user)
@@ -639,7 +639,7 @@ class Engine:
         """Compare-and-set ``record``; on a conflict merge this request's changes into
         the current record and retry. Returns False if the session is gone."""
         version = session._version
-        ttl = self._ttl(session._times()[0], now, now)
+        ttl = self._ttl(session._times()[0], now)
         for _ in range(MAX_SAVE_ATTEMPTS):
             user = self._user_of(key, _record.unpack(record).meta_json)
             if (yield Save(key, record, ttl, version, user)):
@@ -686,12 +686,13 @@ class Engine:
         else:
             created, auth, meta_json = current.created_at, current.auth_at, current.meta_json
         record = _record.pack(created, max(now, created), auth, meta_json, dump(merged))
-        return record, self._ttl(created, now, now)
+        return record, self._ttl(created, now)
 
     # -- cookies -----------------------------------------------------------------
 
-    def _ttl(self, created_at: int, touched_at: int, now: int) -> int:
-        ttl = self.expiry.ttl(created_at, touched_at, now)
+    def _ttl(self, created_at: int, now: int) -> int:
+        """Seconds the store keeps a record active now: to the nearer deadline."""
+        ttl = self.expiry.ttl(created_at, now, now)
         return UNLIMITED_TTL if ttl is None else ttl
 
     def _persistent(self, session: Session) -> bool:
@@ -701,5 +702,5 @@ class Engine:
         size = len(self.cookie.name_for(https)) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        max_age = self._ttl(session._times()[0], now, now) if self._persistent(session) else None
+        max_age = self._ttl(session._times()[0], now) if self._persistent(session) else None
         return self.cookie.header(value, https=https, max_age=max_age)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ._config import build_engine
+from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import Secure, find_cookie
 from ._engine import run_async
 from ._expiry import Expiry
@@ -50,7 +50,7 @@ async def store_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1011})
         return
-    body = b"Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+    body = STORE_DOWN_TEXT.encode()
     await send(
         {
             "type": "http.response.start",

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._config import build_engine
+from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import find_cookie
 from ._engine import Engine
 from ._keys import SecretInput
@@ -291,11 +291,7 @@ class SessionInterface(FlaskSessionInterface):
             set_cookie = close_session(engine, session, response.status_code, session._now, https)
         except StoreError as exc:
             logger.error("sessionware: the session store failed; answering 503: %s", exc)
-            _replace(
-                response,
-                503,
-                "Service Unavailable: the session store could not be reached. Please retry shortly.",
-            )
+            _replace(response, 503, STORE_DOWN_TEXT)
             return
         except SessionLimitReached as exc:
             _replace(response, exc.status_code, str(exc))

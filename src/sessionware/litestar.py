@@ -34,6 +34,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ._config import STORE_DOWN_TEXT
 from ._keys import SecretInput
 from ._session import Session
 from .asgi import SessionMiddleware
@@ -207,7 +208,7 @@ def _with_status(request: Request[Any, Any, Any], exc: Exception) -> Response[st
 def _store_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[str]:
     logger.error("sessionware: the session store failed; answering 503: %s", exc)
     return Response(
-        "Service Unavailable: the session store could not be reached. Please retry shortly.\n",
+        STORE_DOWN_TEXT,
         status_code=503,
         media_type=MediaType.TEXT,
         headers={"retry-after": "5", "cache-control": "no-store"},

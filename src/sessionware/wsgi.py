@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _csrf
-from ._config import build_engine
+from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import Secure
 from ._engine import Engine, run_sync
 from ._expiry import Expiry
@@ -60,7 +60,7 @@ def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]
 
 def store_unavailable(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """The default response when the session store fails: ``503 Service Unavailable``."""
-    body = b"Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+    body = STORE_DOWN_TEXT.encode()
     start_response(
         "503 Service Unavailable",
         [
