@@ -36,6 +36,7 @@ from .errors import SerializationError as SerializationError
 from .errors import SessionError as SessionError
 from .errors import SessionLimitReached as SessionLimitReached
 from .errors import SessionTooLarge as SessionTooLarge
+from .errors import StoreBusy as StoreBusy
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
 from .stores import CookieStore as CookieStore
@@ -65,6 +66,7 @@ __all__ = [
     "SessionLimitReached",
     "SessionMiddleware",
     "SessionTooLarge",
+    "StoreBusy",
     "StoreError",
     "StoreUnavailable",
     "UserSessions",

@@ -11,12 +11,26 @@ import inspect
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["RegistryContract", "StoreContract"]
+from .typing import Change
+
+__all__ = ["RegistryContract", "StoreContract", "change"]
+
+
+def change(
+    head: bytes,
+    fields: Mapping[str, bytes] | None = None,
+    removed: Sequence[str] = (),
+    *,
+    ttl: int = 60,
+    user: str | None = None,
+) -> Change:
+    """A :class:`~sessionware.typing.Change` with the defaults the contract uses."""
+    return Change(head, {} if fields is None else fields, tuple(removed), ttl, user)
 
 
 class StoreContract:
@@ -63,50 +77,68 @@ class StoreContract:
 
     # -- the contract ------------------------------------------------------------
 
+    HEAD = bytes(range(256)) + b"\x00head"
+    FIELDS: ClassVar[dict[str, bytes]] = {
+        "theme": b'"dark"',
+        "cart": b'[1,2,{"x":null}]',
+        "": b"0",  # the empty key
+        'quote\\"and\\\\back': b"true",  # a name as JSON escapes it: quote"and\\back
+        "\\u00e9t\\u00e9": b'"summer"',  # été
+        "binary": bytes(range(256)),
+    }
+
     def test_loading_an_unknown_key_finds_nothing_and_creates_nothing(self, store: Any) -> None:
         key = self.key()
         assert self.call(store.load, key) is None
         assert self.call(store.load, key) is None
-        assert self.call(store.save, key, b"data", 60, 1, None) is False, "a versioned save created a record"
+        assert self.call(store.update, key, change(b"h", {"a": b"1"})) is False, "an update created a record"
         assert self.call(store.load, key) is None
 
-    def test_a_new_record_is_saved_and_loaded_byte_for_byte(self, store: Any) -> None:
+    def test_a_new_record_is_loaded_byte_for_byte(self, store: Any) -> None:
         key = self.key()
-        data = bytes(range(256)) + b"\x00end"
-        assert self.call(store.save, key, data, 60, None, None) is True
-        loaded = self.call(store.load, key)
-        assert loaded is not None
-        assert loaded[0] == data
-        assert isinstance(loaded[1], int)
+        assert self.call(store.create, key, self.HEAD, self.FIELDS, 60, None) is None
+        head, fields = self.call(store.load, key)
+        assert head == self.HEAD
+        assert dict(fields) == self.FIELDS
 
-    def test_a_save_with_the_current_version_writes_and_changes_the_version(self, store: Any) -> None:
+    def test_a_record_may_have_no_fields(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"one", 60, None, None)
-        _, version = self.call(store.load, key)
-        assert self.call(store.save, key, b"two", 60, version, None) is True
-        data, new_version = self.call(store.load, key)
-        assert data == b"two"
-        assert new_version != version
+        self.call(store.create, key, b"head only", {}, 60, None)
+        head, fields = self.call(store.load, key)
+        assert (head, dict(fields)) == (b"head only", {})
 
-    def test_a_save_with_a_stale_version_is_refused_and_changes_nothing(self, store: Any) -> None:
+    def test_an_update_sets_and_removes_fields_and_keeps_the_others(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"one", 60, None, None)
-        _, first = self.call(store.load, key)
-        assert self.call(store.save, key, b"two", 60, first, None) is True
-        assert self.call(store.save, key, b"stale", 60, first, None) is False
-        assert self.call(store.load, key)[0] == b"two"
+        self.call(store.create, key, b"h1", {"a": b"1", "b": b"2", "c": b"3"}, 60, None)
+        assert self.call(store.update, key, change(b"h2", {"b": b"20", "d": b"4"}, ["c", "never-there"])) is True
+        head, fields = self.call(store.load, key)
+        assert head == b"h2"
+        assert dict(fields) == {"a": b"1", "b": b"20", "d": b"4"}
 
-    def test_saving_after_a_concurrent_delete_does_not_resurrect_the_record(self, store: Any) -> None:
+    def test_an_update_with_no_fields_replaces_only_the_head(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"alive", 60, None, None)
-        _, version = self.call(store.load, key)
+        self.call(store.create, key, b"before", {"a": b"1"}, 60, None)
+        assert self.call(store.update, key, change(b"after")) is True
+        head, fields = self.call(store.load, key)
+        assert (head, dict(fields)) == (b"after", {"a": b"1"})
+
+    def test_an_update_can_remove_every_field(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.create, key, b"h", {"a": b"1", "b": b"2"}, 60, None)
+        assert self.call(store.update, key, change(b"h", {}, ["a", "b"])) is True
+        head, fields = self.call(store.load, key)
+        assert (head, dict(fields)) == (b"h", {})
+
+    def test_updating_after_a_concurrent_delete_does_not_resurrect_the_record(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.create, key, b"alive", {"a": b"1"}, 60, None)
         self.call(store.delete, key)  # e.g. a log-out in another request
-        assert self.call(store.save, key, b"late write", 60, version, None) is False
+        assert self.call(store.update, key, change(b"late write", {"b": b"2"})) is False
         assert self.call(store.load, key) is None
 
     def test_delete_removes_the_record_and_says_it_was_there(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"x", 60, None, None)
+        self.call(store.create, key, b"x", {"a": b"1"}, 60, None)
         assert self.call(store.delete, key) is True
         assert self.call(store.load, key) is None
 
@@ -118,13 +150,13 @@ class StoreContract:
 
     def test_deleting_an_expired_record_says_it_was_not_there(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"x", 1, None, None)
+        self.call(store.create, key, b"x", {}, 1, None)
         self.expire(store, 1.3)
         assert self.call(store.delete, key) is False
 
     def test_of_two_racing_deletes_exactly_one_finds_the_record(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"x", 60, None, None)
+        self.call(store.create, key, b"x", {}, 60, None)
         found: list[bool] = []
         barrier = threading.Barrier(2)
 
@@ -141,64 +173,131 @@ class StoreContract:
 
     def test_a_record_is_not_returned_once_its_ttl_has_passed(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"short-lived", 1, None, None)
+        self.call(store.create, key, b"short-lived", {"a": b"1"}, 1, None)
         assert self.call(store.load, key) is not None
         self.expire(store, 1.3)
         assert self.call(store.load, key) is None
 
-    def test_an_expired_record_cannot_be_saved_back_with_its_old_version(self, store: Any) -> None:
+    def test_an_expired_record_cannot_be_updated_back_to_life(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"short-lived", 1, None, None)
-        _, version = self.call(store.load, key)
+        self.call(store.create, key, b"short-lived", {"a": b"1"}, 1, None)
         self.expire(store, 1.3)
-        assert self.call(store.save, key, b"revived?", 60, version, None) is False
+        assert self.call(store.update, key, change(b"revived?", {"b": b"2"}, ttl=60)) is False
         assert self.call(store.load, key) is None
 
-    def test_a_versioned_save_sets_a_new_ttl(self, store: Any) -> None:
+    def test_an_update_sets_a_new_ttl(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"v1", 2, None, None)
-        _, version = self.call(store.load, key)
+        self.call(store.create, key, b"v1", {}, 2, None)
         self.expire(store, 1.1)
-        assert self.call(store.save, key, b"v2", 60, version, None) is True
+        assert self.call(store.update, key, change(b"v2", ttl=60)) is True
         self.expire(store, 1.5)
         loaded = self.call(store.load, key)
         assert loaded is not None
         assert loaded[0] == b"v2"
 
+    def test_an_update_can_shorten_the_ttl(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.create, key, b"v1", {}, 600, None)
+        assert self.call(store.update, key, change(b"v2", ttl=1)) is True
+        self.expire(store, 1.3)
+        assert self.call(store.load, key) is None
+
     def test_keys_are_independent(self, store: Any) -> None:
         keys = [self.key() for _ in range(20)]
         for index, key in enumerate(keys):
-            self.call(store.save, key, b"value-%d" % index, 60, None, None)
+            self.call(store.create, key, b"head-%d" % index, {"n": b"%d" % index}, 60, None)
         self.call(store.delete, keys[0])
+        self.call(store.update, keys[1], change(b"changed", {"n": b"-1"}))
         assert self.call(store.load, keys[0]) is None
-        for index, key in enumerate(keys[1:], start=1):
-            assert self.call(store.load, key)[0] == b"value-%d" % index
+        assert self.call(store.load, keys[1])[0] == b"changed"
+        for index, key in enumerate(keys[2:], start=2):
+            head, fields = self.call(store.load, key)
+            assert (head, dict(fields)) == (b"head-%d" % index, {"n": b"%d" % index})
 
     def test_large_records_survive(self, store: Any) -> None:
         key = self.key()
-        data = bytes(range(256)) * 512  # 128 KiB
-        self.call(store.save, key, data, 60, None, None)
-        assert self.call(store.load, key)[0] == data
+        big = bytes(range(256)) * 256  # 64 KiB
+        fields = {f"key-{n}": b"%d" % n for n in range(5000)} | {"big": big}
+        self.call(store.create, key, big, fields, 60, None)
+        head, loaded = self.call(store.load, key)
+        assert head == big
+        assert dict(loaded) == fields
+        updated = {f"key-{n}": b"-%d" % n for n in range(0, 5000, 2)}
+        removed = [f"key-{n}" for n in range(1, 5000, 2)]
+        assert self.call(store.update, key, change(b"h", updated, removed)) is True
+        assert dict(self.call(store.load, key)[1]) == updated | {"big": big}
 
-    def test_of_many_saves_racing_on_one_version_exactly_one_wins(self, store: Any) -> None:
+    def test_concurrent_updates_of_different_fields_are_all_kept(self, store: Any) -> None:
         key = self.key()
-        self.call(store.save, key, b"start", 60, None, None)
-        _, version = self.call(store.load, key)
-        won: dict[int, bool] = {}
-        barrier = threading.Barrier(8)
+        self.call(store.create, key, b"h", {"start": b"1"}, 60, None)
+        writers, rounds = 16, 5
+        barrier = threading.Barrier(writers)
+        answers: list[bool] = []
 
-        def racer(n: int) -> None:
+        def writer(n: int) -> None:
             barrier.wait()
-            won[n] = self._call_in_thread(store.save, key, b"racer-%d" % n, 60, version, None)
+            for r in range(rounds):
+                answers.append(self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"%d" % r})))
 
-        threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
+        self._run_threads(writer, writers)
+        assert answers == [True] * (writers * rounds)
+        expected = {"start": b"1"} | {f"w{n}-{r}": b"%d" % r for n in range(writers) for r in range(rounds)}
+        assert dict(self.call(store.load, key)[1]) == expected
+
+    def test_concurrent_updates_of_one_field_leave_one_of_the_written_values(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.create, key, b"h", {"color": b'"none"'}, 60, None)
+        writers = 16
+        barrier = threading.Barrier(writers)
+
+        def writer(n: int) -> None:
+            barrier.wait()
+            self._call_in_thread(store.update, key, change(b"h%d" % n, {"color": b'"c%d"' % n, f"own{n}": b"1"}))
+
+        self._run_threads(writer, writers)
+        head, fields = self.call(store.load, key)
+        assert fields["color"] in {b'"c%d"' % n for n in range(writers)}
+        assert head in {b"h%d" % n for n in range(writers)}
+        assert all(fields[f"own{n}"] == b"1" for n in range(writers))
+
+    def test_updates_racing_a_delete_never_bring_the_record_back(self, store: Any) -> None:
+        key = self.key()
+        self.call(store.create, key, b"h", {"a": b"1"}, 60, None)
+        writers = 8
+        barrier = threading.Barrier(writers + 1)
+        deleted: list[bool] = []
+
+        def worker(n: int) -> None:
+            barrier.wait()
+            if n == writers:
+                deleted.append(self._call_in_thread(store.delete, key))
+                return
+            for r in range(10):
+                self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"1"}))
+
+        self._run_threads(worker, writers + 1)
+        assert deleted == [True]
+        assert self.call(store.load, key) is None
+        assert self.call(store.update, key, change(b"h", {"late": b"1"})) is False
+        assert self.call(store.load, key) is None
+
+    @staticmethod
+    def _run_threads(target: Callable[[int], None], count: int) -> None:
+        errors: list[BaseException] = []
+
+        def run(n: int) -> None:
+            try:
+                target(n)
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        winners = [n for n, result in won.items() if result]
-        assert len(winners) == 1, won
-        assert self.call(store.load, key)[0] == b"racer-%d" % winners[0]
+        if errors:
+            raise errors[0]
 
     @staticmethod
     def _call_in_thread(method: Callable[..., Any], *args: Any) -> Any:
@@ -222,21 +321,22 @@ class RegistryContract(StoreContract):
         return user.split("/", 1)[0] + "/" + self.key()
 
     def listed(self, store: Any, user: str) -> dict[str, bytes]:
+        """``{key: head}`` of the user's listed sessions."""
         return dict(self.call(store.user_sessions, user))
 
-    def test_sessions_saved_for_a_user_are_listed_with_their_data(self, store: Any) -> None:
+    def test_sessions_created_for_a_user_are_listed_with_their_heads(self, store: Any) -> None:
         user = self.user()
         keys = [self.key_for(user) for _ in range(3)]
         for n, key in enumerate(keys):
-            self.call(store.save, key, b"session-%d" % n, 60, None, user)
+            self.call(store.create, key, b"head-%d" % n, {"secret": b'"not listed"'}, 60, user)
         anonymous = self.key_for(user)
-        self.call(store.save, anonymous, b"anonymous", 60, None, None)
-        assert self.listed(store, user) == {key: b"session-%d" % n for n, key in enumerate(keys)}
+        self.call(store.create, anonymous, b"anonymous", {}, 60, None)
+        assert self.listed(store, user) == {key: b"head-%d" % n for n, key in enumerate(keys)}
 
     def test_users_are_listed_apart(self, store: Any) -> None:
         alice, bob = self.user(), self.user()
-        self.call(store.save, self.key_for(alice), b"a", 60, None, alice)
-        self.call(store.save, self.key_for(bob), b"b", 60, None, bob)
+        self.call(store.create, self.key_for(alice), b"a", {}, 60, alice)
+        self.call(store.create, self.key_for(bob), b"b", {}, 60, bob)
         assert list(self.listed(store, alice).values()) == [b"a"]
         assert list(self.listed(store, bob).values()) == [b"b"]
         assert self.listed(store, self.user()) == {}
@@ -244,28 +344,35 @@ class RegistryContract(StoreContract):
     def test_a_deleted_session_leaves_the_listing(self, store: Any) -> None:
         user = self.user()
         gone, stays = self.key_for(user), self.key_for(user)
-        self.call(store.save, gone, b"x", 60, None, user)
-        self.call(store.save, stays, b"y", 60, None, user)
+        self.call(store.create, gone, b"x", {}, 60, user)
+        self.call(store.create, stays, b"y", {}, 60, user)
         assert self.call(store.delete, gone) is True
         assert list(self.listed(store, user)) == [stays]
 
     def test_an_expired_session_is_not_listed(self, store: Any) -> None:
         user = self.user()
-        self.call(store.save, self.key_for(user), b"short", 1, None, user)
+        self.call(store.create, self.key_for(user), b"short", {}, 1, user)
         long_lived = self.key_for(user)
-        self.call(store.save, long_lived, b"long", 60, None, user)
+        self.call(store.create, long_lived, b"long", {}, 60, user)
         self.expire(store, 1.3)
         assert list(self.listed(store, user)) == [long_lived]
+
+    def test_a_session_kept_alive_by_updates_stays_listed(self, store: Any) -> None:
+        user = self.user()
+        key = self.key_for(user)
+        self.call(store.create, key, b"v1", {}, 2, user)
+        self.expire(store, 1.1)
+        assert self.call(store.update, key, change(b"v2", ttl=60, user=user)) is True
+        self.expire(store, 1.5)
+        assert self.listed(store, user) == {key: b"v2"}
 
     def test_updates_keep_the_binding_and_can_move_it(self, store: Any) -> None:
         user, other = self.user(), self.user()
         key = self.key_for(user)
-        self.call(store.save, key, b"v1", 60, None, user)
-        _, version = self.call(store.load, key)
-        assert self.call(store.save, key, b"v2", 60, version, user) is True
+        self.call(store.create, key, b"v1", {}, 60, user)
+        assert self.call(store.update, key, change(b"v2", {"a": b"1"}, user=user)) is True
         assert self.listed(store, user) == {key: b"v2"}
-        _, version = self.call(store.load, key)
-        assert self.call(store.save, key, b"v3", 60, version, None) is True
+        assert self.call(store.update, key, change(b"v3", user=None)) is True
         assert self.listed(store, user) == {}
         assert self.listed(store, other) == {}
 
@@ -273,9 +380,9 @@ class RegistryContract(StoreContract):
         user, other = self.user(), self.user()
         keys = [self.key_for(user) for _ in range(4)]
         for key in keys:
-            self.call(store.save, key, b"x", 60, None, user)
+            self.call(store.create, key, b"x", {"a": b"1"}, 60, user)
         theirs = self.key_for(other)
-        self.call(store.save, theirs, b"other", 60, None, other)
+        self.call(store.create, theirs, b"other", {}, 60, other)
         assert self.call(store.delete_user_sessions, user, keys[0]) == 3
         assert list(self.listed(store, user)) == [keys[0]]
         for key in keys[1:]:
@@ -286,12 +393,11 @@ class RegistryContract(StoreContract):
         assert self.listed(store, user) == {}
         assert self.call(store.delete_user_sessions, user, None) == 0
 
-    def test_a_save_racing_a_revocation_does_not_bring_the_session_back(self, store: Any) -> None:
+    def test_an_update_racing_a_revocation_does_not_bring_the_session_back(self, store: Any) -> None:
         user = self.user()
         key = self.key_for(user)
-        self.call(store.save, key, b"x", 60, None, user)
-        _, version = self.call(store.load, key)
+        self.call(store.create, key, b"x", {}, 60, user)
         self.call(store.delete_user_sessions, user, None)
-        assert self.call(store.save, key, b"late", 60, version, user) is False
+        assert self.call(store.update, key, change(b"late", {"a": b"1"}, user=user)) is False
         assert self.call(store.load, key) is None
         assert self.listed(store, user) == {}

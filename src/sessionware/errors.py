@@ -14,7 +14,8 @@ The hierarchy::
     ├── NotSupported                             the store cannot do that (e.g. list cookie sessions)
     ├── SessionLimitReached                      status_code 409: a user has max_sessions_per_user already
     └── StoreError                               a server-side store failed
-        └── StoreUnavailable                     the store could not be reached or timed out
+        ├── StoreUnavailable                     the store could not be reached or did not answer
+        └── StoreBusy                            the store answered, but a lock stayed held too long
 
 Catch :class:`SessionError` to handle anything sessionware raises::
 
@@ -37,6 +38,7 @@ __all__ = [
     "SessionError",
     "SessionLimitReached",
     "SessionTooLarge",
+    "StoreBusy",
     "StoreError",
     "StoreUnavailable",
 ]
@@ -172,3 +174,13 @@ class StoreError(SessionError):
 
 class StoreUnavailable(StoreError):
     """The store could not be reached, or did not answer in time."""
+
+
+class StoreBusy(StoreError):
+    """The store is up, but a lock it needed stayed held past the store's timeout.
+
+    Contention, not an outage: SQLite's database lock or a PostgreSQL row or
+    table lock that other writers (or a long transaction, a migration) kept
+    for the whole timeout. Session writes themselves hold locks for
+    microseconds, so this means something else holds one far longer.
+    """
