@@ -82,7 +82,7 @@ class StoreContract:
         "theme": b'"dark"',
         "cart": b'[1,2,{"x":null}]',
         "": b"0",  # the empty key
-        'quote\\"and\\\\back': b"true",  # a name as JSON escapes it: quote"and\\back
+        'quote\\"and\\\\back': b"true",  # a name as JSON escapes it: quote"and\back
         "\\u00e9t\\u00e9": b'"summer"',  # été
         "binary": bytes(range(256)),
     }
