@@ -5,9 +5,11 @@ is two parts, both opaque to the store:
 
 - the **head**: bytes with the session's times and log-in state, written
   whole by every change;
-- the **fields**: a map of field name to bytes, one field per top-level key
-  of the session's data (the name is the key as JSON escapes it: printable
-  ASCII; the value its JSON text).
+- the **fields**: a map of field name to value, one field per top-level key
+  of the session's data: the name is the key as a JSON string escapes it,
+  the value (bytes) the JSON text of the key's value. Both are ASCII without
+  control characters, so a store may keep them as text (a Redis hash, a
+  JSON object of strings in a SQL column).
 
 A request's changes reach the store as ONE call that the store applies
 atomically to the record *as it is now* (:meth:`Store.update` with a
