@@ -27,33 +27,12 @@ from sessionware import (
     get_session,
 )
 from sessionware.testing import FakeClock
-from sessionware.typing import Message, Receive, Scope, Send
+from sessionware.typing import Change, Message, Receive, Scope, Send
 
 from .conftest import SECRET, build_app, call
+from .doubles import Recording
 
-
-class FlakyStore:
-    """A MemoryStore whose connection can be cut, as a network store's can."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise ConnectionError("connection refused")
-
-    def load(self, key: str) -> tuple[bytes, int] | None:
-        self._check()
-        return self.inner.load(key)
-
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        self._check()
-        return self.inner.save(key, data, ttl, version, user)
-
-    def delete(self, key: str) -> bool:
-        self._check()
-        return self.inner.delete(key)
+FlakyStore = Recording  # a MemoryStore whose connection can be cut, as a network store's can
 
 
 # -- frameworks --------------------------------------------------------------------
@@ -134,20 +113,20 @@ def test_a_store_that_fails_on_save_replaces_the_response_with_503() -> None:
     app = build_app(store, FakeClock())
     cookie = call(app, "/write/a/1").cookie()
     calls = {"n": 0}
-    real_save = store.inner.save
+    real_update = store.inner.update
 
-    def failing_save(key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+    def failing_update(key: str, change: Change) -> bool:
         calls["n"] += 1
         raise ConnectionError("gone")
 
-    store.inner.save = failing_save  # type: ignore[method-assign]
+    store.inner.update = failing_update  # type: ignore[method-assign]
     reply = call(app, "/write/a/2", cookie=cookie)
     assert reply.status == 503
     assert reply.body.startswith(b"Service Unavailable")
     assert b"written" not in reply.body
     assert reply.set_cookie is None
     assert calls["n"] == 1
-    store.inner.save = real_save  # type: ignore[method-assign]
+    store.inner.update = real_update  # type: ignore[method-assign]
     assert call(app, "/read/a", cookie=cookie).json() == {"value": 1}
 
 

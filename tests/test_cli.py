@@ -54,7 +54,7 @@ def test_decode_refuses_a_tampered_cookie_with_a_clear_error() -> None:
 def test_purge_removes_expired_sqlite_sessions(tmp_path: Path) -> None:
     clock = FakeClock(start=1_000_000)  # long ago: everything it writes has expired by now
     store = SQLiteStore(tmp_path / "s.db", clock=clock)
-    store.save("old", b"x", 10, None, None)
+    store.create("old", b"x", {}, 10, None)
     result = run("purge", "--store", f"sqlite:///{tmp_path / 's.db'}")
     assert result.returncode == 0, result.stderr
     assert "removed 1 expired session(s)" in result.stdout

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from sessionware import AAL2, CookieStore, Expiry, MemoryStore, Session, StoreError
+from sessionware._closing import close_session
 from sessionware._codec import IdCodec
 from sessionware._cookies import CookieAttributes
-from sessionware._engine import Engine, run_sync
+from sessionware._engine import Engine
+from sessionware._loading import open_session
+from sessionware._steps import run_sync
 from sessionware.testing import FakeClock
+from sessionware.typing import Change, StoredRecord
 
 from .conftest import OLD_SECRET, SECRET
 
@@ -24,20 +29,28 @@ class Spy:
         self.inner = MemoryStore(clock=clock)
         self.calls: list[tuple[str, str]] = []
 
-    def load(self, key: str) -> tuple[bytes, int] | None:
+    def load(self, key: str) -> StoredRecord | None:
         self.calls.append(("load", key))
         return self.inner.load(key)
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        self.calls.append(("save", key))
+    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+        self.calls.append(("create", key))
         self.ttls.append(ttl)
-        return self.inner.save(key, data, ttl, version, user)
+        self.changes.append(Change(head, dict(fields), (), ttl, user))
+        self.inner.create(key, head, fields, ttl, user)
+
+    def update(self, key: str, change: Change) -> bool:
+        self.calls.append(("update", key))
+        self.ttls.append(change.ttl)
+        self.changes.append(change)
+        return self.inner.update(key, change)
 
     def delete(self, key: str) -> bool:
         self.calls.append(("delete", key))
         return self.inner.delete(key)
 
     ttls: list[int]
+    changes: list[Change]
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -47,6 +60,7 @@ class Spy:
 def spy() -> Spy:
     spy = Spy(FakeClock(T0))
     spy.ttls = []
+    spy.changes = []
     return spy
 
 
@@ -63,12 +77,12 @@ def steps_store(engine: Engine) -> Any:
 
 
 def open_(engine: Engine, cookie: str | None, now: int) -> Session:
-    opened = engine.open(None if cookie is None else f"session={cookie}", now)
+    opened = open_session(engine, None if cookie is None else f"session={cookie}", now)
     return opened if isinstance(opened, Session) else run_sync(opened, steps_store(engine))
 
 
 def close(engine: Engine, session: Session, now: int, status: int = 200) -> str | None:
-    closed = engine.close(session, status, now, False)
+    closed = close_session(engine, session, status, now, False)
     if closed is None or isinstance(closed, str):
         return closed
     return run_sync(closed, steps_store(engine))
@@ -103,13 +117,13 @@ def test_a_forged_id_is_refused_without_touching_the_store(spy: Spy) -> None:
 
 def test_an_unknown_id_is_never_adopted(spy: Spy) -> None:
     engine = engine_for(spy)
-    planted = engine._ids.encode(IdCodec.new_id())  # type: ignore[union-attr]  # validly signed, never stored
+    planted = engine.ids.encode(IdCodec.new_id())  # type: ignore[union-attr]  # validly signed, never stored
     session = open_(engine, planted, T0)
     assert session.is_new
     session["user"] = "victim"
     issued = value_of(close(engine, session, T0))
     assert issued != planted
-    assert spy.inner.load(IdCodec.store_key(engine._ids.decode(planted)[0])) is None  # type: ignore[union-attr]
+    assert spy.inner.load(IdCodec.store_key(engine.ids.decode(planted)[0])) is None  # type: ignore[union-attr]
     assert len(spy.inner) == 1
 
 
@@ -120,7 +134,7 @@ def test_renew_deletes_the_old_record(spy: Spy) -> None:
     session.renew()
     new = value_of(close(engine, session, T0 + 1))
     assert new != old
-    assert spy.names()[-2:] == ["save", "delete"]  # the new record exists before the old one goes
+    assert spy.names()[-2:] == ["create", "delete"]  # the new record exists before the old one goes
     assert open_(engine, old, T0 + 2).is_new
     assert open_(engine, new, T0 + 2) == {"a": 1}
     assert len(spy.inner) == 1
@@ -155,7 +169,8 @@ def test_a_read_only_request_after_the_touch_interval_records_activity_once(spy:
     spy.calls.clear()
     session = open_(engine, cookie, T0 + 60)
     assert close(engine, session, T0 + 60) is None  # the ID cookie itself does not change
-    assert spy.names() == ["load", "save"]
+    assert spy.names() == ["load", "update"]
+    assert spy.changes[-1].fields == {}  # a touch sends the head alone
     spy.calls.clear()
     session = open_(engine, cookie, T0 + 61)
     close(engine, session, T0 + 61)
@@ -239,9 +254,15 @@ def test_concurrent_changes_to_different_keys_are_both_kept(spy: Spy) -> None:
     first["a"] = 1
     second["b"] = 2
     del second["c"]
+    spy.calls.clear()
     close(engine, first, T0 + 1)
-    close(engine, second, T0 + 1)  # conflicts, reloads, merges
+    close(engine, second, T0 + 1)
     assert open_(engine, cookie, T0 + 2) == {"a": 1, "b": 2}
+    assert spy.names() == ["update", "update", "load"]  # one write each: no reload, no retry
+    assert [(dict(c.fields), tuple(c.removed)) for c in spy.changes[-2:]] == [
+        ({"a": b"1"}, ()),
+        ({"b": b"2"}, ("c",)),
+    ]
 
 
 def test_concurrent_changes_to_the_same_key_last_writer_wins(spy: Spy) -> None:
@@ -269,19 +290,32 @@ def test_a_request_that_loaded_a_session_before_it_was_dropped_cannot_bring_it_b
     assert len(spy.inner) == 0
 
 
-def test_endless_conflicts_give_up_with_a_store_error(spy: Spy) -> None:
+def test_a_write_sends_only_this_requests_changes_in_one_update(spy: Spy) -> None:
+    engine = engine_for(spy)
+    cookie = write(engine, None, T0, keep="same", cart=[1], gone=True)
+    session = open_(engine, cookie, T0 + 1)
+    session["cart"].append(2)  # an in-place edit
+    del session["gone"]
+    session["new"] = {"x": None}
+    spy.calls.clear()
+    assert close(engine, session, T0 + 1) is None  # the ID cookie does not change
+    assert spy.names() == ["update"]
+    change = spy.changes[-1]
+    assert dict(change.fields) == {"cart": b"[1,2]", "new": b'{"x":null}'}
+    assert tuple(change.removed) == ("gone",)
+    assert open_(engine, cookie, T0 + 2) == {"keep": "same", "cart": [1, 2], "new": {"x": None}}
+
+
+def test_a_write_to_a_session_deleted_meanwhile_is_not_retried_and_not_brought_back(spy: Spy) -> None:
     engine = engine_for(spy)
     cookie = write(engine, None, T0, a=0)
     session = open_(engine, cookie, T0 + 1)
     session["a"] = 1
-    inner_save = spy.inner.save
-
-    def always_conflicting(key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        return False if version is not None else inner_save(key, data, ttl, version, user)
-
-    spy.inner.save = always_conflicting  # type: ignore[method-assign]
-    with pytest.raises(StoreError, match="concurrent"):
-        close(engine, session, T0 + 1)
+    assert spy.inner.delete(IdCodec.store_key(engine.ids.decode(cookie)[0]))  # type: ignore[union-attr,arg-type]
+    spy.calls.clear()
+    assert close(engine, session, T0 + 1) is None
+    assert spy.names() == ["update"]
+    assert len(spy.inner) == 0
 
 
 def test_a_store_exception_becomes_a_store_error_naming_the_call(spy: Spy) -> None:
@@ -310,7 +344,7 @@ def test_renew_on_a_new_session_creates_it_even_when_empty(spy: Spy) -> None:
     session = open_(engine, None, T0)
     session.renew()
     assert close(engine, session, T0) is not None
-    assert spy.names() == ["save"]
+    assert spy.names() == ["create"]
 
 
 def test_renewing_a_session_dropped_by_a_concurrent_request_does_not_bring_it_back(spy: Spy) -> None:
@@ -416,7 +450,7 @@ def test_values_that_fail_verification_are_never_cached() -> None:
     assert open_(engine, cookie, T0) == {"a": 1}
     for n in range(50):
         assert open_(engine, cookie[:-2] + f"{n:02d}", T0).is_new
-    assert len(engine._verified) == 1
+    assert len(engine.verified) == 1
 
 
 def test_the_cache_is_bounded_and_can_be_turned_off(spy: Spy) -> None:
@@ -430,13 +464,13 @@ def test_the_cache_is_bounded_and_can_be_turned_off(spy: Spy) -> None:
     cookies = [write(engine, None, T0, n=n) for n in range(20)]
     for n, cookie in enumerate(cookies):
         assert open_(engine, cookie, T0 + 1) == {"n": n}
-    assert len(engine._verified) == 5
+    assert len(engine.verified) == 5
     off = Engine(
         secret_key_base=SECRET, store=spy, cookie=CookieAttributes("session"), expiry=AAL2, cookie_cache=0
     )
     cookie = write(off, None, T0, a=1)
     open_(off, cookie, T0 + 1)
-    assert len(off._verified) == 0
+    assert len(off.verified) == 0
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "many", None])

@@ -14,6 +14,7 @@ from sessionware.flask import Sessionware, current_session, user_sessions
 from sessionware.testing import FakeClock
 
 from .conftest import SECRET
+from .doubles import Recording
 
 
 def make_app(store: Any = None, **options: Any) -> Flask:
@@ -115,18 +116,7 @@ def test_the_registry_through_flask(tmp_path: Path) -> None:
     assert sorted(laptop.get("/sessions/alice").get_json()["agents"]) == ["Laptop", "Phone"]
 
 
-class Flaky(MemoryStore):
-    down = False
-
-    def load(self, key: str) -> tuple[bytes, int] | None:
-        if self.down:
-            raise ConnectionError("down")
-        return super().load(key)
-
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        if self.down:
-            raise ConnectionError("down")
-        return super().save(key, data, ttl, version, user)
+Flaky = Recording  # a MemoryStore whose connection can be cut
 
 
 def test_a_store_that_is_down_answers_503_and_recovers() -> None:

@@ -34,6 +34,7 @@ PUBLIC = [
     "SessionLimitReached",
     "SessionMiddleware",
     "SessionTooLarge",
+    "StoreBusy",
     "StoreError",
     "StoreUnavailable",
     "UserSessions",
@@ -70,6 +71,7 @@ def test_every_error_derives_from_session_error() -> None:
     assert issubclass(sessionware.SerializationError, TypeError)
     assert issubclass(sessionware.MissingDependency, ImportError)
     assert issubclass(sessionware.StoreUnavailable, sessionware.StoreError)
+    assert issubclass(sessionware.StoreBusy, sessionware.StoreError)
 
 
 def test_importing_sessionware_imports_no_framework_or_optional_dependency() -> None:

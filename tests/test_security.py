@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hmac
+import json
 import logging
 import os
 import pickle
@@ -40,6 +41,7 @@ from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
 from .conftest import OLD_SECRET, SECRET, build_app, call
+from .doubles import Recording
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sessionware"
 App = Callable[..., ASGIApp]
@@ -119,28 +121,14 @@ def test_sw01_cookie_sessions_carry_their_own_128_bit_random_id() -> None:
 def test_sw02_an_id_the_server_did_not_issue_is_never_adopted_nor_sent_to_the_store(
     tmp_path: Path, planted: str
 ) -> None:
-    seen: list[str] = []
-    inner = SQLiteStore(tmp_path / "s.db")
-
-    class Recording:
-        def load(self, key: str) -> tuple[bytes, int] | None:
-            seen.append(key)
-            return inner.load(key)
-
-        def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-            seen.append(key)
-            return inner.save(key, data, ttl, version, user)
-
-        def delete(self, key: str) -> bool:
-            seen.append(key)
-            return inner.delete(key)
-
-    app = build_app(Recording(), FakeClock())
+    store = Recording(SQLiteStore(tmp_path / "s.db"))
+    seen = store.calls
+    app = build_app(store, FakeClock())
     reply = call(app, "/login/victim", cookie=f"session={planted}")
     assert reply.status == 200
     issued = cookie_value(reply.cookie())
     assert issued != planted
-    assert all(planted not in key for key in seen)
+    assert all(planted not in key for _, key in seen)
     assert len(seen) == 1  # only the save of the fresh session: the planted value never reached the store
     assert call(app, "/read/user", cookie=f"session={planted}").json() == {"value": None}
 
@@ -223,16 +211,12 @@ def test_sw08_the_idle_timeout_is_enforced_server_side_and_activity_resets_it(
 
 
 def test_sw08_the_store_ttl_is_never_longer_than_the_idle_timeout() -> None:
-    ttls: list[int] = []
-
-    class Recording(MemoryStore):
-        def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-            ttls.append(ttl)
-            return super().save(key, data, ttl, version, user)
-
-    app = build_app(Recording(), FakeClock())
-    call(app, "/write/a/1")
-    assert ttls
+    store = Recording()
+    app = build_app(store, FakeClock())
+    cookie = call(app, "/write/a/1").cookie()
+    call(app, "/write/a/2", cookie=cookie)
+    ttls = store.ttls
+    assert store.names() == ["create", "load", "update"]
     assert AAL2.idle_timeout is not None
     assert all(ttl <= AAL2.idle_timeout for ttl in ttls)
 
@@ -595,19 +579,31 @@ def test_sw38_a_pickle_payload_under_a_valid_key_executes_nothing(tmp_path: Path
         assert call(cookie_app, "/read/a", cookie=f"session={codec.encode(payload)}").json() == {
             "value": None
         }
-    # the same blob written straight into a store's rows
+    # the same blob written straight into a store's rows: as the head, as a field, as the data
     sqlite = SQLiteStore(tmp_path / "s.db", clock=clock)
     memory = MemoryStore()
+    text = blob.decode("latin-1")
     for store in (sqlite, memory):
         app = build_app(store, clock)
-        pair = call(app, "/write/a/1").cookie()
-        key = IdCodec.store_key(IdCodec(KeyRing(SECRET), "session").decode(cookie_value(pair))[0])
-        if store is sqlite:
-            with sqlite3.connect(tmp_path / "s.db") as connection:
-                connection.execute("UPDATE sessionware_sessions SET data = ? WHERE key = ?", (blob, key))
-        else:
-            memory._records[key] = memory._records[key]._replace(data=blob)
-        assert call(app, "/read/a", cookie=pair).json() == {"value": None}
+        for where in ("head", "field", "data"):
+            pair = call(app, "/write/a/1").cookie()
+            key = IdCodec.store_key(IdCodec(KeyRing(SECRET), "session").decode(cookie_value(pair))[0])
+            if store is sqlite:
+                with sqlite3.connect(tmp_path / "s.db") as connection:
+                    statement = {
+                        "head": ("UPDATE sessionware_sessions SET head = ? WHERE key = ?", blob),
+                        "field": (
+                            "UPDATE sessionware_sessions SET data = ? WHERE key = ?",
+                            json.dumps({"a": text}),
+                        ),
+                        "data": ("UPDATE sessionware_sessions SET data = ? WHERE key = ?", text),
+                    }[where]
+                    connection.execute(statement[0], (statement[1], key))
+            elif where == "head":
+                memory._records[key] = memory._records[key]._replace(head=blob)
+            else:
+                memory._records[key] = memory._records[key]._replace(fields={"a": blob})
+            assert call(app, "/read/a", cookie=pair).json() == {"value": None}
     assert not marker.exists()
 
 

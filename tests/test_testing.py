@@ -54,6 +54,7 @@ from sessionware.testing import (
 from sessionware.typing import ASGIApp, Receive, Scope, Send
 
 from .conftest import SECRET, call, make_server_store, make_store
+from .doubles import AsyncOnly
 
 pytest_plugins = ["pytester"]
 
@@ -518,20 +519,9 @@ def test_it_works_inside_a_running_event_loop(tmp_path: Path, clock: FakeClock) 
     asyncio.run(scenario())
 
 
-class AsyncOnlyStore:
+def AsyncOnlyStore(clock: FakeClock) -> AsyncOnly:
     """A store with async methods only, over a MemoryStore."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.inner = MemoryStore(clock=clock)
-
-    async def load(self, key: str) -> tuple[bytes, int] | None:
-        return self.inner.load(key)
-
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        return self.inner.save(key, data, ttl, version, user)
-
-    async def delete(self, key: str) -> bool:
-        return self.inner.delete(key)
+    return AsyncOnly(MemoryStore(clock=clock))
 
 
 def test_an_async_only_store_works_from_sync_tests_and_says_why_not_from_async_ones(clock: FakeClock) -> None:
@@ -713,7 +703,7 @@ PLUGIN_USER_TESTS = """
 
 
     def test_the_store_keeps_time_by_the_clock(session_clock, session_store):
-        session_store.save("g/k", b"x", 60, None, None)
+        session_store.create("g/k", b"x", {}, 60, None)
         session_clock.advance(61)
         assert session_store.load("g/k") is None
 """

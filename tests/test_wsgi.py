@@ -19,6 +19,7 @@ from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
 from .conftest import SECRET, Reply, build_app, call
+from .doubles import Recording
 
 # -- a WSGI twin of the test app in conftest ---------------------------------------------
 
@@ -217,18 +218,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 # -- WSGI-specific behaviour ----------------------------------------------------------------
 
 
-class Flaky(MemoryStore):
-    down = False
-
-    def load(self, key: str) -> tuple[bytes, int] | None:
-        if self.down:
-            raise ConnectionError("down")
-        return super().load(key)
-
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        if self.down:
-            raise ConnectionError("down")
-        return super().save(key, data, ttl, version, user)
+Flaky = Recording  # a MemoryStore whose connection can be cut
 
 
 def test_a_store_failure_answers_503_on_load_and_on_save_and_recovers() -> None:

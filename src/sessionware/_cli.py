@@ -131,7 +131,7 @@ def _decode(args: argparse.Namespace) -> int:
         "created_at": record.created_at,
         "last_active": record.touched_at,
         "authenticated_at": record.auth_at,
-        "meta": _record.load_meta(record.meta_json),
+        "meta": record.meta,
         "data": _record.load_data(record.data_json),
         "stale_key": stale,
     }

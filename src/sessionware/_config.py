@@ -47,7 +47,7 @@ def check_store(store: object, owner: str = "SessionMiddleware") -> CookieStore 
         return store
     raise ConfigurationError(
         f"{owner} expects store to be CookieStore() or a server-side store with "
-        f"load/save/delete methods (MemoryStore, SQLiteStore, ...), got {store!r}"
+        f"load/create/update/delete methods (MemoryStore, SQLiteStore, ...), got {store!r}"
     )
 
 

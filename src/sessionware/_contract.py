@@ -110,7 +110,9 @@ class StoreContract:
     def test_an_update_sets_and_removes_fields_and_keeps_the_others(self, store: Any) -> None:
         key = self.key()
         self.call(store.create, key, b"h1", {"a": b"1", "b": b"2", "c": b"3"}, 60, None)
-        assert self.call(store.update, key, change(b"h2", {"b": b"20", "d": b"4"}, ["c", "never-there"])) is True
+        assert (
+            self.call(store.update, key, change(b"h2", {"b": b"20", "d": b"4"}, ["c", "never-there"])) is True
+        )
         head, fields = self.call(store.load, key)
         assert head == b"h2"
         assert dict(fields) == {"a": b"1", "b": b"20", "d": b"4"}
@@ -238,7 +240,9 @@ class StoreContract:
         def writer(n: int) -> None:
             barrier.wait()
             for r in range(rounds):
-                answers.append(self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"%d" % r})))
+                answers.append(
+                    self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"%d" % r}))
+                )
 
         self._run_threads(writer, writers)
         assert answers == [True] * (writers * rounds)
@@ -253,7 +257,9 @@ class StoreContract:
 
         def writer(n: int) -> None:
             barrier.wait()
-            self._call_in_thread(store.update, key, change(b"h%d" % n, {"color": b'"c%d"' % n, f"own{n}": b"1"}))
+            self._call_in_thread(
+                store.update, key, change(b"h%d" % n, {"color": b'"c%d"' % n, f"own{n}": b"1"})
+            )
 
         self._run_threads(writer, writers)
         head, fields = self.call(store.load, key)

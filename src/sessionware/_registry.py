@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _record
-from ._codec import IdCodec
-from ._engine import Call, Delete, DeleteUser, Engine, ListUser, run_async, run_sync
+from ._engine import Engine
 from ._session import Session
+from ._steps import Call, Delete, DeleteUser, ListUser, run_async, run_sync
 from .errors import InvalidCookie, NotSupported
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
@@ -46,8 +46,8 @@ def _current_key(session: Session | None) -> str | None:
     """The key the store files ``session`` under (its record, or its revocation record)."""
     if session is None:
         return None
-    if session._sid is not None:
-        return IdCodec.store_key(session._sid)
+    if session._key is not None:
+        return session._key
     return None if session._allow is None else session._allow[0]
 
 
@@ -57,12 +57,12 @@ def _listing(
     current_key = _current_key(current)
     infos: list[SessionInfo] = []
     for user_key in engine.user_keys(user_id):
-        for key, raw in (yield ListUser(user_key)):
+        for key, head in (yield ListUser(user_key)):
             try:
-                record = _record.unpack(raw)
-                meta = _record.load_meta(record.meta_json)
+                record = _record.unpack(head, b"{}")
             except InvalidCookie:
                 continue
+            meta = record.meta
             if str(meta.get("uid")) != str(user_id):
                 continue
             if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
@@ -141,15 +141,15 @@ class UserSessions:
     def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
         """The user's live sessions, most recently active first."""
         now = int(self.clock())
-        return run_sync(_listing(self.engine, user_id, current, now), self.store)  # type: ignore[arg-type]
+        return run_sync(_listing(self.engine, user_id, current, now), self.store)
 
     def revoke(self, user_id: str | int, handle: str) -> bool:
         """End the session with this handle, if it is one of the user's; say whether it was."""
-        return run_sync(_revoke(self.engine, user_id, handle), self.store)  # type: ignore[arg-type]
+        return run_sync(_revoke(self.engine, user_id, handle), self.store)
 
     def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
         """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
-        return run_sync(_revoke_all(self.engine, user_id, keep), self.store)  # type: ignore[arg-type]
+        return run_sync(_revoke_all(self.engine, user_id, keep), self.store)
 
 
 class AsyncUserSessions:

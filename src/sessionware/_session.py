@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, overload
+from typing import Any, Final, Protocol, overload
 
 from ._client import client_of
 from ._csrf import CSRF_SESSION_KEY  # Plug's key; sessionware.csrf keeps its secret there
-from ._record import load_meta
+from ._expiry import Expiry
+from ._record import Record
 from .errors import ReauthenticationRequired, SessionError
 
-if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._record import Record
+__all__ = ["Session", "SessionContext"]
 
-__all__ = ["Session"]
+
+class SessionContext(Protocol):
+    """What a session needs from the middleware that made it (an ``Engine``)."""
+
+    @property
+    def expiry(self) -> Expiry: ...
+
+    @property
+    def record_ip(self) -> bool: ...
+
 
 # Pending actions. WRITE is never stored: a write is any change of the data.
 NONE: Final = 0
@@ -23,6 +31,7 @@ IGNORE: Final = 2
 DROP: Final = 3
 LOG_OUT: Final = 4  # drop; but if the request writes afterwards, a fresh anonymous session
 _ACTION_NAMES = {NONE: None, RENEW: "renew", IGNORE: "ignore", DROP: "drop", LOG_OUT: "log_out"}
+_NO_META: dict[str, Any] = {}
 _CONTAINERS = (dict, list)
 
 
@@ -66,22 +75,24 @@ class Session(dict[str, Any]):
     _read_only = False
     _had_cookie = False  # a session cookie came in but was refused
     # Set by the engine: itself, this request's time, and what was loaded (the
-    # record, None for a new session; ID and version for server-side stores;
-    # whether an older secret verified it). The adapter sets the request scope
-    # (or WSGI environ), read only by log_in for the client's description.
-    _engine: Engine | None = None
+    # record, None for a new session; for server-side stores the session ID, its
+    # store key and the fields as stored; whether an older secret verified it).
+    # The adapter sets the request scope (or WSGI environ), read only by log_in
+    # for the client's description.
+    _engine: SessionContext | None = None
     _scope: Any = None
     _now = 0
     _origin: Record | None = None
     _sid: bytes | None = None
-    _version: int | None = None
+    _key: str | None = None
+    _fields: Mapping[str, bytes] | None = None
     _stale = False
     #: This session's cookie is persistent (True) or a browser-session one
     #: (False) whatever the middleware's ``persistent`` says; None follows it.
     _persistent: bool | None = None
-    # a logged-in cookie session's record in the revocation store: (key, version,
-    # the activity it last recorded)
-    _allow: tuple[str, int, int] | None = None
+    # a logged-in cookie session's record in the revocation store: (key, the
+    # activity it last recorded)
+    _allow: tuple[str, int] | None = None
     # (created_at, auth_at) once this request changed them (log-in and the like);
     # None: as loaded.
     _lifecycle: tuple[int, int | None] | None = None
@@ -181,9 +192,7 @@ class Session(dict[str, Any]):
     def auth_level(self) -> str | None:
         """The level given to :meth:`log_in` or :meth:`reauthenticated`, or None."""
         self._accessed = True
-        if self._meta is None and (self._origin is None or not self._origin.meta_json):
-            return None
-        level: str | None = self._meta_for_update().get("lvl")
+        level: str | None = self._current_meta().get("lvl")
         return level
 
     def recently_authenticated(self, max_age: int, *, level: str | None = None) -> bool:
@@ -249,9 +258,7 @@ class Session(dict[str, Any]):
     def user_id(self) -> str | int | None:
         """The user this session is logged in as (see :meth:`log_in`), or None."""
         self._accessed = True
-        if self._meta is None and (self._origin is None or not self._origin.meta_json):
-            return None
-        uid: str | int | None = self._meta_for_update().get("uid")
+        uid: str | int | None = self._current_meta().get("uid")
         return uid
 
     @property
@@ -284,10 +291,16 @@ class Session(dict[str, Any]):
         origin = self._origin
         return (self._now, None) if origin is None else (origin.created_at, origin.auth_at)
 
+    def _current_meta(self) -> dict[str, Any]:
+        """The metadata as it stands, not to be changed (see :meth:`_meta_for_update`)."""
+        if self._meta is not None:
+            return self._meta
+        return _NO_META if self._origin is None else self._origin.meta
+
     def _meta_for_update(self) -> dict[str, Any]:
         """The metadata as a dict this request may change."""
         if self._meta is None:
-            self._meta = load_meta(self._origin.meta_json) if self._origin is not None else {}
+            self._meta = {} if self._origin is None else dict(self._origin.meta)
         return self._meta
 
     # -- tracking ----------------------------------------------------------------

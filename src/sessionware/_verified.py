@@ -12,6 +12,10 @@ string hash: answering faster for a value seen before reveals nothing to
 someone who does not already hold that value. Expiry, and anything else that
 depends on time, is still checked on every request. The cache is per
 middleware instance, so changing the secrets (a new instance) starts empty.
+
+The same cache keeps the heads of server-side records the engine has parsed
+and checked (a head changes only when the session is written or touched), so
+a read-mostly session is not parsed on every request either.
 """
 
 from __future__ import annotations
@@ -20,25 +24,26 @@ from typing import Generic, TypeVar
 
 __all__ = ["VerifiedCache"]
 
+K = TypeVar("K", str, bytes)
 T = TypeVar("T")
 
 
-class VerifiedCache(Generic[T]):
-    """A bounded map from cookie value to what it verified to; oldest out first."""
+class VerifiedCache(Generic[K, T]):
+    """A bounded map from a value (a cookie's, a record head's) to what it verified to; oldest out first."""
 
     __slots__ = ("_entries", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: dict[str, T] = {}
+        self._entries: dict[K, T] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, value: str) -> T | None:
+    def get(self, value: K) -> T | None:
         return self._entries.get(value)
 
-    def put(self, value: str, verified: T) -> None:
+    def put(self, value: K, verified: T) -> None:
         if not self.size:
             return
         entries = self._entries

@@ -7,13 +7,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ._closing import close_session
 from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import Secure, find_cookie
-from ._engine import run_async
+from ._engine import engine_of
 from ._expiry import Expiry
 from ._keys import SecretInput
+from ._loading import open_session
 from ._registry import AsyncUserSessions
 from ._session import Session
+from ._steps import run_async
 from .errors import (
     ReauthenticationRequired,
     SessionError,
@@ -216,7 +219,7 @@ class SessionMiddleware:
         engine = self.engine
         store = self._async_store
         https = scope.get("scheme") in ("https", "wss")
-        opened = engine.open(_cookie_header(scope["headers"]), now, https)
+        opened = open_session(engine, _cookie_header(scope["headers"]), now, https)
         if isinstance(opened, Session):
             session = opened
         else:
@@ -241,7 +244,7 @@ class SessionMiddleware:
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
                 started = True
-                closed = engine.close(session, message["status"], now, https)
+                closed = close_session(engine, session, message["status"], now, https)
                 if closed is not None and not isinstance(closed, str):
                     try:
                         closed = await run_async(closed, store)
@@ -339,9 +342,7 @@ def user_sessions(source: Any) -> AsyncUserSessions:
         await users.revoke_all(session.user_id, keep=session)  # log out everywhere else
     """
     session = get_session(source)
-    engine = session._engine
-    assert engine is not None
-    return AsyncUserSessions(engine, clock=lambda: session._now)
+    return AsyncUserSessions(engine_of(session), clock=lambda: session._now)
 
 
 def get_session(source: Any) -> Session:

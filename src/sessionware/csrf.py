@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from . import _csrf
+from ._engine import engine_of
 from ._session import Session
 from .asgi import get_session
 from .errors import ConfigurationError, CSRFError
@@ -80,8 +81,10 @@ def verify_csrf_token(source: Any, token: str | None) -> None:
 
 def _valid_store_token(session: Session, token: str, state: object) -> bool:
     """Whether the session's cookie store accepts ``token`` in a form of its own (Plug's host-bound one)."""
-    engine = session._engine
-    if engine is None or not isinstance(engine.store, CookieStore) or not isinstance(state, str):
+    if session._engine is None:
+        return False
+    engine = engine_of(session)
+    if not isinstance(engine.store, CookieStore) or not isinstance(state, str):
         return False
     host = _host_of(session._scope)
     return host is not None and engine.store.valid_csrf_token(engine.keys, state, token, host)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import find_cookie
-from ._engine import Engine
+from ._engine import Engine, engine_of
 from ._keys import SecretInput
 from ._registry import UserSessions
 from ._session import Session
@@ -282,7 +282,7 @@ class SessionInterface(FlaskSessionInterface):
             isinstance(session, _Unavailable) or not isinstance(session, Session)
         ):
             return
-        engine = session._engine or self.engine(app)
+        engine = engine_of(session) if session._engine is not None else self.engine(app)
         environ = session._scope
         https = environ is not None and environ.get("wsgi.url_scheme") == "https"
         if dict.get(session, "_permanent"):  # session.permanent, read without marking an access
@@ -414,6 +414,5 @@ def current_session() -> FlaskSession:
 def user_sessions() -> UserSessions:
     """List and revoke sessions of any user, through the current request's store."""
     session = flask.session._get_current_object()  # type: ignore[attr-defined]
-    engine = session._engine
-    assert engine is not None
+    engine = engine_of(session)
     return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)

@@ -536,8 +536,8 @@ class _PhoenixCodec:
         stamp: dict[str, Any] = {"created_at": parsed.created_at, "last_active": parsed.touched_at}
         if parsed.auth_at is not None:
             stamp["auth_at"] = parsed.auth_at
-        if parsed.meta_json:
-            stamp["meta"] = _record.load_meta(parsed.meta_json)
+        if parsed.meta:
+            stamp["meta"] = parsed.meta
         term[META_KEY] = stamp
         value = _seal(term_to_binary(term, minor_version=self._minor_version), self._configs[0], self._format)
         if len(value) > self._limit:
@@ -584,26 +584,9 @@ def _unstamp(term: dict[Any, Any]) -> tuple[int, int, int | None, bytes]:
             raise InvalidCookie("payload")
     if not isinstance(meta, dict) or not all(type(key) is str for key in meta):
         raise InvalidCookie("payload")
-    if not _valid_meta(meta):
-        raise InvalidCookie("payload")
+    _record.check_meta(meta)  # Phoenix code can write "_sessionware" like any key: the shapes log_in writes
     try:
         meta_json = _record.dump_meta(meta)
     except (TypeError, ValueError):
         raise InvalidCookie("payload") from None
     return created, touched, auth, meta_json
-
-
-_META_TEXT = ("sid", "grp", "lvl", "ua", "ip")
-
-
-def _valid_meta(meta: dict[str, Any]) -> bool:
-    """Whether the log-in state has the types sessionware itself writes.
-
-    Phoenix code can write ``"_sessionware"`` like any session key, so its
-    shape is checked as ``log_in`` checks what it is given: a user ID that is an
-    int or a string of 1 to 256 characters, and text for the rest.
-    """
-    uid = meta.get("uid")
-    if uid is not None and not (type(uid) is int or (type(uid) is str and 0 < len(uid) <= 256)):
-        return False
-    return all(type(meta[key]) is str for key in _META_TEXT if meta.get(key) is not None)

@@ -63,6 +63,8 @@ For store authors:
 - :class:`RegistryContract` -- the suite for stores that also implement
   :class:`~sessionware.typing.Registry` (listing and revoking a user's
   sessions); subclass it instead.
+- :func:`change` -- a :class:`~sessionware.typing.Change` with defaults, for
+  calling a store's ``update`` in tests.
 
 This module imports pytest; it is meant for test code only. It imports no web
 framework: each helper looks at the client and app it is given.
@@ -78,14 +80,17 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Mapping
+from types import GeneratorType
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from . import _record
-from ._contract import RegistryContract, StoreContract
+from ._closing import close_session
+from ._contract import RegistryContract, StoreContract, change
 from ._cookies import find_cookie
-from ._engine import Engine, Load, Steps, run_async, run_sync
+from ._engine import Engine
+from ._loading import open_session
 from ._session import Session
+from ._steps import Load, Pending, Steps, Then, run_async, run_sync
 from .asgi import SessionMiddleware as _AsgiMiddleware
 from .errors import ConfigurationError, SessionError
 from .wsgi import SessionMiddleware as _WsgiMiddleware
@@ -95,6 +100,7 @@ __all__ = [
     "RegistryContract",
     "SessionSnapshot",
     "StoreContract",
+    "change",
     "init_test_session",
     "make_session_cookie",
     "read_session",
@@ -280,8 +286,22 @@ def _target(who: str, client: object, app: object, middleware: object) -> _Targe
     return target
 
 
-def _read_only(steps: Steps[T]) -> Steps[T]:
-    """The engine's store calls with every write answered without touching the store."""
+def _read_only(steps: Pending[T]) -> Pending[T]:
+    """The engine's store calls with every write answered without touching the store
+    (a delete, say, of a record found expired: "nothing was there")."""
+    if isinstance(steps, Then):
+        assert isinstance(steps.call, Load)
+        then = steps.then
+
+        def finish(answer: Any) -> Any:
+            done = then(answer)
+            return _read_only_steps(done) if isinstance(done, GeneratorType) else done
+
+        return Then(steps.call, finish)
+    return _read_only_steps(steps)
+
+
+def _read_only_steps(steps: Steps[T]) -> Steps[T]:
     try:
         call = next(steps)
         while True:
@@ -291,7 +311,7 @@ def _read_only(steps: Steps[T]) -> Steps[T]:
         return done.value  # type: ignore[no-any-return]
 
 
-def _drive(steps: Steps[T], engine: Engine, who: str) -> T:
+def _drive(steps: Pending[T], engine: Engine, who: str) -> T:
     """Run the engine's store calls against the app's store, synchronously when it can."""
     store: Any = engine.registry_store  # sync or async: checked below
     if store is None or not inspect.iscoroutinefunction(store.load):
@@ -300,7 +320,8 @@ def _drive(steps: Steps[T], engine: Engine, who: str) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(run_async(steps, store))
-    steps.close()
+    if not isinstance(steps, Then):
+        steps.close()
     raise SessionError(
         f"{who} cannot call {store!r} from inside a running event loop: it has only async methods. "
         "Call it from a synchronous test, or give the store synchronous methods too"
@@ -447,7 +468,7 @@ def _mint(
         session.log_in(user_id, level=auth_level)  # a real log-in: user-grouped ID, registry entry
     if data:
         session.update(data)
-    closed = engine.close(session, 200, now, https)
+    closed = close_session(engine, session, 200, now, https)
     if closed is None or isinstance(closed, str):
         return closed
     return _drive(closed, engine, who)
@@ -608,12 +629,12 @@ def read_session(source: object, *, app: object = None, middleware: object = Non
 def _snapshot(target: _Target, header: str, who: str, https: bool) -> SessionSnapshot | None:
     engine = target.engine
     now = int(target.clock())
-    opened = engine.open(header, now, https)
+    opened = open_session(engine, header, now, https)
     session = opened if isinstance(opened, Session) else _drive(_read_only(opened), engine, who)
     origin = session._origin
     if origin is None:
         return None
-    meta = _record.load_meta(origin.meta_json)
+    meta = origin.meta
     return SessionSnapshot(
         dict(dict.items(session)),
         user_id=meta.get("uid"),

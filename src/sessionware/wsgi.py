@@ -10,13 +10,16 @@ from types import TracebackType
 from typing import Any
 
 from . import _csrf
+from ._closing import close_session as _close
 from ._config import STORE_DOWN_TEXT, build_engine
 from ._cookies import Secure
-from ._engine import Engine, run_sync
+from ._engine import Engine, engine_of
 from ._expiry import Expiry
 from ._keys import SecretInput
+from ._loading import open_session as _open
 from ._registry import UserSessions
 from ._session import Session
+from ._steps import run_sync
 from .errors import (
     ConfigurationError,
     CSRFError,
@@ -212,13 +215,13 @@ def _sync_store(engine: Engine) -> Store | None:
 
 def open_session(engine: Engine, cookie_header: str | None, now: int, https: bool = False) -> Session:
     """Open a session synchronously (WSGI, Flask)."""
-    opened = engine.open(cookie_header, now, https)
+    opened = _open(engine, cookie_header, now, https)
     return opened if isinstance(opened, Session) else run_sync(opened, _sync_store(engine))
 
 
 def close_session(engine: Engine, session: Session, status: int, now: int, https: bool) -> str | None:
     """Close a session synchronously; the ``Set-Cookie`` value to send, if any."""
-    closed = engine.close(session, status, now, https)
+    closed = _close(engine, session, status, now, https)
     if closed is None or isinstance(closed, str):
         return closed
     return run_sync(closed, _sync_store(engine))
@@ -257,8 +260,7 @@ def get_session(environ: Environ) -> Session:
 def user_sessions(environ: Environ) -> UserSessions:
     """List and revoke sessions of any user (synchronously), through this request's store."""
     session = get_session(environ)
-    engine = session._engine
-    assert engine is not None
+    engine = engine_of(session)
     return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
 
 

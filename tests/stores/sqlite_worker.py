@@ -1,4 +1,4 @@
-"""Run in separate processes by test_sqlite: increment one counter with compare-and-set."""
+"""Run in separate processes by test_sqlite: write fields of one shared record."""
 
 from __future__ import annotations
 
@@ -6,31 +6,22 @@ import sys
 from multiprocessing.connection import Connection
 
 from sessionware import SQLiteStore
+from sessionware.testing import change
 
 
-def increment(path: str, key: str, times: int) -> int:
+def write_fields(path: str, key: str, name: str, times: int) -> int:
+    """Set ``times`` fields of their own; return how many updates found the record."""
     store = SQLiteStore(path)
-    conflicts = 0
-    for _ in range(times):
-        while True:
-            loaded = store.load(key)
-            assert loaded is not None
-            data, version = loaded
-            if store.save(key, str(int(data) + 1).encode(), 600, version, None):
-                break
-            conflicts += 1
-    return conflicts
+    return sum(store.update(key, change(b"h", {f"{name}-{n}": b"%d" % n}, ttl=600)) for n in range(times))
 
 
 def forked(store: SQLiteStore, key: str, report: Connection) -> None:
     """In a child made by fork(): use the parent's store object, and say which
     connection it used (the parent's, inherited, or one of the child's own)."""
-    loaded = store.load(key)
-    assert loaded is not None
-    store.save(key, loaded[0] + b"+child", 600, loaded[1], None)
-    report.send(id(store._connection()))
+    store.update(key, change(b"child", {"child": b"1"}, ttl=600))
+    report.send(id(store._waiting.get()))
     report.close()
 
 
 if __name__ == "__main__":
-    print(increment(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    print(write_fields(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))

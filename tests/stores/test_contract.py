@@ -46,6 +46,15 @@ class TestSQLiteStoreInThreads(FakeClockContract):
         return InThread(SQLiteStore(tmp_path / "contract.db", clock=self.clock))
 
 
+class TestSQLiteStoreAsync(FakeClockContract):
+    """The asyncio face the ASGI middleware uses: inline on the loop, a thread when locked."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Any:
+        self.clock = FakeClock()
+        return SQLiteStore(tmp_path / "contract.db", clock=self.clock).asyncio()
+
+
 class TestSQLiteStoreOnTheWallClock(RegistryContract):
     """The default clock, with real sleeps, as a store without a clock option would run."""
 

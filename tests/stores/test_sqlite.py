@@ -12,34 +12,34 @@ from pathlib import Path
 
 import pytest
 
-from sessionware import ConfigurationError, SQLiteStore, StoreUnavailable
-from sessionware.stores._thread import InThread
-from sessionware.testing import FakeClock
+from sessionware import ConfigurationError, SQLiteStore, StoreBusy
+from sessionware.testing import FakeClock, change
 
 from ..conftest import build_app, call
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_several_processes_share_one_file_without_losing_an_update(tmp_path: Path) -> None:
+def test_several_processes_writing_one_record_keep_every_field(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
     store = SQLiteStore(path)
-    store.save("counter", b"0", 600, None, None)
+    store.create("shared", b"h", {"start": b"1"}, 600, None)
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.stores.sqlite_worker", path, "counter", "150"],
+            [sys.executable, "-m", "tests.stores.sqlite_worker", path, "shared", f"p{n}", "150"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for n in range(4)
     ]
     for process in processes:
         out, _ = process.communicate(timeout=120)
         assert process.returncode == 0, out
-    loaded = store.load("counter")
+        assert out.strip() == "150"  # every update found the record: none failed, none retried
+    loaded = store.load("shared")
     assert loaded is not None
-    assert loaded[0] == b"600"
+    assert dict(loaded[1]) == {"start": b"1"} | {f"p{n}-{i}": b"%d" % i for n in range(4) for i in range(150)}
 
 
 def test_the_database_uses_write_ahead_logging(tmp_path: Path) -> None:
@@ -51,8 +51,8 @@ def test_the_database_uses_write_ahead_logging(tmp_path: Path) -> None:
 def test_purge_removes_only_expired_rows(tmp_path: Path) -> None:
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=0)
-    store.save("short", b"1", 10, None, None)
-    store.save("long", b"2", 1000, None, None)
+    store.create("short", b"1", {}, 10, None)
+    store.create("long", b"2", {}, 1000, None)
     clock.advance(11)
     assert store.purge_expired() == 1
     assert store.load("long") is not None
@@ -64,24 +64,25 @@ def test_writes_purge_expired_rows_every_purge_interval(tmp_path: Path) -> None:
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=300)
     for n in range(50):
-        store.save(f"old-{n}", b"x", 10, None, None)
+        store.create(f"old-{n}", b"x", {}, 10, None)
     clock.advance(301)
-    store.save("new", b"y", 10, None, None)
+    store.create("new", b"y", {}, 10, None)
     with sqlite3.connect(tmp_path / "p.db") as connection:
         assert connection.execute("SELECT count(*) FROM sessionware_sessions").fetchone()[0] == 1
 
 
-def test_a_lock_held_past_the_timeout_raises_store_unavailable(tmp_path: Path) -> None:
+def test_a_lock_held_past_the_timeout_raises_store_busy_not_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "locked.db", timeout=0.2)
+    store.create("k", b"v", {}, 60, None)
     blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(StoreUnavailable, match="locked"):
-            store.save("k", b"v", 60, None, None)
+        with pytest.raises(StoreBusy, match=r"stayed locked for 0\.2 s"):
+            store.update("k", change(b"v2"))
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert store.save("k", b"v", 60, None, None) is True  # recovers on its own
+    assert store.update("k", change(b"v2")) is True  # recovers on its own
 
 
 def test_a_locked_database_answers_503_and_recovers(tmp_path: Path) -> None:
@@ -100,8 +101,8 @@ def test_a_locked_database_answers_503_and_recovers(tmp_path: Path) -> None:
     assert call(app, "/read/a", cookie=cookie).json() == {"value": 3}
 
 
-def test_store_calls_never_block_the_event_loop(tmp_path: Path) -> None:
-    store = InThread(SQLiteStore(tmp_path / "loop.db", timeout=5))
+def test_a_locked_database_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "loop.db", timeout=5).asyncio()
     blocker = sqlite3.connect(tmp_path / "loop.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN EXCLUSIVE")
 
@@ -123,7 +124,8 @@ def test_store_calls_never_block_the_event_loop(tmp_path: Path) -> None:
 
         task = asyncio.create_task(ticker())
         started = time.monotonic()
-        saved = await store.save("k", b"v", 60, None, None)  # waits about 0.5 s for the lock
+        await store.create("k", b"v", {}, 60, None)  # waits about 0.5 s for the lock, in a thread
+        saved = await store.update("k", change(b"v2"))
         done = True
         await task
         assert time.monotonic() - started >= 0.4
@@ -150,14 +152,14 @@ def test_an_unusable_path_is_refused_at_construction(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "missing-dir" / "sessions.db")
 
 
-def test_a_failed_purge_never_fails_the_save_that_triggered_it(
+def test_a_failed_purge_never_fails_the_write_that_triggered_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock()
     store = SQLiteStore(tmp_path / "p.db", clock=clock, purge_interval=60)
-    store._sql_purge = "DELETE FROM no_such_table"  # housekeeping that fails
+    store._sql_expired = "SELECT key FROM no_such_table WHERE ? AND ?"  # housekeeping that fails
     clock.advance(61)
-    assert store.save("k", b"v", 60, None, None) is True
+    store.create("k", b"v", {}, 60, None)
     assert store.load("k") is not None
     assert any("could not purge" in record.getMessage() for record in caplog.records)
 
@@ -169,8 +171,8 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     from .sqlite_worker import forked
 
     store = SQLiteStore(tmp_path / "fork.db")
-    store.save("k", b"parent", 600, None, None)
-    inherited = id(store._connection())  # opened by this process, before the fork
+    store.create("k", b"parent", {}, 600, None)
+    inherited = id(store._waiting.get())  # opened by this process, before the fork
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=forked, args=(store, "k", sender))
@@ -181,8 +183,8 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     child.join(30)
     assert child.exitcode == 0
     assert used != inherited
-    assert store.load("k") == (b"parent+child", 2)
-    assert id(store._connection()) == inherited  # the parent keeps its own
+    assert store.load("k") == (b"child", {"child": b"1"})
+    assert id(store._waiting.get()) == inherited  # the parent keeps its own
 
 
 def test_making_the_store_leaves_no_connection_open_in_the_making_process(tmp_path: Path) -> None:
@@ -194,3 +196,92 @@ def test_making_the_store_leaves_no_connection_open_in_the_making_process(tmp_pa
     fds = os.listdir("/proc/self/fd")
     opened = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")}
     assert not any(name.startswith(str(path.resolve())) for name in opened)
+
+
+def test_on_the_event_loop_an_unlocked_database_is_used_inline_without_a_thread(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "inline.db")
+    face = store.asyncio()
+    threads: set[int] = set()
+    original = store._load
+
+    def recording(connection: sqlite3.Connection, key: str) -> object:
+        threads.add(threading.get_ident())
+        return original(connection, key)
+
+    store._load = recording  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await face.create("k", b"h", {"a": b"1"}, 60, None)
+        assert await face.update("k", change(b"h2", {"b": b"2"}))
+        assert await face.load("k") == (b"h2", {"a": b"1", "b": b"2"})
+        assert await face.delete("k") is True
+
+    asyncio.run(scenario())
+    assert threads == {threading.get_ident()}
+    assert face._executor is None  # no thread pool was ever needed
+
+
+def test_a_write_that_finds_the_database_locked_moves_to_a_thread_and_lands_once(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "moved.db", timeout=5)
+    face = store.asyncio()
+    store.create("k", b"h", {"n": b"0"}, 60, None)
+    blocker = sqlite3.connect(tmp_path / "moved.db", isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: (blocker.execute("ROLLBACK"), blocker.close())).start()
+
+    async def scenario() -> bool:
+        return await face.update("k", change(b"h2", {"m": b"1"}))
+
+    assert asyncio.run(scenario()) is True
+    assert face._executor is not None
+    assert store.load("k") == (b"h2", {"n": b"0", "m": b"1"})
+
+
+def test_the_event_loop_never_checkpoints_the_log_the_thread_pool_does(tmp_path: Path) -> None:
+    from sessionware.stores import sqlite as module
+
+    store = SQLiteStore(tmp_path / "wal.db")
+    face = store.asyncio()
+    checkpoints: list[int] = []
+    original = store.checkpoint
+
+    def recording() -> None:
+        checkpoints.append(threading.get_ident())
+        original()
+
+    store.checkpoint = recording  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await face.create("k", b"h", {}, 600, None)
+        for n in range(module._CHECKPOINT_EVERY):
+            await face.update("k", change(b"h", {"n": b"%d" % n}, ttl=600))
+
+    asyncio.run(scenario())
+    assert face._executor is not None
+    face._executor[1].shutdown(wait=True)
+    assert len(checkpoints) == 1
+    assert checkpoints[0] != threading.get_ident()
+    inline = face.inline._connections.get()
+    assert inline.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+
+def test_a_table_from_the_earlier_layout_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE sessionware_sessions (key TEXT PRIMARY KEY, data BLOB NOT NULL, "
+            "version INTEGER NOT NULL, user_key TEXT, expires_at INTEGER NOT NULL)"
+        )
+    with pytest.raises(ConfigurationError, match="delete the file"):
+        SQLiteStore(path)
+
+
+def test_a_record_whose_fields_do_not_decode_loads_as_absent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "bad.db")
+    store.create("k", b"h", {"a": b"1"}, 60, None)
+    with sqlite3.connect(tmp_path / "bad.db") as connection:
+        connection.execute("UPDATE sessionware_sessions SET data = 'not json'")
+    assert store.load("k") is None
+    assert any("does not decode" in record.getMessage() for record in caplog.records)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
-from ..typing import AsyncStore, HasAsync, Registry, Store
+from ..typing import AsyncStore, Change, HasAsync, Registry, Store, StoredRecord
 
 __all__ = ["InThread", "Inline", "as_async"]
 
@@ -19,16 +19,22 @@ T = TypeVar("T")
 class Inline:
     """An AsyncStore over a store that does no I/O (``blocking = False``)."""
 
-    __slots__ = ("store",)
+    __slots__ = ("inline", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.inline = store  # the engine's driver calls it directly (see _steps.run_async)
 
-    async def load(self, key: str) -> tuple[bytes, int] | None:
+    async def load(self, key: str) -> StoredRecord | None:
         return self.store.load(key)
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        return self.store.save(key, data, ttl, version, user)
+    async def create(
+        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    ) -> None:
+        self.store.create(key, head, fields, ttl, user)
+
+    async def update(self, key: str, change: Change) -> bool:
+        return self.store.update(key, change)
 
     async def delete(self, key: str) -> bool:
         return self.store.delete(key)
@@ -59,11 +65,16 @@ class InThread:
             return await anyio.to_thread.run_sync(functools.partial(function, *args))
         return await loop.run_in_executor(self._executor, function, *args)
 
-    async def load(self, key: str) -> tuple[bytes, int] | None:
+    async def load(self, key: str) -> StoredRecord | None:
         return await self._run(self.store.load, key)
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        return await self._run(self.store.save, key, data, ttl, version, user)
+    async def create(
+        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    ) -> None:
+        await self._run(self.store.create, key, head, fields, ttl, user)
+
+    async def update(self, key: str, change: Change) -> bool:
+        return await self._run(self.store.update, key, change)
 
     async def delete(self, key: str) -> bool:
         return await self._run(self.store.delete, key)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
+
+from ..typing import Change, StoredRecord
 
 __all__ = ["MemoryStore"]
 
 
 class _Record(NamedTuple):
-    data: bytes
-    version: int
+    head: bytes
+    fields: Mapping[str, bytes]  # replaced, never changed in place: load hands it out as it is
     expires: float
     user: str | None
 
@@ -28,7 +29,8 @@ class MemoryStore:
     :class:`~sessionware.typing.Registry` -- short on purpose, to read before
     writing a store of your own.
 
-    Thread-safe. A record expires ``ttl`` seconds after its last save; expired
+    Thread-safe: every write happens under one lock, on the record as it is
+    then. A record expires ``ttl`` seconds after its last write; expired
     records are never returned and are swept out at most every
     ``sweep_interval`` seconds while writes happen, so memory stays bounded by
     the number of live sessions.
@@ -50,7 +52,6 @@ class MemoryStore:
         self._records: dict[str, _Record] = {}
         self._users: dict[str, set[str]] = {}
         self._lock = threading.Lock()
-        self._versions = itertools.count(1)
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._next_sweep = clock() + sweep_interval
@@ -59,7 +60,7 @@ class MemoryStore:
         """How many records are held, expired ones not yet swept included."""
         return len(self._records)
 
-    def load(self, key: str) -> tuple[bytes, int] | None:
+    def load(self, key: str) -> StoredRecord | None:
         record = self._records.get(key)
         if record is None:
             return None
@@ -68,23 +69,25 @@ class MemoryStore:
                 if self._records.get(key) is record:
                     self._remove(key)
             return None
-        return record.data, record.version
+        return record.head, record.fields
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+        now = self._clock()
+        with self._lock:
+            self._put(key, _Record(head, dict(fields), now + ttl, user))
+            if now >= self._next_sweep:
+                self._sweep(now)
+
+    def update(self, key: str, change: Change) -> bool:
         now = self._clock()
         with self._lock:
             current = self._records.get(key)
-            if version is not None and (
-                current is None or current.version != version or current.expires <= now
-            ):
+            if current is None or current.expires <= now:
                 return False
-            if current is not None and current.user != user:
-                self._unindex(key, current.user)
-            self._records[key] = _Record(data, next(self._versions), now + ttl, user)
-            if user is not None:
-                self._users.setdefault(user, set()).add(key)
-            if now >= self._next_sweep:
-                self._sweep(now)
+            fields = {**current.fields, **change.fields}
+            for name in change.removed:
+                fields.pop(name, None)
+            self._put(key, _Record(change.head, fields, now + change.ttl, change.user))
         return True
 
     def delete(self, key: str) -> bool:
@@ -95,9 +98,8 @@ class MemoryStore:
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         now = self._clock()
         with self._lock:
-            keys = list(self._users.get(user, ()))
-            records = [(key, self._records[key]) for key in keys]
-        return [(key, record.data) for key, record in records if record.expires > now]
+            records = [(key, self._records[key]) for key in self._users.get(user, ())]
+        return [(key, record.head) for key, record in records if record.expires > now]
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
         now = self._clock()
@@ -114,6 +116,14 @@ class MemoryStore:
             return self._sweep(self._clock())
 
     # -- under the lock ------------------------------------------------------------
+
+    def _put(self, key: str, record: _Record) -> None:
+        current = self._records.get(key)
+        if current is not None and current.user != record.user:
+            self._unindex(key, current.user)
+        self._records[key] = record
+        if record.user is not None:
+            self._users.setdefault(record.user, set()).add(key)
 
     def _remove(self, key: str) -> _Record | None:
         record = self._records.pop(key, None)

@@ -2,38 +2,67 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from ..errors import ConfigurationError, StoreError, StoreUnavailable
+from .._record import dump_text, load_object
+from .._steps import WouldBlock
+from ..errors import ConfigurationError, StoreBusy, StoreError, StoreUnavailable
+from ..typing import Change, StoredRecord
 
 logger = logging.getLogger("sessionware")
 
 __all__ = ["SQLiteStore"]
 
+T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# Connections a forked child inherited: never used, never closed (see _connection).
+# Connections a forked child inherited: never used, never closed (see _Connections).
 _INHERITED: list[sqlite3.Connection] = []
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+#: Writes made on the event loop between two checkpoints of the write-ahead log.
+_CHECKPOINT_EVERY = 1000
+#: Expired rows deleted per statement by a purge.
+_PURGE_BATCH = 500
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # pragma: no cover - Python < 3.11
+        return "locked" in str(exc) or "busy" in str(exc)
+    return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 class SQLiteStore:
     """Keep sessions in an SQLite database file, with the standard library's ``sqlite3``.
 
     The embedded default for server-side sessions: no server to run, sessions
-    survive restarts, and several worker processes on one machine can share
-    the file safely (write-ahead logging, row-level compare-and-set, a busy
-    timeout instead of "database is locked" errors). Under ASGI every call
-    runs on a small thread pool, so the event loop never waits on the disk.
-    For several machines use a shared store (Redis or PostgreSQL). A store
-    made before ``fork()`` (a pre-forking server, ``multiprocessing``) is safe
-    to use in the child: it opens connections of its own there.
+    survive restarts, and several worker processes on one machine share the
+    file safely. Every write is one SQL statement, applied atomically to the
+    row as it is (the session's keys are the members of a JSON object that
+    ``json_patch`` changes in place), so concurrent requests that change
+    different keys all keep their change, and nothing is ever retried.
+
+    Under ASGI (:meth:`asyncio`) calls run inline on the event loop, where a
+    read or a write costs microseconds (write-ahead logging,
+    ``synchronous=NORMAL``: a commit writes to the log without waiting for
+    the disk); only when the database is locked by another writer -- another
+    worker process, or a thread -- does the call move to a small thread pool
+    and wait there (up to ``timeout``), so the event loop never waits on a
+    lock. The log is checkpointed on that pool too, never on the loop. WSGI
+    apps and the CLI call the synchronous methods. For several machines use a
+    shared store (Redis or PostgreSQL). A store made before ``fork()`` (a
+    pre-forking server, ``multiprocessing``) is safe to use in the child: it
+    opens connections of its own there.
 
     Records carry their expiry time; expired rows are never returned and are
     deleted at most every ``purge_interval`` seconds by a write, or on demand
@@ -45,8 +74,7 @@ class SQLiteStore:
             see its own empty database (use :class:`MemoryStore`).
         table: Table name. Defaults to ``"sessionware_sessions"``.
         timeout: Seconds to wait for a lock held by another process or thread
-            before failing with :class:`~sessionware.StoreUnavailable`.
-            Defaults to 5.
+            before failing with :class:`~sessionware.StoreBusy`. Defaults to 5.
         purge_interval: Seconds between opportunistic purges of expired rows.
             Defaults to 300; ``0`` disables them.
         clock: A function returning unix time in seconds, used for TTLs only.
@@ -82,73 +110,253 @@ class SQLiteStore:
         self._clock = clock
         self._purge_interval = purge_interval
         self._next_purge = int((clock() + purge_interval) * 1000)
-        self._local = threading.local()
-        self._sql_load = f"SELECT data, version FROM {table} WHERE key = ? AND expires_at > ?"
-        self._sql_insert = (
-            f"INSERT OR REPLACE INTO {table} (key, data, version, user_key, expires_at) "
-            "VALUES (?, ?, 1, ?, ?)"
+        self._waiting = _Connections(self._open)  # wait for locks up to the timeout
+        self._sql_load = f"SELECT head, data FROM {table} WHERE key = ? AND expires_at > ?"
+        self._sql_create = (
+            f"INSERT OR REPLACE INTO {table} (key, head, data, user_key, expires_at) VALUES (?, ?, ?, ?, ?)"
         )
+        # An update sets user_key only when it changes: SQLite rewrites an index entry
+        # whenever its column is assigned, even to the value it had.
         self._sql_update = (
-            f"UPDATE {table} SET data = ?, version = version + 1, user_key = ?, expires_at = ? "
-            "WHERE key = ? AND version = ? AND expires_at > ?"
+            f"UPDATE {table} SET head = ?, data = json_patch(data, ?), expires_at = ? "
+            "WHERE key = ? AND expires_at > ? AND user_key IS ?"
+        )
+        self._sql_update_head = (
+            f"UPDATE {table} SET head = ?, expires_at = ? WHERE key = ? AND expires_at > ? AND user_key IS ?"
+        )
+        self._sql_update_user = (
+            f"UPDATE {table} SET head = ?, data = json_patch(data, ?), expires_at = ?, user_key = ? "
+            "WHERE key = ? AND expires_at > ?"
         )
         # Deletes rows whether or not they expired; reports which were still live.
         self._sql_delete = f"DELETE FROM {table} WHERE key = ? RETURNING expires_at > ?"
-        self._sql_user = f"SELECT key, data FROM {table} WHERE user_key = ? AND expires_at > ?"
+        self._sql_user = f"SELECT key, head FROM {table} WHERE user_key = ? AND expires_at > ?"
         self._sql_delete_user = (
             f"DELETE FROM {table} WHERE user_key = ? AND key IS NOT ? RETURNING expires_at > ?"
         )
-        self._sql_purge = f"DELETE FROM {table} WHERE expires_at <= ?"
+        # Expired rows are found by walking the primary key (expires_at has no index: it
+        # changes on every write, and keeping an index of it would double a write's cost),
+        # in batches deleted each by a short statement of its own.
+        self._sql_expired = (
+            f"SELECT key FROM {table} WHERE key > ? AND expires_at <= ? ORDER BY key LIMIT {_PURGE_BATCH}"
+        )
+        self._sql_purge = (
+            f"DELETE FROM {table} WHERE key IN (SELECT value FROM json_each(?)) AND expires_at <= ?"
+        )
         try:
             self._migrate()
         except sqlite3.Error as exc:
             raise ConfigurationError(f"SQLiteStore could not open or create {path!r}: {exc}") from exc
+        self._async = _AsyncSQLiteStore(self)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, table={self.table!r})"
+
+    def asyncio(self) -> _AsyncSQLiteStore:
+        """The asyncio face the ASGI middleware uses: inline, a thread only when locked."""
+        return self._async
+
+    # -- the database ----------------------------------------------------------------
 
     def _migrate(self) -> None:
         # On a connection of its own, closed after: the constructing process (a
         # forking server's master, say) then holds no connection its workers inherit.
         with contextlib.closing(self._open()) as connection:
+            try:
+                connection.execute("SELECT json_patch('{}', '{}')")
+            except sqlite3.OperationalError as exc:
+                raise ConfigurationError(
+                    f"SQLiteStore needs SQLite's JSON functions, which this SQLite "
+                    f"({sqlite3.sqlite_version}) lacks: use SQLite 3.38 or newer"
+                ) from exc
             self._create_table(connection)
 
     def _create_table(self, connection: sqlite3.Connection) -> None:
         table = self.table
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if columns and "head" not in columns:
+            raise ConfigurationError(
+                f"SQLiteStore: the table {table!r} in {self.path!r} was made by a development "
+                "version of sessionware with another layout; delete the file (or drop the table) "
+                "to start afresh, or give a new table= name"
+            )
         connection.executescript(
             f"""
             CREATE TABLE IF NOT EXISTS {table} (
-                key TEXT PRIMARY KEY,
-                data BLOB NOT NULL,
-                version INTEGER NOT NULL,
-                user_key TEXT,
+                key TEXT PRIMARY KEY,  -- "<group>/<SHA-256 of the session ID>", never the ID itself
+                head BLOB NOT NULL,    -- the session's times and log-in state
+                data TEXT NOT NULL,    -- JSON object: field name -> the key's value as JSON text
+                user_key TEXT,         -- "<group>/<user id>" once logged in, for the registry
                 expires_at INTEGER NOT NULL  -- unix time in milliseconds
             ) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+            CREATE INDEX IF NOT EXISTS {table}_user_key ON {table} (user_key) WHERE user_key IS NOT NULL;
             """
         )
-        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if "user_key" not in columns:  # a table made by sessionware 0.1.0 before the registry
-            connection.execute(f"ALTER TABLE {table} ADD COLUMN user_key TEXT")
-        connection.execute(
-            f"CREATE INDEX IF NOT EXISTS {table}_user_key ON {table} (user_key) WHERE user_key IS NOT NULL"
+
+    def _open(self, timeout: float | None = None) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._timeout if timeout is None else timeout,
+            isolation_level=None,
         )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened by this process.
+    def _execute(
+        self, connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
+    ) -> sqlite3.Cursor:
+        try:
+            return connection.execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusy(
+                    f"SQLiteStore({self.path!r}): the database stayed locked for {self._timeout} s "
+                    f"(another process or thread kept a write transaction open): {exc}"
+                ) from exc
+            raise StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLiteStore({self.path!r}): {exc}") from exc
 
-        SQLite connections must not cross ``fork()``: a child (a forking server's
-        worker, ``multiprocessing`` with the fork start method) that inherited
-        one opens its own instead. The inherited one is left as it is, never
-        used nor closed -- closing it could checkpoint or unlock the parent's
-        database -- and kept referenced so that garbage collection does not
-        close it either.
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
 
-        SQLite's file locks belong to the process, and a child inherits the
-        parent's: fork while no other thread of the parent is inside a write
-        (as forking servers do, before serving), or the child may find the
-        database locked.
-        """
+    # -- the operations, on a given connection --------------------------------------
+
+    def _load(self, connection: sqlite3.Connection, key: str) -> StoredRecord | None:
+        row = self._execute(connection, self._sql_load, (key, self._now_ms())).fetchone()
+        if row is None:
+            return None
+        try:
+            stored = load_object(row[1])
+            fields = {name: value.encode() for name, value in stored.items()}
+        except (ValueError, StopIteration, RecursionError, AttributeError, UnicodeEncodeError, TypeError):
+            logger.warning("SQLiteStore(%r): the record under %r does not decode; ignored", self.path, key)
+            return None
+        return bytes(row[0]), fields
+
+    def _create(
+        self,
+        connection: sqlite3.Connection,
+        key: str,
+        head: bytes,
+        fields: Mapping[str, bytes],
+        ttl: int,
+        user: str | None,
+    ) -> None:
+        now = self._now_ms()
+        data = dump_text({name: value.decode() for name, value in fields.items()})
+        self._execute(connection, self._sql_create, (key, head, data, user, now + ttl * 1000))
+
+    def _update(self, connection: sqlite3.Connection, key: str, change: Change) -> bool:
+        now = self._now_ms()
+        expires = now + change.ttl * 1000
+        user = change.user
+        if change.fields or change.removed:
+            patch: dict[str, str | None] = {name: value.decode() for name, value in change.fields.items()}
+            patch.update(dict.fromkeys(change.removed))  # null: json_patch removes the member
+            text = dump_text(patch)
+            cursor = self._execute(connection, self._sql_update, (change.head, text, expires, key, now, user))
+            if cursor.rowcount == 1:
+                return True
+            parameters: tuple[Any, ...] = (change.head, text, expires, user, key, now)
+        else:
+            cursor = self._execute(connection, self._sql_update_head, (change.head, expires, key, now, user))
+            if cursor.rowcount == 1:
+                return True
+            parameters = (change.head, "{}", expires, user, key, now)
+        # Not there, or filed under another user: the record moves to this one (rare).
+        return self._execute(connection, self._sql_update_user, parameters).rowcount == 1
+
+    def _delete(self, connection: sqlite3.Connection, key: str) -> bool:
+        rows = self._execute(
+            connection, self._sql_delete, (key, self._now_ms())
+        ).fetchall()  # ends the statement
+        return bool(rows and rows[0][0])
+
+    def _purge_due(self) -> bool:
+        if not self._purge_interval:
+            return False
+        now = self._now_ms()
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + int(self._purge_interval * 1000)
+        return True
+
+    def _purge_quietly(self) -> None:
+        try:
+            self.purge_expired()
+        except StoreError as exc:  # housekeeping must never fail a write that happened
+            logger.warning("SQLiteStore could not purge expired sessions (will retry): %s", exc)
+
+    # -- the synchronous face (WSGI, the CLI) -------------------------------------------
+
+    def load(self, key: str) -> StoredRecord | None:
+        return self._load(self._waiting.get(), key)
+
+    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+        self._create(self._waiting.get(), key, head, fields, ttl, user)
+        if self._purge_due():
+            self._purge_quietly()
+
+    def update(self, key: str, change: Change) -> bool:
+        return self._update(self._waiting.get(), key, change)
+
+    def delete(self, key: str) -> bool:
+        return self._delete(self._waiting.get(), key)
+
+    def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        rows = self._execute(self._waiting.get(), self._sql_user, (user, self._now_ms())).fetchall()
+        return [(key, bytes(head)) for key, head in rows]
+
+    def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        rows = self._execute(
+            self._waiting.get(), self._sql_delete_user, (user, keep, self._now_ms())
+        ).fetchall()
+        return sum(1 for (live,) in rows if live)
+
+    def purge_expired(self) -> int:
+        connection = self._waiting.get()
+        now = self._now_ms()
+        deleted, after = 0, ""
+        while True:
+            keys = [key for (key,) in self._execute(connection, self._sql_expired, (after, now)).fetchall()]
+            if not keys:
+                return deleted
+            deleted += self._execute(connection, self._sql_purge, (dump_text(keys), now)).rowcount
+            if len(keys) < _PURGE_BATCH:
+                return deleted
+            after = keys[-1]
+
+    def _waiting_call(self, operation: Callable[..., T], *args: Any) -> T:
+        """``operation`` on this thread's connection that waits for locks (for the thread pool)."""
+        return operation(self._waiting.get(), *args)
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database file (SQLite's PASSIVE checkpoint)."""
+        self._execute(self._waiting.get(), "PRAGMA wal_checkpoint(PASSIVE)", ())
+
+
+class _Connections:
+    """One connection per thread, opened by this process.
+
+    SQLite connections must not cross ``fork()``: a child (a forking server's
+    worker, ``multiprocessing`` with the fork start method) that inherited one
+    opens its own instead. The inherited one is left as it is, never used nor
+    closed -- closing it could checkpoint or unlock the parent's database --
+    and kept referenced so that garbage collection does not close it either.
+
+    SQLite's file locks belong to the process, and a child inherits the
+    parent's: fork while no other thread of the parent is inside a write (as
+    forking servers do, before serving), or the child may find the database
+    locked.
+    """
+
+    def __init__(self, open_connection: Callable[[], sqlite3.Connection]) -> None:
+        self._open = open_connection
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
         pid = os.getpid()
         opened: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
         if opened is not None:
@@ -159,56 +367,131 @@ class SQLiteStore:
         self._local.connection = (pid, connection)
         return connection
 
+
+class _AsyncSQLiteStore:
+    """The asyncio face of a :class:`SQLiteStore`: inline first, a thread when locked.
+
+    Each call first runs on the event loop's own connection (:attr:`inline`),
+    which never waits for a lock (busy timeout 0) and never checkpoints: in
+    write-ahead-log mode a read never waits for a writer, and a short write
+    costs microseconds. If another writer holds the lock, SQLite refuses at
+    once, before changing anything, and the call is made again on the thread
+    pool, on a connection that waits up to the store's timeout. The log is
+    checkpointed on the pool every ``_CHECKPOINT_EVERY`` inline writes, and
+    expired rows are purged there.
+    """
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        #: The loop-side face, called directly by the engine's driver (see ``_steps.run_async``).
+        self.inline = _Inline(self)
+        self._executor: tuple[int, ThreadPoolExecutor] | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # Per process: a pool's threads do not survive fork(), and an inherited pool would
+        # take tasks that no thread ever runs.
+        pid = os.getpid()
+        if self._executor is None or self._executor[0] != pid:
+            self._executor = (pid, ThreadPoolExecutor(max_workers=4, thread_name_prefix="sessionware-sqlite"))
+        return self._executor[1]
+
+    async def _in_thread(self, operation: Callable[..., T], *args: Any) -> T:
+        """``operation`` on a pool thread's connection, which waits for locks."""
+        function = functools.partial(self._store._waiting_call, operation, *args)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (e.g. trio through anyio)
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(function)
+        return await loop.run_in_executor(self._pool(), function)
+
+    def _background(self, function: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                function()
+            except Exception as exc:  # housekeeping: logged, never raised into a request
+                logger.warning("SQLiteStore(%r): housekeeping failed (will retry): %s", self._store.path, exc)
+
+        self._pool().submit(run)
+
+    async def load(self, key: str) -> StoredRecord | None:
+        try:
+            return self.inline.load(key)
+        except WouldBlock:
+            return await self._in_thread(self._store._load, key)
+
+    async def create(
+        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    ) -> None:
+        try:
+            self.inline.create(key, head, fields, ttl, user)
+        except WouldBlock:
+            await self._in_thread(self._store._create, key, head, fields, ttl, user)
+
+    async def update(self, key: str, change: Change) -> bool:
+        try:
+            return self.inline.update(key, change)
+        except WouldBlock:
+            return await self._in_thread(self._store._update, key, change)
+
+    async def delete(self, key: str) -> bool:
+        try:
+            return self.inline.delete(key)
+        except WouldBlock:
+            return await self._in_thread(self._store._delete, key)
+
+    async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
+        return await self._in_thread(lambda connection: self._store.user_sessions(user))
+
+    async def delete_user_sessions(self, user: str, keep: str | None) -> int:
+        return await self._in_thread(lambda connection: self._store.delete_user_sessions(user, keep))
+
+
+class _Inline:
+    """The event loop's face of a :class:`SQLiteStore`: never waits, ``WouldBlock`` when locked."""
+
+    def __init__(self, face: _AsyncSQLiteStore) -> None:
+        self._face = face
+        self._store = face._store
+        self._connections = _Connections(self._open)
+        self._writes = 0
+
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        connection = self._store._open(timeout=0)
+        connection.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread pool
         return connection
 
-    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
+    def _try(self, operation: Callable[..., T], *args: Any) -> T:
         try:
-            return self._connection().execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLiteStore({self.path!r}): {exc}") from exc
+            return operation(self._connections.get(), *args)
+        except StoreBusy as exc:
+            raise WouldBlock from exc
 
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % _CHECKPOINT_EVERY == 0:
+            self._face._background(self._store.checkpoint)
+        if self._store._purge_due():
+            self._face._background(self._store._purge_quietly)
 
-    def load(self, key: str) -> tuple[bytes, int] | None:
-        row = self._execute(self._sql_load, (key, self._now_ms())).fetchone()
-        return None if row is None else (bytes(row[0]), row[1])
+    def load(self, key: str) -> StoredRecord | None:
+        return self._try(self._store._load, key)
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
-        now = self._now_ms()
-        expires = now + ttl * 1000
-        if version is None:
-            self._execute(self._sql_insert, (key, data, user, expires))
-            written = True
-        else:
-            written = self._execute(self._sql_update, (data, user, expires, key, version, now)).rowcount == 1
-        if self._purge_interval and now >= self._next_purge:
-            self._next_purge = now + int(self._purge_interval * 1000)
-            try:
-                self._execute(self._sql_purge, (now,))
-            except StoreError as exc:  # housekeeping must never fail a save that happened
-                logger.warning("SQLiteStore could not purge expired sessions (will retry): %s", exc)
+    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+        self._try(self._store._create, key, head, fields, ttl, user)
+        self._wrote()
+
+    def update(self, key: str, change: Change) -> bool:
+        written = self._try(self._store._update, key, change)
+        self._wrote()
         return written
 
     def delete(self, key: str) -> bool:
-        rows = self._execute(
-            self._sql_delete, (key, self._now_ms())
-        ).fetchall()  # fetchall ends the statement
-        return bool(rows and rows[0][0])
+        return self._try(self._store._delete, key)
 
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
-        rows = self._execute(self._sql_user, (user, self._now_ms())).fetchall()
-        return [(key, bytes(data)) for key, data in rows]
+        raise WouldBlock  # may read many rows: on the thread pool
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
-        rows = self._execute(self._sql_delete_user, (user, keep, self._now_ms())).fetchall()
-        return sum(1 for (live,) in rows if live)
-
-    def purge_expired(self) -> int:
-        return self._execute(self._sql_purge, (self._now_ms(),)).rowcount
+        raise WouldBlock
