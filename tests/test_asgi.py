@@ -102,8 +102,8 @@ def test_a_store_that_is_down_at_load_answers_503_and_never_runs_the_app_anonymo
         reply = call(app, "/read/user", cookie=cookie)
     assert reply.status == 503
     assert reply.set_cookie is None
-    assert b"session store" in reply.body
-    assert any("store failed" in record.getMessage() for record in caplog.records)
+    assert b"sessions cannot be loaded or saved" in reply.body
+    assert any("store is unreachable" in record.getMessage() for record in caplog.records)
     store.down = False
     assert call(app, "/read/user", cookie=cookie).json() == {"value": "alice"}
 
@@ -159,7 +159,7 @@ def test_the_store_error_response_can_be_customised() -> None:
     cookie = call(app, "/write/a/1").cookie()
     store.down = True
     reply = call(app, "/read/a", cookie=cookie)
-    assert (reply.status, reply.header("x-custom"), reply.body) == (503, "1", b"custom: StoreError")
+    assert (reply.status, reply.header("x-custom"), reply.body) == (503, "1", b"custom: StoreUnavailable")
 
 
 def test_an_oversized_cookie_session_raises_instead_of_being_dropped_by_the_browser() -> None:

@@ -425,8 +425,9 @@ def test_a_repeated_cookie_is_verified_once_and_expiry_is_still_checked_every_ti
 ) -> None:
     from sessionware._codec import EncryptedCodec
 
-    engine = engine_for(CookieStore(), expiry=Expiry(idle_timeout=600, absolute_timeout=None))
-    cookie = write(engine, None, T0, a=1)
+    expiry = Expiry(idle_timeout=600, absolute_timeout=None)
+    cookie = write(engine_for(CookieStore(), expiry=expiry), None, T0, a=1)  # made by another instance
+    engine = engine_for(CookieStore(), expiry=expiry)
     decodes: list[str] = []
     original = EncryptedCodec.decode
 
@@ -441,6 +442,21 @@ def test_a_repeated_cookie_is_verified_once_and_expiry_is_still_checked_every_ti
         session["a"] = 2  # each request gets its own data, not a shared dict
     assert len(decodes) == 1
     assert open_(engine, cookie, T0 + 600).is_new  # a cached cookie still expires
+
+
+def test_a_cookie_the_engine_just_issued_is_read_back_without_decrypting_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionware._codec import EncryptedCodec
+
+    engine = engine_for(CookieStore())
+    cookie = write(engine, None, T0, a=1, nested={"b": [1]})
+    monkeypatch.setattr(EncryptedCodec, "decode", None)  # any decryption would fail the test
+    session = open_(engine, cookie, T0 + 1)
+    assert session == {"a": 1, "nested": {"b": [1]}}
+    session["nested"]["b"].append(2)
+    written = value_of(close(engine, session, T0 + 1))
+    assert open_(engine, written, T0 + 2) == {"a": 1, "nested": {"b": [1, 2]}}
 
 
 def test_values_that_fail_verification_are_never_cached() -> None:

@@ -42,7 +42,7 @@ def close_session(
         return _lifecycle.close_revocable(engine, session, planned, now, https)
     if planned.kind == DELETE:
         return engine.deletion(session, https)
-    return engine.cookie_for(engine.codec.encode(planned.record()), session, now, https)
+    return engine.cookie_for(planned.cookie_value(engine), session, now, https)
 
 
 def _close_server_side(

@@ -9,16 +9,28 @@ from ._cookies import CookieAttributes
 from ._engine import Engine
 from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StoreBusy, StoreUnavailable
 from .stores.cookie import CookieStore
 from .typing import AsyncStore, Store
 
-__all__ = ["build_engine", "check_store", "resolve_expiry"]
+__all__ = ["STORE_DOWN_TEXT", "build_engine", "check_store", "log_store_failure", "resolve_expiry"]
 
 logger = logging.getLogger("sessionware")
 
-#: The body of every adapter's default 503, when the session store fails.
-STORE_DOWN_TEXT = "Service Unavailable: the session store could not be reached. Please retry shortly.\n"
+#: The body of every adapter's default 503, when the session store fails (whatever the
+#: cause: the log line says which).
+STORE_DOWN_TEXT = "Service Unavailable: sessions cannot be loaded or saved right now. Please retry shortly.\n"
+
+
+def log_store_failure(exc: Exception, answer: str = "a 503") -> None:
+    """The one log line for a request failed by its store, saying what kind of failure it was."""
+    if isinstance(exc, StoreBusy):
+        kind = "busy: a lock stayed held past the store's timeout (contention, not an outage)"
+    elif isinstance(exc, StoreUnavailable):
+        kind = "unreachable or did not answer in time"
+    else:
+        kind = "failing"
+    logger.error("sessionware: the session store is %s; answering with %s: %s", kind, answer, exc)
 
 
 def _default_expiry(store: object) -> Expiry | str:

@@ -54,7 +54,9 @@ def create_server_side(
         yield Delete(new_key)
         logger.debug("sessionware did not renew a session deleted by a concurrent request")
         return _lost_renewal(engine, session, https)
-    return engine.cookie_for(engine.ids.encode(new_id), session, now, https)
+    value = engine.ids.encode(new_id)
+    engine.verified.put(value, (new_id, new_key, False))  # the browser sends it next
+    return engine.cookie_for(value, session, now, https)
 
 
 def close_revocable(
@@ -69,7 +71,7 @@ def close_revocable(
         return engine.deletion(session, https)
     # Made (and its size checked) before the store is touched: a session too large
     # for its cookie must not have revoked the one the browser holds.
-    cookie = engine.cookie_for(engine.codec.encode(planned.record()), session, now, https)
+    cookie = engine.cookie_for(planned.cookie_value(engine), session, now, https)
     # The revocation record: the record's head without the data.
     head = _record.pack_head(planned.created, planned.touched, planned.auth, planned.meta_json)
     ttl = engine.ttl(planned.created, now)

@@ -56,6 +56,15 @@ class Plan(NamedTuple):
         """The record's head, as a server-side store keeps it."""
         return _record.pack_head(self.created, self.touched, self.auth, self.meta_json)
 
+    def cookie_value(self, engine: Engine) -> str:
+        """The cookie carrying this record, remembered as verified: the browser sends it next."""
+        assert engine.codec is not None
+        value = engine.codec.encode(self.record())
+        meta = dict(self.meta)  # the cache's own: the session's may still change
+        record = _record.Record(self.created, self.touched, self.auth, self.meta_json, self.data_json, meta)
+        engine.verified.put(value, (record, False))
+        return value
+
 
 _NOTHING = Plan(NOTHING)
 _DELETE = Plan(DELETE)
@@ -80,9 +89,15 @@ def plan(engine: Engine, session: Session, status: int, now: int) -> Plan:
         # under the current secret's user group, or it would fall out of the
         # registry -- unlisted, unrevocable -- once the old secret is removed.
         action = RENEW
+    if action == NONE and session._lifecycle is None and session._meta is None and origin is not None:
+        # The common request: the data read, perhaps changed in place; times and log-in as loaded.
+        return (
+            _in_place(engine, session, origin, now)
+            if session._dirty
+            else _unchanged(engine, session, origin, now)
+        )
     if action == NONE and not session._dirty and session._lifecycle is None and session._meta is None:
-        # The common read-only (or untouched) request: nothing to compare.
-        return _NOTHING if origin is None else _unchanged(engine, session, origin, now)
+        return _NOTHING  # a new session, untouched
     created, auth = session._times()
     meta = session._current_meta()
     if session._meta is not None:
@@ -106,6 +121,33 @@ def plan(engine: Engine, session: Session, status: int, now: int) -> Plan:
         if data_json != origin.data_json or lifecycle_changed:
             return Plan(WRITE, created, touched, auth, meta, meta_json, data_json)
     return _unchanged(engine, session, origin, now)
+
+
+def _in_place(engine: Engine, session: Session, origin: _record.Record, now: int) -> Plan:
+    """A loaded session whose data may have changed, nothing else: a write of the data, or less."""
+    created = origin.created_at
+    touched = now if now > created else created  # a clock behind the one that logged in
+    if engine.ids is not None:
+        fields, removed = _record.field_changes(session, session._fields or {})
+        if fields or removed:
+            return _plan(
+                (WRITE, created, touched, origin.auth_at, origin.meta, origin.meta_json, b"", fields, removed)
+            )
+    else:
+        data_json = engine.dump_data(session)
+        if data_json != origin.data_json:
+            return _plan(
+                (WRITE, created, touched, origin.auth_at, origin.meta, origin.meta_json, data_json, None, ())
+            )
+    return _unchanged(engine, session, origin, now)
+
+
+def _plan(parts: tuple[Any, ...]) -> Plan:
+    """A Plan from all its parts, without NamedTuple's Python-level ``__new__`` (the hot path)."""
+    return _new_tuple(Plan, parts)
+
+
+_new_tuple = tuple.__new__
 
 
 def _unchanged(engine: Engine, session: Session, origin: _record.Record, now: int) -> Plan:

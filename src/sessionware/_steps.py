@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import GeneratorType
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from .errors import SessionError, StoreError
+from .errors import SessionError, StoreError, StoreUnavailable
 from .typing import Change
 
 __all__ = [
@@ -116,8 +116,10 @@ Pending = Steps[T] | Then[T]
 
 
 def _failed(store: object, call: Call, exc: Exception) -> StoreError:
+    """A store's own exception as a StoreError naming the call (network errors: StoreUnavailable)."""
     name = type(call).__name__.lower()
-    return StoreError(f"{type(store).__name__}.{name}() failed: {exc!r}")
+    kind = StoreUnavailable if isinstance(exc, OSError) else StoreError  # ConnectionError, TimeoutError...
+    return kind(f"{type(store).__name__}.{name}() failed: {exc!r}")
 
 
 def run_sync(steps: Pending[T], store: Any) -> T:

@@ -20,6 +20,7 @@ a read-mostly session is not parsed on every request either.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Generic, TypeVar
 
 __all__ = ["VerifiedCache"]
@@ -31,11 +32,14 @@ T = TypeVar("T")
 class VerifiedCache(Generic[K, T]):
     """A bounded map from a value (a cookie's, a record head's) to what it verified to; oldest out first."""
 
-    __slots__ = ("_entries", "size")
+    __slots__ = ("_entries", "_order", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._entries: dict[K, T] = {}
+        # Insertion order, for eviction: deleting a dict's first key over and over makes
+        # finding the next one slower each time (the dict keeps the holes until it resizes).
+        self._order: deque[K] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,10 +50,12 @@ class VerifiedCache(Generic[K, T]):
     def put(self, value: K, verified: T) -> None:
         if not self.size:
             return
-        entries = self._entries
-        while len(entries) >= self.size:
-            try:
-                del entries[next(iter(entries))]
-            except (StopIteration, RuntimeError, KeyError):  # emptied or changed by another thread
-                break
+        entries, order = self._entries, self._order
+        if value not in entries:
+            order.append(value)
         entries[value] = verified
+        while len(order) > self.size:
+            try:
+                entries.pop(order.popleft(), None)
+            except IndexError:  # emptied by another thread
+                break

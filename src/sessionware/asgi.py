@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._closing import close_session
-from ._config import STORE_DOWN_TEXT, build_engine
+from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure, find_cookie
 from ._engine import engine_of
 from ._expiry import Expiry
@@ -293,7 +293,7 @@ class SessionMiddleware:
             session._dirty = True  # written back, in sessionware's format
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
-        logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)
+        log_store_failure(exc, "the store error app")
         scope["sessionware.error"] = exc
         await self._store_error_app(scope, receive, send)
 

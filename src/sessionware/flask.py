@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._config import STORE_DOWN_TEXT, build_engine
+from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import find_cookie
 from ._engine import Engine, engine_of
 from ._keys import SecretInput
@@ -112,7 +112,7 @@ class FlaskSession(Session, SessionMixin):
 
 
 class _Unavailable(FlaskSession):
-    """Stands in for the session when the store could not be reached; the request gets a 503."""
+    """Stands in for the session when the store failed; the request gets a 503."""
 
     error: StoreError
 
@@ -248,7 +248,7 @@ class SessionInterface(FlaskSessionInterface):
             https = environ.get("wsgi.url_scheme") == "https"
             session = open_session(engine, header, now, https)
         except StoreError as exc:
-            logger.error("sessionware: the session store failed; answering 503: %s", exc)
+            log_store_failure(exc)
             unavailable = _Unavailable.__new__(_Unavailable)
             unavailable.error = exc
             return unavailable
@@ -290,7 +290,7 @@ class SessionInterface(FlaskSessionInterface):
         try:
             set_cookie = close_session(engine, session, response.status_code, session._now, https)
         except StoreError as exc:
-            logger.error("sessionware: the session store failed; answering 503: %s", exc)
+            log_store_failure(exc)
             _replace(response, 503, STORE_DOWN_TEXT)
             return
         except SessionLimitReached as exc:
@@ -398,7 +398,7 @@ def _csrf_refused(error: CSRFError) -> flask.Response:
 
 def _refuse_when_unavailable() -> None:
     if isinstance(request_ctx._session, _Unavailable):
-        raise ServiceUnavailable("the session store could not be reached; please retry shortly")
+        raise ServiceUnavailable(STORE_DOWN_TEXT.removeprefix("Service Unavailable: ").strip())
 
 
 def current_session() -> FlaskSession:

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import STORE_DOWN_TEXT
+from ._config import STORE_DOWN_TEXT, log_store_failure
 from ._keys import SecretInput
 from ._session import Session
 from .asgi import SessionMiddleware
@@ -61,8 +60,6 @@ except ImportError as exc:  # pragma: no cover - exercised without Litestar inst
     raise MissingDependency("litestar", extra="litestar") from exc
 
 __all__ = ["SessionDep", "SessionwarePlugin", "provide_session"]
-
-logger = logging.getLogger("sessionware")
 
 
 def provide_session(scope: LitestarScope) -> Session:
@@ -206,7 +203,7 @@ def _with_status(request: Request[Any, Any, Any], exc: Exception) -> Response[st
 
 
 def _store_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[str]:
-    logger.error("sessionware: the session store failed; answering 503: %s", exc)
+    log_store_failure(exc)
     return Response(
         STORE_DOWN_TEXT,
         status_code=503,

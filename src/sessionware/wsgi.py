@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _csrf
 from ._closing import close_session as _close
-from ._config import STORE_DOWN_TEXT, build_engine
+from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure
 from ._engine import Engine, engine_of
 from ._expiry import Expiry
@@ -179,7 +179,7 @@ class SessionMiddleware:
     def _store_failed(
         self, environ: Environ, start_response: StartResponse, exc: StoreError
     ) -> Iterable[bytes]:
-        logger.error("sessionware: the session store failed; answering with the store error app: %s", exc)
+        log_store_failure(exc, "the store error app")
         environ["sessionware.error"] = exc
         return self.store_error_app(environ, start_response)
 
