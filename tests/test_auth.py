@@ -50,6 +50,15 @@ async def log_out(request: Request) -> Response:
     return PlainTextResponse("out")
 
 
+async def clear_then(request: Request) -> Response:
+    """How Starlette and Flask apps log out: empty the session, perhaps write a flash after."""
+    session = get_session(request)
+    session.clear()
+    if "note" in request.query_params:
+        session["note"] = request.query_params["note"]
+    return PlainTextResponse("cleared")
+
+
 async def whoami(request: Request) -> Response:
     session = get_session(request)
     return JSONResponse({"user": session.user_id, "auth_at": session.auth_at, "level": session.auth_level})
@@ -111,6 +120,7 @@ def auth_app(store: Any, clock: FakeClock, **options: Any) -> ASGIApp:
         Route("/others-out", others_out),
         Route("/login/{user}", log_in),
         Route("/logout", log_out),
+        Route("/clear", clear_then),
         Route("/whoami", whoami),
         Route("/sudo", sudo),
         Route("/reauth", reauth),
@@ -195,6 +205,37 @@ def test_sw07_scenario_2_log_out_kills_every_copy_and_expires_the_cookie(
         assert attribute in (login.set_cookie or "")
     assert user_of(app, copy) is None  # replayed from a second client
     assert get(app, "/logout", copy).status == 200  # logging out again is harmless
+
+
+@pytest.mark.parametrize("then_write", [False, True])
+def test_sw07_clearing_a_logged_in_session_is_a_log_out(revocable: Any, clock: FakeClock, then_write: bool) -> None:
+    app = auth_app(revocable, clock)
+    cookie = get(app, "/login/alice").cookie()
+    other = get(app, "/login/alice").cookie()  # the same user elsewhere: stays logged in
+    reply = get(app, "/clear?note=bye" if then_write else "/clear", cookie)
+    assert reply.set_cookie is not None
+    assert user_of(app, cookie) is None  # the identity is gone and the old ID dead (revoked)
+    if then_write:
+        fresh = reply.cookie()
+        assert fresh != cookie
+        assert user_of(app, fresh) is None
+        assert get(app, "/count", fresh).json() == 1  # a fresh, anonymous session
+    else:
+        assert "Max-Age=0" in reply.set_cookie
+    assert user_of(app, other) == "alice"
+    assert get(app, "/revoke-all/alice", other).json() == {"revoked": 1}  # the cleared one left the registry
+
+
+def test_clearing_an_anonymous_session_only_removes_its_data(revocable: Any, clock: FakeClock) -> None:
+    app = auth_app(revocable, clock)
+    first = get(app, "/count")
+    second = get(app, "/count", first.cookie())
+    assert second.json() == 2
+    cleared = get(app, "/clear?note=x", first.cookie())
+    assert "Max-Age=0" not in (cleared.set_cookie or "")
+    if not isinstance(revocable, CookieStore):  # server-side: the same ID lives on
+        assert cleared.set_cookie is None
+    assert get(app, "/count", cleared.cookie() if cleared.set_cookie else first.cookie()).json() == 1
 
 
 def test_sw07_a_flash_after_log_out_lives_in_a_fresh_anonymous_session(

@@ -428,6 +428,20 @@ class Session(dict[str, Any]):
         return dict.popitem(self)
 
     def clear(self) -> None:
-        """Remove all data (a write; the session itself lives on)."""
+        """Remove all data; on a logged-in session, log out (exactly :meth:`log_out`).
+
+        ``session.clear()`` is how Starlette and Flask apps log out, so on a
+        session with a log-in it ends that log-in -- the identity is gone, the
+        record deleted (and a cookie session's ID revoked), writes after it go
+        to a fresh anonymous session -- rather than leaving the user logged in
+        with empty data. On an anonymous session it only removes the data.
+        """
+        if self._current_meta().get("uid") is not None:
+            self.log_out()
+            return
+        self._clear_data()
+
+    def _clear_data(self) -> None:
+        """Remove all data, keeping the session's log-in (for replacing the data whole)."""
         self._write()
         dict.clear(self)

@@ -193,7 +193,7 @@ def _adopt(scope: Scope, session: Session) -> None:
     if not isinstance(data, Mapping):
         raise TypeError(f"set_session expects a mapping or a model, got {type(current).__name__}")
     data = dict(data)  # before clearing: it may share values with the session
-    session.clear()
+    session._clear_data()  # new data, same log-in (clear_session is the log-out)
     session.update(data)
 
 
