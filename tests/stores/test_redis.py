@@ -1,4 +1,5 @@
-"""RedisStore beyond the contract: its connection pool under a burst (SW-39)."""
+"""RedisStore beyond the contract: its layout, its pools under a burst (SW-39), lost replies,
+concurrent writers on one session, errors, and the commands it sends straight."""
 
 from __future__ import annotations
 
@@ -10,45 +11,170 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis
+import redis.asyncio
+from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Parser, _HiredisParser
 
-from sessionware.testing import FakeClock
+from sessionware import StoreError, StoreUnavailable
+from sessionware._contract import change
+from sessionware.stores.redis import (
+    _DELETE_ALL_SCRIPT,
+    _DELETE_SCRIPT,
+    RedisStore,
+    _pack,
+)
 
-from ..conftest import acall, build_app, call, unique_prefix
-from ..servers import ReplyDroppingProxy
+from ..conftest import unique_prefix
+from ..servers import ReplyDroppingProxy, free_port
 
-UA = [("user-agent", "pool-test")]
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+    """Here: a RedisStore on the shared Redis, then one on the tests' Cluster."""
+    if request.param == "redis":
+        made = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        made = RedisStore(cluster.url, cluster=True, prefix=unique_prefix())
+    yield made
+    made.close()
+
+
+# -- layout ------------------------------------------------------------------------
+
+
+def test_a_session_is_a_hash_of_its_fields_with_the_head_and_user_under_reserved_names(
+    store: RedisStore,
+) -> None:
+    """Each field under its own name; the head and the user under names that start with NUL."""
+    store.create("g/k", b"\x00\xffhead", {"theme": b'"dark"', "n": b"1"}, 60, "g/alice")
+    name, member = store._keys.session("g/k")
+    raw: Any = store.client
+    assert raw.hgetall(name) == {
+        b"\x00h": b"\x00\xffhead",
+        b"\x00u": b"g/alice",
+        b"theme": b'"dark"',
+        b"n": b"1",
+    }
+    assert 59_000 < raw.pttl(name) <= 60_000  # a native TTL
+    index, _ = store._keys.index("g/alice")
+    assert raw.zscore(index, member) is not None  # filed in the user's registry
+    assert store.update("g/k", change(b"h2", {"n": b"2"}, ("theme",))) is True  # now anonymous
+    assert raw.hgetall(name) == {b"\x00h": b"h2", b"n": b"2"}
+    assert raw.zscore(index, member) is None
+
+
+def test_a_hash_in_the_old_layout_loads_as_nothing_and_is_not_updated(store: RedisStore) -> None:
+    """A record sessionware wrote as {d, v, u} is no session: not loaded, not written to."""
+    name, _ = store._keys.session("g/old")
+    raw: Any = store.client
+    raw.hset(name, mapping={"d": b"old data", "v": 3, "u": "g/alice"})
+    raw.pexpire(name, 60_000)
+    assert store.load("g/old") is None
+    assert store.update("g/old", change(b"new", {"a": b"1"})) is False
+    assert raw.hgetall(name) == {b"d": b"old data", b"v": b"3", b"u": b"g/alice"}
+    assert store.delete("g/old") is True  # a log-out still removes it
+
+
+def test_thousands_of_fields_are_set_and_removed_in_one_update(store: RedisStore) -> None:
+    """More arguments than one Lua unpack() takes: the script writes them in chunks."""
+    fields = {f"f{n}": b"%d" % n for n in range(12_000)}
+    store.create("g/many", b"h", fields, 60, "g/alice")
+    removed = tuple(f"f{n}" for n in range(0, 12_000, 2))
+    updated = {f"new{n}": b"x" for n in range(6_000)}
+    assert store.update("g/many", change(b"h2", updated, removed, user="g/alice")) is True
+    loaded = store.load("g/many")
+    assert loaded is not None
+    assert dict(loaded[1]) == {f"f{n}": b"%d" % n for n in range(1, 12_000, 2)} | updated
+
+
+# -- concurrency -------------------------------------------------------------------
+
+
+def test_concurrent_asyncio_and_threaded_updates_of_one_session_all_keep_their_field(
+    store: RedisStore,
+) -> None:
+    """64 asyncio updates and 16 threads at once, each setting fields of its own: none lost, none failed."""
+    store.create("g/busy", b"h", {"start": b"1"}, 60, "g/alice")
+    tasks, threads, rounds = 64, 16, 3
+    barrier = threading.Barrier(threads + 1)
+    answers: list[Any] = []
+
+    def sync_writer(n: int) -> None:
+        barrier.wait()
+        for r in range(rounds):
+            try:
+                answers.append(store.update("g/busy", change(b"h", {f"t{n}-{r}": b"%d" % r}, user="g/alice")))
+            except Exception as exc:
+                answers.append(exc)
+
+    async def async_writers() -> None:
+        face = store.asyncio()
+
+        async def writer(n: int) -> None:
+            for r in range(rounds):
+                answers.append(
+                    await face.update("g/busy", change(b"h", {f"a{n}-{r}": b"%d" % r}, user="g/alice"))
+                )
+
+        await face.load("g/busy")  # this loop's client is made before the burst
+        await asyncio.to_thread(barrier.wait)
+        outcomes = await asyncio.gather(*(writer(n) for n in range(tasks)), return_exceptions=True)
+        answers.extend(outcome for outcome in outcomes if outcome is not None)
+        await face.aclose()
+
+    workers = [threading.Thread(target=sync_writer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    asyncio.run(async_writers())
+    for worker in workers:
+        worker.join()
+    assert answers == [True] * ((tasks + threads) * rounds)
+    expected = {"start": b"1"}
+    expected |= {f"a{n}-{r}": b"%d" % r for n in range(tasks) for r in range(rounds)}
+    expected |= {f"t{n}-{r}": b"%d" % r for n in range(threads) for r in range(rounds)}
+    loaded = store.load("g/busy")
+    assert loaded is not None
+    assert dict(loaded[1]) == expected
+    assert store.user_sessions("g/alice") == [("g/busy", b"h")]
+
+
+# -- pools -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["redis", "redis-cluster"])
 def test_a_burst_larger_than_the_pool_waits_for_a_connection_instead_of_failing(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """40 requests at once on a pool of 2: each waits its turn (within the timeout)."""
-    from sessionware.stores.redis import RedisStore
-
+    """40 calls at once on a pool of 2: each waits its turn (within the timeout)."""
     if kind == "redis":
         store = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix(), max_connections=2)
     else:
         cluster = request.getfixturevalue("redis_cluster")
         store = RedisStore(cluster.url, cluster=True, prefix=unique_prefix(), max_connections=2)
     request.addfinalizer(store.close)
-    app = build_app(store, FakeClock())
-    cookie = call(app, "/auth/alice", headers=UA).cookie()
+    store.create("g/k", b"h", {"a": b"1"}, 60, None)
+    face = store.asyncio()
 
     async def burst() -> list[Any]:
-        replies = await asyncio.gather(*(acall(app, "/whoami", cookie=cookie) for _ in range(40)))
-        await store.asyncio().aclose()
-        return [(reply.status, reply.json()["user"] if reply.status == 200 else None) for reply in replies]
+        loads = [face.load("g/k") for _ in range(20)]
+        updates = [face.update("g/k", change(b"h", {f"f{n}": b"1"})) for n in range(20)]
+        outcomes = await asyncio.gather(*loads, *updates, return_exceptions=True)
+        await face.aclose()
+        return outcomes
 
-    assert asyncio.run(burst()) == [(200, "alice")] * 40
+    outcomes = asyncio.run(burst())
+    assert all(isinstance(outcome, tuple) and outcome[0] == b"h" for outcome in outcomes[:20]), outcomes
+    assert outcomes[20:] == [True] * 20
+    loaded = store.load("g/k")
+    assert loaded is not None
+    assert len(loaded[1]) == 21
 
 
 def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: str) -> None:
     """Every connection taken: a call waits for one to come back instead of failing."""
-    from sessionware.stores.redis import RedisStore
-
     store = RedisStore(redis_url, prefix=unique_prefix(), timeout=5, max_connections=2)
-    store.save("g/k", b"v", 60, None, None)
+    store.create("g/k", b"v", {"a": b"1"}, 60, None)
     client: Any = store.client
     pool = client.connection_pool
     held = [pool.get_connection(), pool.get_connection()]
@@ -65,9 +191,12 @@ def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: s
     time.sleep(0.2)  # the load is waiting (or has already failed)
     pool.release(held.pop())
     thread.join(10)
-    assert outcome == [(b"v", 1)]
+    assert outcome == [(b"v", {"a": b"1"})]
     pool.release(held.pop())
     store.close()
+
+
+# -- lost replies ------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -82,14 +211,12 @@ def proxy(redis_url: str) -> Iterator[ReplyDroppingProxy]:
 def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDroppingProxy) -> None:
     """The server deleted, the reply was lost, the client sent the same delete again:
     it answers True (the first attempt did it), not False ("there was nothing")."""
-    from sessionware.stores.redis import _DELETE_ALL_SCRIPT, _DELETE_SCRIPT, RedisStore
-
     store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", prefix=unique_prefix(), timeout=2)
-    store.save("g/warm-up", b"w", 60, None, "g/bob")
+    store.create("g/warm-up", b"w", {}, 60, "g/bob")
     store.delete("g/warm-up")  # the scripts are loaded: EVALSHA succeeds from here on
     store.delete_user_sessions("g/bob", None)
     for key in ("g/one", "g/two", "g/three"):
-        store.save(key, b"v", 60, None, "g/alice")
+        store.create(key, b"v", {"a": b"1"}, 60, "g/alice")
 
     proxy.drop_reply_to(_DELETE_SCRIPT.sha.encode())
     assert store.delete("g/one") is True
@@ -103,9 +230,8 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
 
     async def asynchronously() -> None:
         face = store.asyncio()
-        await face.save("g/four", b"v", 60, None, "g/carol")
-        await face.save("g/five", b"v", 60, None, "g/carol")
-        await face.save("g/six", b"v", 60, None, "g/carol")
+        for key in ("g/four", "g/five", "g/six"):
+            await face.create(key, b"v", {}, 60, "g/carol")
         proxy.drop_reply_to(_DELETE_SCRIPT.sha.encode())
         assert await face.delete("g/four") is True
         assert proxy.dropped.is_set()
@@ -118,26 +244,171 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
     store.close()
 
 
+# -- errors ------------------------------------------------------------------------
+
+
+def test_cluster_mode_against_a_standalone_redis_says_so_on_every_call(redis_url: str) -> None:
+    """Not a redis-py traceback text: one message that names the mistake and the fix."""
+    store = RedisStore(redis_url, cluster=True, prefix=unique_prefix(), timeout=1)  # no I/O yet
+    errors: list[BaseException] = []
+    for _ in range(2):
+        with pytest.raises(StoreError) as caught:
+            store.load("g/k")
+        errors.append(caught.value)
+
+    async def asynchronously() -> None:
+        face = store.asyncio()
+        for _ in range(2):  # the second on the client the first one made
+            with pytest.raises(StoreError) as caught:
+                await face.update("g/k", change(b"h"))
+            errors.append(caught.value)
+
+    asyncio.run(asynchronously())
+    store.close()
+    assert not any(isinstance(error, StoreUnavailable) for error in errors)  # it is up: it is the wrong kind
+    assert len({str(error) for error in errors}) == 1
+    assert str(errors[0]) == (
+        f"RedisStore({redis_url!r}, cluster=True): the server is not a Redis Cluster (it answered "
+        "CLUSTER SLOTS with 'This instance has cluster support disabled'); for a standalone Redis "
+        "use its redis:// URL without cluster=True"
+    )
+
+
+def test_a_cluster_store_is_made_without_io_and_an_unreachable_cluster_is_unavailable() -> None:
+    """An app starts while its Redis Cluster is down: every call then fails as unavailable."""
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", cluster=True, timeout=0.5)
+    with pytest.raises(StoreUnavailable, match="cannot reach the Redis Cluster"):
+        store.create("g/k", b"h", {}, 60, None)
+    with pytest.raises(StoreUnavailable, match="cannot reach the Redis Cluster"):
+        asyncio.run(store.asyncio().load("g/k"))
+    store.close()
+
+
+def test_an_error_reply_is_a_store_error_and_leaves_the_connection_usable(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=unique_prefix())
+    name, _ = store._keys.session("g/not-a-hash")
+    raw: Any = store.client
+    raw.set(name, b"a string", px=60_000)
+    store.create("g/fine", b"h", {}, 60, None)
+
+    async def asynchronously() -> None:
+        face = store.asyncio()
+        for _ in range(3):  # the same pooled connection each time
+            with pytest.raises(StoreError, match="WRONGTYPE") as caught:
+                await face.load("g/not-a-hash")
+            assert not isinstance(caught.value, StoreUnavailable)
+            assert await face.load("g/fine") == (b"h", {})
+        await face.aclose()
+
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        store.load("g/not-a-hash")
+    asyncio.run(asynchronously())
+    store.close()
+
+
+def test_the_repr_and_the_errors_never_show_the_password() -> None:
+    port = free_port()
+    store = RedisStore(f"redis://app:s3cret@127.0.0.1:{port}/0", timeout=0.5)
+    assert repr(store) == f"RedisStore('redis://app:***@127.0.0.1:{port}/0')"
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load("g/k")
+    assert str(caught.value).startswith(repr(store) + ": cannot reach Redis")
+    assert "s3cret" not in str(caught.value)
+    store.close()
+
+
+# -- commands sent straight --------------------------------------------------------
+
+
+def test_both_faces_read_replies_with_hiredis(redis_url: str) -> None:
+    """hiredis (part of the redis extra) is the parser the store's clients read with."""
+    store = RedisStore(redis_url, prefix=unique_prefix())
+    assert store.load("g/k") is None
+    sync_client: Any = store.client
+    connection = sync_client.connection_pool.get_connection()
+    assert isinstance(connection._parser, _HiredisParser)
+    sync_client.connection_pool.release(connection)
+
+    async def asynchronously() -> None:
+        face = store.asyncio()
+        assert await face.load("g/k") is None
+        client: Any = await face.client()
+        connection = await client.connection_pool.get_connection()
+        assert isinstance(connection._parser, _AsyncHiredisParser)
+        await client.connection_pool.release(connection)
+        await face.aclose()
+
+    asyncio.run(asynchronously())
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("parser", "protocol"),
+    [
+        (_AsyncHiredisParser, 3),
+        (_AsyncHiredisParser, 2),
+        (_AsyncRESP3Parser, 3),  # redis-py's own, without hiredis
+        (_AsyncRESP2Parser, 2),
+    ],
+)
+def test_commands_sent_straight_read_the_same_replies_with_every_parser_and_protocol(
+    redis_url: str, parser: type, protocol: int
+) -> None:
+    """hiredis or redis-py's parser, RESP3 (a hash is a map) or RESP2 (a flat list): the same records."""
+    prefix = unique_prefix()
+
+    async def scenario() -> None:
+        pool: Any = redis.asyncio.ConnectionPool.from_url(redis_url, parser_class=parser, protocol=protocol)
+        client = redis.asyncio.Redis.from_pool(pool)
+        connection = await pool.get_connection()
+        assert type(connection._parser) is parser
+        await pool.release(connection)
+        face = RedisStore(async_client=client, prefix=prefix).asyncio()
+        head = bytes(range(256))
+        await face.create("g/k", head, {"a": b"1", "b": b"2"}, 60, "g/alice")
+        assert await face.load("g/k") == (head, {"a": b"1", "b": b"2"})
+        await client.script_flush()
+        assert (
+            await face.update("g/k", change(b"h2", {"c": b"3"}, ("a",), user="g/alice")) is True
+        )  # sent whole
+        assert await face.load("g/k") == (b"h2", {"b": b"2", "c": b"3"})
+        assert await face.user_sessions("g/alice") == [("g/k", b"h2")]
+        assert await face.update("g/gone", change(b"h")) is False
+        assert await face.load("g/gone") is None
+        assert await face.delete_user_sessions("g/alice", None) == 1
+        assert await face.delete("g/k") is False
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     "command",
     [
-        ("HMGET", "sw:{ab12}:s:cd34", "d", "v"),
-        ("EVALSHA", "f" * 40, 1, "sw:{g}:s:k", "sw:", "k", b"\x00\x83payload\r\n", 86400000, "", 7),
+        ("HGETALL", "sw:{ab12}:s:cd34"),
+        (
+            "EVALSHA",
+            "f" * 40,
+            1,
+            "sw:{g}:s:k",
+            "sw:",
+            "k",
+            86400000,
+            b"\x00\x83head\r\n",
+            "g/u",
+            2,
+            "n",
+            b"1",
+        ),
         ("SET", "ключ", "значение"),
     ],
 )
 def test_commands_sent_straight_are_packed_as_redis_py_packs_them(command: tuple[Any, ...]) -> None:
-    import redis.asyncio
-
-    from sessionware.stores.redis import _pack
-
     expected = b"".join(redis.asyncio.Connection().pack_command(*command))
     assert _pack(command) == expected
 
 
 def test_a_command_argument_redis_cannot_take_is_refused() -> None:
-    from sessionware.stores.redis import _pack
-
     bad: Any
     for bad in (True, 1.5, None):
         with pytest.raises(TypeError):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import secrets
-from collections.abc import Coroutine, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, MissingDependency, StoreError, StoreUnavailable
+from ..errors import ConfigurationError, MissingDependency, StoreBusy, StoreError, StoreUnavailable
+from ..typing import Change, StoredRecord
 from ._loops import PerLoop
 
 try:
@@ -19,8 +23,16 @@ try:
     import redis.backoff
     import redis.cluster
     import redis.retry
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthorizationError,
+        ClusterDownError,
+        NoScriptError,
+        RedisClusterException,
+        RedisError,
+        ResponseError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependency("redis", extra="redis") from exc
@@ -33,50 +45,80 @@ __all__ = ["RedisStore"]
 
 T = TypeVar("T")
 
-# A session is a hash {d: data, v: version, u: registry key or ""} under
-# <prefix>{<group>}:s:<hash>; a user's registry is a sorted set of session
-# hashes scored by expiry (ms) under <prefix>{<group>}:u:<user>. The {group}
-# hash tag puts a user's sessions and registry in one Cluster slot, so every
-# script below touches a single slot. Times come from the Redis server clock.
+# A session is a hash under <prefix>{<group>}:s:<member>: one entry per data
+# field under the field's own name, plus two reserved entries whose names start
+# with NUL (which a field name never holds): the head, and the registry key of
+# the user the session is filed under (absent for an anonymous one). A user's
+# registry is a sorted set of session members scored by expiry (ms) under
+# <prefix>{<group>}:u:<user>. The {group} hash tag puts a user's sessions and
+# registry in one Cluster slot, so every script below touches a single slot.
+# Times come from the Redis server's clock, read only when a registry is written.
+_HEAD = b"\x00h"
+_USER = b"\x00u"
 
-_NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
-
-# Registry bookkeeping shared by the writes: ARGV user key -> index key, and a
-# helper to file or unfile a session hash.
-_INDEX = """
+# Registry bookkeeping and chunked hash writes, shared by the scripts. ARGV[1]
+# is always the prefix. Argument lists are sent to HSET / HDEL 1000 at a time:
+# Lua's unpack() fails on a few thousand.
+_COMMON = """
 local function index_key(user)
     local slash = string.find(user, '/', 1, true)
     return ARGV[1] .. '{' .. string.sub(user, 1, slash - 1) .. '}:u:' .. string.sub(user, slash + 1)
 end
 local function unfile(user, member)
-    if user and user ~= '' then redis.call('ZREM', index_key(user), member) end
+    if user then redis.call('ZREM', index_key(user), member) end
 end
-local function file(user, member, expires, now)
-    if user == '' then return end
+local function file(user, member, ttl)
+    local t = redis.call('TIME')
+    local now = t[1] * 1000 + math.floor(t[2] / 1000)
     local index = index_key(user)
-    redis.call('ZADD', index, expires, member)
+    redis.call('ZADD', index, now + ttl, member)
     redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-    if redis.call('PTTL', index) < expires - now then redis.call('PEXPIRE', index, expires - now) end
+    if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+end
+local function chunked(command, key, first, last)
+    for i = first, last, 1000 do
+        redis.call(command, key, unpack(ARGV, i, math.min(i + 999, last)))
+    end
 end
 """
 
-# KEYS[1] session; ARGV: prefix, member, data, ttl_ms, user, version ('' for a new record)
-_SAVE = (
-    _NOW
-    + _INDEX
+# KEYS[1] session; ARGV: prefix, member, ttl (ms), head, user ('' for none), then name, value, ...
+_CREATE = (
+    _COMMON
     + """
-local version = 1
-local old_user = false
-if ARGV[6] ~= '' then
-    local current = redis.call('HMGET', KEYS[1], 'v', 'u')
-    if not current[1] or current[1] ~= ARGV[6] then return 0 end
-    version = tonumber(current[1]) + 1
-    old_user = current[2]
+redis.call('DEL', KEYS[1])
+if ARGV[5] == '' then
+    redis.call('HSET', KEYS[1], '\\0h', ARGV[4])
+else
+    redis.call('HSET', KEYS[1], '\\0h', ARGV[4], '\\0u', ARGV[5])
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', version, 'u', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if old_user and old_user ~= ARGV[5] then unfile(old_user, ARGV[2]) end
-file(ARGV[5], ARGV[2], now + tonumber(ARGV[4]), now)
+chunked('HSET', KEYS[1], 6, #ARGV)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] ~= '' then file(ARGV[5], ARGV[2], tonumber(ARGV[3])) end
+return 1
+"""
+)
+
+# KEYS[1] session; ARGV: prefix, member, ttl (ms), head, user ('' for none),
+# n, then the n arguments name, value, ... of the fields set, then the names removed.
+_UPDATE = (
+    _COMMON
+    + """
+local current = redis.call('HMGET', KEYS[1], '\\0h', '\\0u')
+if not current[1] then return 0 end
+local old_user, user, ttl = current[2], ARGV[5], tonumber(ARGV[3])
+if user == '' then
+    redis.call('HSET', KEYS[1], '\\0h', ARGV[4])
+    if old_user then redis.call('HDEL', KEYS[1], '\\0u') end
+else
+    redis.call('HSET', KEYS[1], '\\0h', ARGV[4], '\\0u', user)
+end
+local last_set = 6 + tonumber(ARGV[6])
+chunked('HSET', KEYS[1], 7, last_set)
+chunked('HDEL', KEYS[1], last_set + 1, #ARGV)
+redis.call('PEXPIRE', KEYS[1], ttl)
+if old_user and old_user ~= user then unfile(old_user, ARGV[2]) end
+if user ~= '' then file(user, ARGV[2], ttl) end
 return 1
 """
 )
@@ -100,31 +142,30 @@ end
 
 # KEYS[1] session, KEYS[2] receipt; ARGV: prefix, member, call ID
 _DELETE = (
-    _INDEX
+    _COMMON
     + _RECEIPT
     + """
-local user = redis.call('HGET', KEYS[1], 'u')
+local user = redis.call('HGET', KEYS[1], '\\0u')
 local existed = redis.call('DEL', KEYS[1])
 unfile(user, ARGV[2])
 return done(existed)
 """
 )
 
-# KEYS[1] index; ARGV: prefix, group -> flat [hash, data, hash, data, ...]
-_LIST = (
-    _NOW
-    + """
+# KEYS[1] index; ARGV: prefix, group -> flat [member, head, member, head, ...]
+_LIST = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local out = {}
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-    local data = redis.call('HGET', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member, 'd')
-    if data then
+    local head = redis.call('HGET', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member, '\\0h')
+    if head then
         out[#out + 1] = member
-        out[#out + 1] = data
+        out[#out + 1] = head
     end
 end
 return out
 """
-)
 
 # KEYS[1] index, KEYS[2] receipt; ARGV: prefix, group, kept member ('' for none), call ID
 _DELETE_ALL = (
@@ -143,7 +184,7 @@ return done(deleted)
 
 
 class _Script:
-    """A Lua script called by its SHA1 (one round trip), loaded on first miss."""
+    """A Lua script, called by its SHA1 (one round trip) and sent whole on a miss."""
 
     __slots__ = ("sha", "source")
 
@@ -151,31 +192,15 @@ class _Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
-    def run(self, client: SyncClient, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
 
-    async def arun(self, client: AsyncClient, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        direct = _is_direct(client)
-        try:
-            if direct:
-                return await _direct(client, "EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
-
-
-_SAVE_SCRIPT = _Script(_SAVE)
+_CREATE_SCRIPT = _Script(_CREATE)
+_UPDATE_SCRIPT = _Script(_UPDATE)
 _DELETE_SCRIPT = _Script(_DELETE)
 _LIST_SCRIPT = _Script(_LIST)
 _DELETE_ALL_SCRIPT = _Script(_DELETE_ALL)
 
-
-def _is_direct(client: Any) -> bool:
-    """Whether commands may go straight on a pooled connection (a plain asyncio client)."""
-    return isinstance(client, redis.asyncio.Redis) and not client.single_connection_client
+#: What the clients raise: redis-py's errors, and its Cluster client's own (not RedisErrors).
+_ERRORS = (RedisError, RedisClusterException)
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -184,7 +209,7 @@ def _split(key: str) -> tuple[str, str]:
 
 
 class _Keys:
-    """Key names, shared by both faces."""
+    """Key names and script arguments, shared by both faces."""
 
     __slots__ = ("prefix",)
 
@@ -204,42 +229,134 @@ class _Keys:
         head, _, tail = name.partition("}:")
         return f"{head}}}:r:{tail}"
 
+    def create(
+        self, member: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    ) -> list[Any]:
+        return [
+            self.prefix,
+            member,
+            ttl * 1000,
+            head,
+            user or "",
+            *itertools.chain.from_iterable(fields.items()),
+        ]
+
+    def update(self, member: str, change: Change) -> list[Any]:
+        return [
+            self.prefix,
+            member,
+            change.ttl * 1000,
+            change.head,
+            change.user or "",
+            2 * len(change.fields),
+            *itertools.chain.from_iterable(change.fields.items()),
+            *change.removed,
+        ]
+
 
 def _call_id() -> str:
     return secrets.token_hex(8)
 
 
-def _failed(exc: RedisError) -> StoreError:
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return StoreUnavailable(f"RedisStore: {exc}")
-    return StoreError(f"RedisStore: {exc}")
+def _record(reply: Any) -> StoredRecord | None:
+    """A record from an HGETALL reply (a dict in RESP3, redis-py's default; a flat list in RESP2).
 
-
-def _record(data: Any, version: Any) -> tuple[bytes, int] | None:
-    return None if data is None else (bytes(data), int(version))
+    None if the hash has no head: no session, or one in an older layout.
+    """
+    if isinstance(reply, dict):
+        entries = reply
+    else:
+        flat = iter(reply)
+        entries = dict(zip(flat, flat, strict=True))
+    head = entries.pop(_HEAD, None)
+    if head is None:
+        return None
+    entries.pop(_USER, None)
+    return head, dict(zip(map(bytes.decode, entries), entries.values(), strict=True))
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[str, bytes]]:
-    return [(flat[i].decode(), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
+    return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _failed(store: str, exc: Exception) -> StoreError:
+    """The sessionware error for what a Redis client raised, naming the store and the cause."""
+    if isinstance(exc, RedisClusterException):
+        # The Cluster client's slot discovery failed: it chains what the node said.
+        for cause in _causes(exc):
+            if isinstance(cause, ResponseError):
+                return StoreError(
+                    f"{store}: the server is not a Redis Cluster (it answered CLUSTER SLOTS with "
+                    f"{str(cause)!r}); for a standalone Redis use its redis:// URL without cluster=True"
+                )
+            if isinstance(cause, RedisConnectionError | RedisTimeoutError):
+                return StoreUnavailable(f"{store}: cannot reach the Redis Cluster: {cause}")
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return StoreError(f"{store}: Redis refused the credentials: {exc}")
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ClusterDownError):
+        return StoreUnavailable(f"{store}: cannot reach Redis: {exc}")
+    if isinstance(exc, ResponseError) and str(exc).startswith("BUSY "):
+        return StoreBusy(f"{store}: Redis is busy running a script: {exc}")
+    return StoreError(f"{store}: Redis failed: {exc}")
+
+
+def _shown(url: str) -> str:
+    """``url`` with its password masked, for reprs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class RedisStore:
     """Keep sessions in Redis, standalone or Cluster: for apps on many machines.
 
-    Each session is a Redis hash with a native TTL; each logged-in user has a
-    sorted-set registry of their sessions. A request that only reads the
-    session costs exactly one Redis command (``HMGET``); a write costs one
-    more round trip (a Lua script that compare-and-sets the record and files it
-    in the user's registry atomically). A user's sessions and registry share a
-    hash tag, so on a Cluster they live in one slot and revoking all of them is
-    one atomic script.
+    Each session is a Redis hash with a native TTL (``PEXPIRE``): one hash
+    field per session key, plus two reserved fields whose names start with a
+    NUL byte, the head (the session's times and log-in state) and the key of
+    the user registry the session is filed under. Each logged-in user has a
+    registry, a sorted set of their sessions scored by expiry. Keys are
+    ``<prefix>{<group>}:s:<hash>`` and ``<prefix>{<group>}:u:<user>``: a user's
+    sessions and registry share the ``{group}`` hash tag, so on a Cluster they
+    live in one slot and every operation is a single-slot script.
+
+    A request that only reads its session costs exactly one Redis command
+    (``HGETALL``). A write is one round trip too: one ``EVALSHA`` of a Lua
+    script that applies the request's changes to the hash *as it is now* --
+    the head, the fields it set, the fields it removed, the new TTL -- and
+    files the session in its user's registry, atomically. Concurrent requests
+    that change different keys of one session all keep their change; the
+    same key ends with the last writer's value; a session that was deleted
+    (log-out, renewal, revocation) is never written back. A hash without a
+    head (such as one an older sessionware wrote) loads as no session, and
+    an update leaves it as it is. The script reads the server's clock (to
+    score the registry) only for a logged-in session, and writes thousands
+    of fields as readily as one. Deleting a session, listing a user's
+    sessions and revoking them all are one script each as well. A script
+    that Redis no longer has (after a restart or ``SCRIPT FLUSH``) is sent
+    whole once, on the same connection, and called by its SHA1 again from
+    then on.
 
     Under ASGI the middleware uses the asyncio client (one pool per event
     loop); WSGI apps and the CLI use the synchronous one. Both come from the
-    same settings. Failures raise :class:`~sessionware.StoreUnavailable`
-    (connection refused, timeout) or :class:`~sessionware.StoreError`, which
-    the middleware answers with a 503; the clients reconnect by themselves when
-    Redis is back.
+    same settings, and neither does any I/O until its first call: an app can
+    start while Redis is down. Failures raise
+    :class:`~sessionware.StoreUnavailable` (connection refused or lost, no
+    answer within ``timeout``, Redis still loading its data, a Cluster that is
+    down), :class:`~sessionware.StoreBusy` (Redis answered ``BUSY``: someone
+    else's script has run past Redis's busy threshold) or
+    :class:`~sessionware.StoreError` (anything else: wrong credentials,
+    ``cluster=True`` pointed at a standalone Redis, ...), each naming the
+    store and the cause; the middleware answers them with a 503. Once Redis
+    is back (restarted on the same address), the next call succeeds: no
+    restart of the app.
 
     Options:
         url: ``redis://[:password@]host:port/db`` or ``rediss://...`` for TLS.
@@ -258,18 +375,19 @@ class RedisStore:
         max_connections: Connections per pool (per node on a Cluster).
             Defaults to 50. The pools block: a burst of more concurrent calls
             waits (up to ``timeout``) for a connection to come back rather
-            than failing with "Too many connections". Under ASGI on a Cluster,
-            at most this many calls run at once per event loop.
+            than failing with "Too many connections". Under ASGI, at most this
+            many calls run at once per event loop.
 
     A command whose connection fails is sent once more on a fresh connection
     (Redis restarted). That may repeat a command the server did run, its reply
-    lost: reads and the compare-and-set save are safe to repeat, and deletes
-    carry a call ID and leave a receipt for a minute, so a repeated delete
-    reports what the first attempt did instead of "nothing was there" (on a
-    Cluster, a failover before the receipt reached the replica loses it: the
-    repeat then reports "not there", and a revocation says it revoked less). A call
-    that times out raises :class:`~sessionware.StoreUnavailable`, which means
-    "not known to be done": the command may still have run.
+    lost: reads, creates and updates are safe to repeat (an update sets the
+    same values again), and deletes carry a call ID and leave a receipt for a
+    minute, so a repeated delete reports what the first attempt did instead of
+    "nothing was there" (on a Cluster, a failover before the receipt reached
+    the replica loses it: the repeat then reports "not there", and a
+    revocation says it revoked less). A call that times out raises
+    :class:`~sessionware.StoreUnavailable`, which means "not known to be
+    done": the command may still have run.
 
     Example::
 
@@ -302,6 +420,7 @@ class RedisStore:
         self.url = url
         self.cluster = cluster
         self._keys = _Keys(prefix)
+        self._name = repr(self)
         options: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -311,21 +430,24 @@ class RedisStore:
         sync_options = {**options, "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 1)}
         async_options = {**options, "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1)}
         self._client: SyncClient | None = client
+        self._make_client: Callable[[], SyncClient] | None = None
+        self._lock = threading.Lock()
         if client is None and url is not None:
-            # A blocking pool: a burst above max_connections waits (up to the
+            # Blocking pools: a burst above max_connections waits (up to the
             # timeout) for a connection to come back, instead of failing at once
             # with "Too many connections".
             if cluster:
-                self._client = redis.cluster.RedisCluster.from_url(
+                # Made on first use: the Cluster client discovers the slots as it is made.
+                self._make_client = lambda: redis.cluster.RedisCluster.from_url(
                     url, connection_pool_class=redis.BlockingConnectionPool, timeout=timeout, **sync_options
                 )
             else:
                 pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout, **sync_options)
                 self._client = redis.Redis.from_pool(pool)
-        self._async = _AsyncRedisStore(self._keys, url, async_client, cluster, async_options)
+        self._async = _AsyncRedisStore(self._keys, self._name, url, async_client, cluster, async_options)
 
     def __repr__(self) -> str:
-        where = self.url if self.url is not None else "a given client"
+        where = _shown(self.url) if self.url is not None else "a given client"
         return f"RedisStore({where!r}{', cluster=True' if self.cluster else ''})"
 
     def asyncio(self) -> _AsyncRedisStore:
@@ -334,54 +456,60 @@ class RedisStore:
 
     @property
     def client(self) -> SyncClient:
-        if self._client is None:
+        """The synchronous client (a Cluster client is made, and the slots discovered, on first use)."""
+        client = self._client
+        if client is not None:
+            return client
+        if self._make_client is None:
             raise ConfigurationError(
                 "RedisStore was given only an async_client; pass url= or client= to use it "
                 "synchronously (WSGI apps, the CLI)"
             )
-        return self._client
+        with self._lock:  # one discovery, however many threads ask at once
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
 
-    def load(self, key: str) -> tuple[bytes, int] | None:
+    def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            try:
+                return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return self.client.eval(script.source, len(keys), *keys, *args)
+        except _ERRORS as exc:
+            raise _failed(self._name, exc) from exc
+
+    def load(self, key: str) -> StoredRecord | None:
         name, _ = self._keys.session(key)
         try:
-            data, version = self.client.hmget(name, ["d", "v"])
-        except RedisError as exc:
-            raise _failed(exc) from exc
-        return _record(data, version)
+            reply = self.client.hgetall(name)
+        except _ERRORS as exc:
+            raise _failed(self._name, exc) from exc
+        return _record(reply)
 
-    def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
         name, member = self._keys.session(key)
-        args = (self._keys.prefix, member, data, ttl * 1000, user or "", "" if version is None else version)
-        try:
-            return bool(_SAVE_SCRIPT.run(self.client, [name], args))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        self._script(_CREATE_SCRIPT, [name], self._keys.create(member, head, fields, ttl, user))
+
+    def update(self, key: str, change: Change) -> bool:
+        name, member = self._keys.session(key)
+        return bool(self._script(_UPDATE_SCRIPT, [name], self._keys.update(member, change)))
 
     def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
-        try:
-            keys = [name, self._keys.receipt(name)]
-            return bool(_DELETE_SCRIPT.run(self.client, keys, (self._keys.prefix, member, _call_id())))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        keys = [name, self._keys.receipt(name)]
+        return bool(self._script(_DELETE_SCRIPT, keys, (self._keys.prefix, member, _call_id())))
 
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
-        try:
-            flat = _LIST_SCRIPT.run(self.client, [index], (self._keys.prefix, group))
-        except RedisError as exc:
-            raise _failed(exc) from exc
-        return [(f"{group}/{member}", data) for member, data in _pairs(flat)]
+        flat = self._script(_LIST_SCRIPT, [index], (self._keys.prefix, group))
+        return [(f"{group}/{member}", head) for member, head in _pairs(flat)]
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
         kept = "" if keep is None else _split(keep)[1]
-        try:
-            keys = [index, self._keys.receipt(index)]
-            args = (self._keys.prefix, group, kept, _call_id())
-            return int(_DELETE_ALL_SCRIPT.run(self.client, keys, args))
-        except RedisError as exc:
-            raise _failed(exc) from exc
+        keys = [index, self._keys.receipt(index)]
+        return int(self._script(_DELETE_ALL_SCRIPT, keys, (self._keys.prefix, group, kept, _call_id())))
 
     def close(self) -> None:
         """Close the synchronous client's connections."""
@@ -400,14 +528,20 @@ def _pack(command: Sequence[bytes | str | int]) -> bytes:
     return b"".join(parts)
 
 
+def _is_direct(client: Any) -> bool:
+    """Whether commands may go straight on a pooled connection (a plain asyncio client)."""
+    return isinstance(client, redis.asyncio.Redis) and not client.single_connection_client
+
+
 async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
     """Send one command straight on a pooled connection and read the reply.
 
     Every request with a session pays for a command, and redis-py's general
-    command path costs more on the client than the round trip itself. A
+    command path costs more on the client than the round trip itself. The
+    reply is read by the connection's own parser (hiredis when installed). A
     connection that turns out dead (Redis restarted) is dropped and the command
-    sent once more on a fresh one; any other failure drops the connection and
-    propagates.
+    sent once more on a fresh one; an error reply leaves the connection in use;
+    any other failure (a cancellation, a timeout) drops it and propagates.
     """
     pool = client.connection_pool
     packed = _pack(command)
@@ -420,6 +554,8 @@ async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
             await connection.disconnect()
             if attempt == 2:
                 raise
+        except ResponseError:
+            raise  # the whole reply was read: the connection is fine
         except BaseException:
             await connection.disconnect()
             raise
@@ -438,12 +574,14 @@ class _AsyncRedisStore:
     def __init__(
         self,
         keys: _Keys,
+        name: str,
         url: str | None,
         client: AsyncClient | None,
         cluster: bool,
         options: dict[str, Any],
     ) -> None:
         self._keys = keys
+        self._name = name
         self._given = client
         self._timeout = options["socket_timeout"]
         self._clients: PerLoop[AsyncClient] | None = None
@@ -463,7 +601,8 @@ class _AsyncRedisStore:
 
             async def setup(client: AsyncClient) -> None:
                 if isinstance(client, redis.asyncio.cluster.RedisCluster):
-                    # Discover the slots once, before concurrent first commands race to.
+                    # Discover the slots once, before concurrent first commands race to
+                    # (if it fails, the client tries again on its next command).
                     await client.initialize()
 
             self._clients = PerLoop(create, close, setup)
@@ -505,28 +644,38 @@ class _AsyncRedisStore:
                 finally:
                     slot.release()
         except TimeoutError as exc:
-            raise StoreUnavailable(f"RedisStore: no answer within {self._timeout} s") from exc
-        except RedisError as exc:
-            raise _failed(exc) from exc
+            raise StoreUnavailable(f"{self._name}: no answer from Redis within {self._timeout} s") from exc
+        except _ERRORS as exc:
+            raise _failed(self._name, exc) from exc
 
-    async def _load(self, name: str) -> Any:
+    async def _send(self, *command: Any) -> Any:
         client = await self.client()
         if _is_direct(client):
-            return await _direct(client, "HMGET", name, "d", "v")  # type: ignore[arg-type]
-        return await client.hmget(name, ["d", "v"])
+            return await _direct(client, *command)  # type: ignore[arg-type]
+        return await client.execute_command(*command)
 
     async def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await script.arun(await self.client(), keys, args)
+        try:
+            return await self._send("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._send("EVAL", script.source, len(keys), *keys, *args)
 
-    async def load(self, key: str) -> tuple[bytes, int] | None:
+    async def load(self, key: str) -> StoredRecord | None:
         name, _ = self._keys.session(key)
-        data, version = await self._guarded(self._load(name))
-        return _record(data, version)
+        return _record(await self._guarded(self._send("HGETALL", name)))
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> bool:
+    async def create(
+        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    ) -> None:
         name, member = self._keys.session(key)
-        args = (self._keys.prefix, member, data, ttl * 1000, user or "", "" if version is None else version)
-        return bool(await self._guarded(self._script(_SAVE_SCRIPT, [name], args)))
+        args = self._keys.create(member, head, fields, ttl, user)
+        await self._guarded(self._script(_CREATE_SCRIPT, [name], args))
+
+    async def update(self, key: str, change: Change) -> bool:
+        name, member = self._keys.session(key)
+        return bool(
+            await self._guarded(self._script(_UPDATE_SCRIPT, [name], self._keys.update(member, change)))
+        )
 
     async def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
@@ -537,7 +686,7 @@ class _AsyncRedisStore:
     async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
         flat = await self._guarded(self._script(_LIST_SCRIPT, [index], (self._keys.prefix, group)))
-        return [(f"{group}/{member}", data) for member, data in _pairs(flat)]
+        return [(f"{group}/{member}", head) for member, head in _pairs(flat)]
 
     async def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
