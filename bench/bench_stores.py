@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -111,9 +112,13 @@ class Counted:
         self.calls += 1
         return await self.inner.load(key)
 
-    async def save(self, key: str, data: bytes, ttl: int, version: int | None, user: str | None) -> Any:
+    async def create(self, key: str, head: bytes, fields: Any, ttl: int, user: str | None) -> Any:
         self.calls += 1
-        return await self.inner.save(key, data, ttl, version, user)
+        return await self.inner.create(key, head, fields, ttl, user)
+
+    async def update(self, key: str, change: Any) -> Any:
+        self.calls += 1
+        return await self.inner.update(key, change)
 
     async def delete(self, key: str) -> Any:
         self.calls += 1
@@ -250,36 +255,41 @@ def flask_commands(redis_url: str, requests: int = 200) -> dict[str, dict[str, f
 # -- scale -----------------------------------------------------------------------
 
 
-def populate_redis(store: RedisStore, start: int, stop: int, users: int, record: bytes) -> None:
-    client = store.client
-    from sessionware.stores.redis import _SAVE_SCRIPT
+Record = tuple[bytes, dict[str, bytes]]  # a session's head and fields
 
-    pipe = client.pipeline(transaction=False)
+
+def populate_redis(store: RedisStore, start: int, stop: int, users: int, record: Record) -> None:
+    from sessionware.stores._redis_scripts import CREATE_SCRIPT
+
+    head, fields = record
+    pipe = store.client.pipeline(transaction=False)
     for n in range(start, stop):
         group = f"g{n % users:06d}"
         user = f"{group}/user{n % users}"
         name, member = store._keys.session(f"{group}/s{n:09d}")
-        pipe.evalsha(_SAVE_SCRIPT.sha, 1, name, store._keys.prefix, member, record, 86_400_000, user, "")
+        pipe.evalsha(CREATE_SCRIPT.sha, 1, name, *store._keys.create(member, head, fields, 86_400, user))
         if len(pipe) >= 5000:
             pipe.execute()
     pipe.execute()
 
 
-def populate_postgres(table: str, start: int, stop: int, users: int, record: bytes) -> None:
+def populate_postgres(table: str, start: int, stop: int, users: int, record: Record) -> None:
+    head, fields = record
+    data = json.dumps({name: value.decode() for name, value in fields.items()})
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
         with connection.cursor().copy(
-            f"COPY {table} (key, data, version, user_key, expires_at) FROM STDIN"
+            f"COPY {table} (key, head, data, user_key, expires_at) FROM STDIN"
         ) as copy:
             for n in range(start, stop):
                 group = f"g{n % users:06d}"
-                copy.write_row((f"{group}/s{n:09d}", record, 1, f"{group}/user{n % users}", "2099-01-01"))
+                copy.write_row((f"{group}/s{n:09d}", head, data, f"{group}/user{n % users}", "2099-01-01"))
         connection.execute(f"ANALYZE {table}")
 
 
-def add_heavy_user(store: Any, sessions: int, record: bytes) -> str:
+def add_heavy_user(store: Any, sessions: int, record: Record) -> str:
     user = "gheavy0/heavy"
     for n in range(sessions):
-        store.save(f"gheavy0/h{n:06d}", record, 86_400, None, user)
+        store.create(f"gheavy0/h{n:06d}", *record, 86_400, user)
     return user
 
 
@@ -293,14 +303,14 @@ def timed(action: Callable[[], Any], repeat: int = 5) -> float:
 
 
 def scale_run(total: int, redis_url: str, table: str) -> dict[str, Any]:
-    record = sessionware._record.pack(
+    head = sessionware._record.pack_head(
         1_800_000_000,
         1_800_000_000,
         1_800_000_000,
         b'{"uid":"someone","ua":"Mozilla/5.0 (X11; Linux x86_64)"}',
-        b'{"cart":[1,2,3],"theme":"dark"}',
     )
-    results: dict[str, Any] = {"record_bytes": len(record)}
+    record: Record = (head, {"cart": b"[1,2,3]", "theme": b'"dark"'})
+    results: dict[str, Any] = {"record_bytes": len(head) + sum(len(k) + len(v) for k, v in record[1].items())}
     users = max(1, total // 10)  # ten sessions per ordinary user
 
     store = RedisStore(redis_url, prefix="scale:")

@@ -19,9 +19,9 @@ class Recording:
     """
 
     def __init__(self, inner: Any = None, *, clock: FakeClock | None = None) -> None:
-        self.inner = (
-            inner if inner is not None else MemoryStore(**({} if clock is None else {"clock": clock}))
-        )
+        if inner is None:
+            inner = MemoryStore() if clock is None else MemoryStore(clock=clock)
+        self.inner = inner
         self.calls: list[tuple[str, str]] = []
         self.changes: list[Change] = []
         self.down = False

@@ -119,14 +119,14 @@ def test_a_store_that_fails_on_save_replaces_the_response_with_503() -> None:
         calls["n"] += 1
         raise ConnectionError("gone")
 
-    store.inner.update = failing_update  # type: ignore[method-assign]
+    store.inner.update = failing_update
     reply = call(app, "/write/a/2", cookie=cookie)
     assert reply.status == 503
     assert reply.body.startswith(b"Service Unavailable")
     assert b"written" not in reply.body
     assert reply.set_cookie is None
     assert calls["n"] == 1
-    store.inner.update = real_update  # type: ignore[method-assign]
+    store.inner.update = real_update
     assert call(app, "/read/a", cookie=cookie).json() == {"value": 1}
 
 
@@ -139,11 +139,11 @@ def test_a_logout_while_the_store_is_down_is_not_reported_as_done() -> None:
     def failing_delete(key: str) -> bool:
         raise ConnectionError("gone")
 
-    store.inner.delete = failing_delete  # type: ignore[method-assign]
+    store.inner.delete = failing_delete
     reply = call(app, "/drop", cookie=cookie)
     assert reply.status == 503
     assert reply.set_cookie is None
-    store.inner.delete = original  # type: ignore[method-assign]
+    store.inner.delete = original
     assert call(app, "/read/user", cookie=cookie).json() == {"value": "alice"}  # still there: retry
 
 

@@ -32,6 +32,7 @@ from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
 from .conftest import SECRET, Reply, call
+from .doubles import Recording
 
 UA = [("user-agent", "auth-tests")]
 
@@ -322,15 +323,7 @@ def test_a_session_too_large_for_its_cookie_does_not_revoke_the_one_the_browser_
 
 
 def test_sw39_a_revocation_store_that_is_down_fails_closed(clock: FakeClock) -> None:
-    class Down(MemoryStore):
-        down = False
-
-        def load(self, key: str) -> tuple[bytes, int] | None:
-            if self.down:
-                raise ConnectionError("unreachable")
-            return super().load(key)
-
-    revocation = Down(clock=clock)
+    revocation = Recording(clock=clock)
     app = auth_app(CookieStore(revocation=revocation), clock)
     cookie = get(app, "/login/alice").cookie()
     revocation.down = True

@@ -41,7 +41,8 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
     cycles = []
     for start in graph:
         # a path from one of start's imports back to start is a cycle
-        seen, pending = set(), [(dep, (start, dep)) for dep in graph[start]]
+        seen: set[str] = set()
+        pending: list[tuple[str, tuple[str, ...]]] = [(dep, (start, dep)) for dep in graph[start]]
         while pending:
             name, trail = pending.pop()
             if name == start:

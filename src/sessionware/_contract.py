@@ -55,9 +55,11 @@ class StoreContract:
     @pytest.fixture(autouse=True)
     def _event_loop(self) -> Iterator[None]:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_loops = threading.local()
+        self._all_loops: list[asyncio.AbstractEventLoop] = []
         yield
-        loop = getattr(self, "_loop", None)
-        if loop is not None:
+        loops = [*self._all_loops, *([self._loop] if self._loop is not None else [])]
+        for loop in loops:
             loop.run_until_complete(loop.shutdown_asyncgens())  # closes per-loop clients
             loop.close()
 
@@ -306,12 +308,17 @@ class StoreContract:
         if errors:
             raise errors[0]
 
-    @staticmethod
-    def _call_in_thread(method: Callable[..., Any], *args: Any) -> Any:
+    def _call_in_thread(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call a store method from a worker thread, on that thread's own event loop if it is
+        async (one loop per thread for the whole test, as a server thread would have)."""
         result = method(*args)
-        if inspect.isawaitable(result):
-            return asyncio.run(result)  # type: ignore[arg-type]
-        return result
+        if not inspect.isawaitable(result):
+            return result
+        loop = getattr(self._thread_loops, "loop", None)
+        if loop is None:
+            loop = self._thread_loops.loop = asyncio.new_event_loop()
+            self._all_loops.append(loop)
+        return loop.run_until_complete(result)
 
 
 class RegistryContract(StoreContract):

@@ -17,12 +17,8 @@ from redis._parsers import _AsyncHiredisParser, _AsyncRESP2Parser, _AsyncRESP3Pa
 
 from sessionware import StoreError, StoreUnavailable
 from sessionware._contract import change
-from sessionware.stores.redis import (
-    _DELETE_ALL_SCRIPT,
-    _DELETE_SCRIPT,
-    RedisStore,
-    _pack,
-)
+from sessionware.stores._redis_scripts import DELETE_ALL_SCRIPT, DELETE_SCRIPT
+from sessionware.stores.redis import RedisStore, _pack
 
 from ..conftest import unique_prefix
 from ..servers import ReplyDroppingProxy, free_port
@@ -218,13 +214,13 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
     for key in ("g/one", "g/two", "g/three"):
         store.create(key, b"v", {"a": b"1"}, 60, "g/alice")
 
-    proxy.drop_reply_to(_DELETE_SCRIPT.sha.encode())
+    proxy.drop_reply_to(DELETE_SCRIPT.sha.encode())
     assert store.delete("g/one") is True
     assert proxy.dropped.is_set()
     assert store.load("g/one") is None
     assert store.delete("g/one") is False  # a later delete still finds nothing
 
-    proxy.drop_reply_to(_DELETE_ALL_SCRIPT.sha.encode())
+    proxy.drop_reply_to(DELETE_ALL_SCRIPT.sha.encode())
     assert store.delete_user_sessions("g/alice", None) == 2
     assert proxy.dropped.is_set()
 
@@ -232,10 +228,10 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
         face = store.asyncio()
         for key in ("g/four", "g/five", "g/six"):
             await face.create(key, b"v", {}, 60, "g/carol")
-        proxy.drop_reply_to(_DELETE_SCRIPT.sha.encode())
+        proxy.drop_reply_to(DELETE_SCRIPT.sha.encode())
         assert await face.delete("g/four") is True
         assert proxy.dropped.is_set()
-        proxy.drop_reply_to(_DELETE_ALL_SCRIPT.sha.encode())
+        proxy.drop_reply_to(DELETE_ALL_SCRIPT.sha.encode())
         assert await face.delete_user_sessions("g/carol", None) == 2
         assert proxy.dropped.is_set()
         await face.aclose()

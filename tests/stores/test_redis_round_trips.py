@@ -19,14 +19,14 @@ from typing import Any, NamedTuple
 import pytest
 
 from sessionware._contract import change
-from sessionware.stores.redis import (
-    _CREATE_SCRIPT,
-    _DELETE_ALL_SCRIPT,
-    _DELETE_SCRIPT,
-    _LIST_SCRIPT,
-    _UPDATE_SCRIPT,
-    RedisStore,
+from sessionware.stores._redis_scripts import (
+    CREATE_SCRIPT,
+    DELETE_ALL_SCRIPT,
+    DELETE_SCRIPT,
+    LIST_SCRIPT,
+    UPDATE_SCRIPT,
 )
+from sessionware.stores.redis import RedisStore
 
 from ..conftest import unique_prefix
 from ..servers import RedisCluster, RedisServer
@@ -158,7 +158,7 @@ def test_every_operation_is_one_command(face: tuple[Any, Callable[[Any], Any]], 
 
     run(store.create("g/k", b"h", {"a": b"1"}, 60, None))
     commands = monitor.since()
-    assert sent(commands) == [("EVALSHA", _CREATE_SCRIPT.sha)]
+    assert sent(commands) == [("EVALSHA", CREATE_SCRIPT.sha)]
     assert "TIME" not in scripted(commands)  # anonymous: no registry, no clock
 
     assert run(store.load("g/k")) == (b"h", {"a": b"1"})
@@ -166,25 +166,25 @@ def test_every_operation_is_one_command(face: tuple[Any, Callable[[Any], Any]], 
 
     assert run(store.update("g/k", change(b"h2", {"b": b"2"}, ["a"]))) is True
     commands = monitor.since()
-    assert sent(commands) == [("EVALSHA", _UPDATE_SCRIPT.sha)]
+    assert sent(commands) == [("EVALSHA", UPDATE_SCRIPT.sha)]
     assert scripted(commands) == ["HMGET", "HSET", "HSET", "HDEL", "PEXPIRE"]
 
     assert run(store.update("g/k", change(b"h3", {"c": b"3"}, user="g/alice"))) is True
     commands = monitor.since()
-    assert sent(commands) == [("EVALSHA", _UPDATE_SCRIPT.sha)]
+    assert sent(commands) == [("EVALSHA", UPDATE_SCRIPT.sha)]
     assert "TIME" in scripted(commands)  # filed in the registry, by the server's clock
 
     assert run(store.update("g/gone", change(b"h"))) is False
-    assert sent(monitor.since()) == [("EVALSHA", _UPDATE_SCRIPT.sha)]
+    assert sent(monitor.since()) == [("EVALSHA", UPDATE_SCRIPT.sha)]
 
     assert run(store.user_sessions("g/alice")) == [("g/k", b"h3")]
-    assert sent(monitor.since()) == [("EVALSHA", _LIST_SCRIPT.sha)]
+    assert sent(monitor.since()) == [("EVALSHA", LIST_SCRIPT.sha)]
 
     assert run(store.delete("g/k")) is True
-    assert sent(monitor.since()) == [("EVALSHA", _DELETE_SCRIPT.sha)]
+    assert sent(monitor.since()) == [("EVALSHA", DELETE_SCRIPT.sha)]
 
     assert run(store.delete_user_sessions("g/alice", None)) == 0
-    assert sent(monitor.since()) == [("EVALSHA", _DELETE_ALL_SCRIPT.sha)]
+    assert sent(monitor.since()) == [("EVALSHA", DELETE_ALL_SCRIPT.sha)]
 
 
 def test_a_script_redis_no_longer_has_is_sent_whole_once(
@@ -204,4 +204,4 @@ def test_a_script_redis_no_longer_has_is_sent_whole_once(
     assert [command.name for command in commands] == ["EVALSHA", "EVAL"]  # no reconnection in between
     assert commands[0].source == commands[1].source
     assert run(store.update("g/k", change(b"h3"))) is True
-    assert sent(monitor.since()) == [("EVALSHA", _UPDATE_SCRIPT.sha)]
+    assert sent(monitor.since()) == [("EVALSHA", UPDATE_SCRIPT.sha)]

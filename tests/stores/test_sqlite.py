@@ -14,6 +14,7 @@ import pytest
 
 from sessionware import ConfigurationError, SQLiteStore, StoreBusy
 from sessionware.testing import FakeClock, change
+from sessionware.typing import StoredRecord
 
 from ..conftest import build_app, call
 
@@ -204,7 +205,7 @@ def test_on_the_event_loop_an_unlocked_database_is_used_inline_without_a_thread(
     threads: set[int] = set()
     original = store._load
 
-    def recording(connection: sqlite3.Connection, key: str) -> object:
+    def recording(connection: sqlite3.Connection, key: str) -> StoredRecord | None:
         threads.add(threading.get_ident())
         return original(connection, key)
 
@@ -227,7 +228,11 @@ def test_a_write_that_finds_the_database_locked_moves_to_a_thread_and_lands_once
     store.create("k", b"h", {"n": b"0"}, 60, None)
     blocker = sqlite3.connect(tmp_path / "moved.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
-    threading.Timer(0.3, lambda: (blocker.execute("ROLLBACK"), blocker.close())).start()
+    def release() -> None:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    threading.Timer(0.3, release).start()
 
     async def scenario() -> bool:
         return await face.update("k", change(b"h2", {"m": b"1"}))

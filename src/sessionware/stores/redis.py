@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import secrets
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -14,6 +12,18 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigurationError, MissingDependency, StoreBusy, StoreError, StoreUnavailable
 from ..typing import Change, StoredRecord
 from ._loops import PerLoop
+from ._redis_scripts import (
+    CREATE_SCRIPT,
+    DELETE_ALL_SCRIPT,
+    DELETE_SCRIPT,
+    HEAD,
+    LIST_SCRIPT,
+    UPDATE_SCRIPT,
+    USER,
+    Keys,
+    Script,
+    split,
+)
 
 try:
     import redis
@@ -45,213 +55,8 @@ __all__ = ["RedisStore"]
 
 T = TypeVar("T")
 
-# A session is a hash under <prefix>{<group>}:s:<member>: one entry per data
-# field under the field's own name, plus two reserved entries whose names start
-# with NUL (which a field name never holds): the head, and the registry key of
-# the user the session is filed under (absent for an anonymous one). A user's
-# registry is a sorted set of session members scored by expiry (ms) under
-# <prefix>{<group>}:u:<user>. The {group} hash tag puts a user's sessions and
-# registry in one Cluster slot, so every script below touches a single slot.
-# Times come from the Redis server's clock, read only when a registry is written.
-_HEAD = b"\x00h"
-_USER = b"\x00u"
-
-# Registry bookkeeping and chunked hash writes, shared by the scripts. ARGV[1]
-# is always the prefix. Argument lists are sent to HSET / HDEL 1000 at a time:
-# Lua's unpack() fails on a few thousand.
-_COMMON = """
-local function index_key(user)
-    local slash = string.find(user, '/', 1, true)
-    return ARGV[1] .. '{' .. string.sub(user, 1, slash - 1) .. '}:u:' .. string.sub(user, slash + 1)
-end
-local function unfile(user, member)
-    if user then redis.call('ZREM', index_key(user), member) end
-end
-local function file(user, member, ttl)
-    local t = redis.call('TIME')
-    local now = t[1] * 1000 + math.floor(t[2] / 1000)
-    local index = index_key(user)
-    redis.call('ZADD', index, now + ttl, member)
-    redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-    if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
-end
-local function chunked(command, key, first, last)
-    for i = first, last, 1000 do
-        redis.call(command, key, unpack(ARGV, i, math.min(i + 999, last)))
-    end
-end
-"""
-
-# KEYS[1] session; ARGV: prefix, member, ttl (ms), head, user ('' for none), then name, value, ...
-_CREATE = (
-    _COMMON
-    + """
-redis.call('DEL', KEYS[1])
-if ARGV[5] == '' then
-    redis.call('HSET', KEYS[1], '\\0h', ARGV[4])
-else
-    redis.call('HSET', KEYS[1], '\\0h', ARGV[4], '\\0u', ARGV[5])
-end
-chunked('HSET', KEYS[1], 6, #ARGV)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] ~= '' then file(ARGV[5], ARGV[2], tonumber(ARGV[3])) end
-return 1
-"""
-)
-
-# KEYS[1] session; ARGV: prefix, member, ttl (ms), head, user ('' for none),
-# n, then the n arguments name, value, ... of the fields set, then the names removed.
-_UPDATE = (
-    _COMMON
-    + """
-local current = redis.call('HMGET', KEYS[1], '\\0h', '\\0u')
-if not current[1] then return 0 end
-local old_user, user, ttl = current[2], ARGV[5], tonumber(ARGV[3])
-if user == '' then
-    redis.call('HSET', KEYS[1], '\\0h', ARGV[4])
-    if old_user then redis.call('HDEL', KEYS[1], '\\0u') end
-else
-    redis.call('HSET', KEYS[1], '\\0h', ARGV[4], '\\0u', user)
-end
-local last_set = 6 + tonumber(ARGV[6])
-chunked('HSET', KEYS[1], 7, last_set)
-chunked('HDEL', KEYS[1], last_set + 1, #ARGV)
-redis.call('PEXPIRE', KEYS[1], ttl)
-if old_user and old_user ~= user then unfile(old_user, ARGV[2]) end
-if user ~= '' then file(user, ARGV[2], ttl) end
-return 1
-"""
-)
-
-# The deletes are sent again if their reply is lost (redis-py's Retry, _direct):
-# a repeat of a delete that did happen would find nothing and report a log-out
-# or revocation as not done. So each call carries an ID of its own, and a
-# delete that removed something leaves a short-lived receipt under KEYS[2]
-# (same hash tag): a repeat with the same ID answers what the first attempt did.
-_RECEIPT = """
-local receipt = redis.call('GET', KEYS[2])
-if receipt then
-    local sep = string.find(receipt, ' ', 1, true)
-    if string.sub(receipt, 1, sep - 1) == ARGV[#ARGV] then return tonumber(string.sub(receipt, sep + 1)) end
-end
-local function done(result)
-    if result > 0 then redis.call('SET', KEYS[2], ARGV[#ARGV] .. ' ' .. result, 'PX', 60000) end
-    return result
-end
-"""
-
-# KEYS[1] session, KEYS[2] receipt; ARGV: prefix, member, call ID
-_DELETE = (
-    _COMMON
-    + _RECEIPT
-    + """
-local user = redis.call('HGET', KEYS[1], '\\0u')
-local existed = redis.call('DEL', KEYS[1])
-unfile(user, ARGV[2])
-return done(existed)
-"""
-)
-
-# KEYS[1] index; ARGV: prefix, group -> flat [member, head, member, head, ...]
-_LIST = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local out = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
-    local head = redis.call('HGET', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member, '\\0h')
-    if head then
-        out[#out + 1] = member
-        out[#out + 1] = head
-    end
-end
-return out
-"""
-
-# KEYS[1] index, KEYS[2] receipt; ARGV: prefix, group, kept member ('' for none), call ID
-_DELETE_ALL = (
-    _RECEIPT
-    + """
-local deleted = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    if member ~= ARGV[3] then
-        deleted = deleted + redis.call('DEL', ARGV[1] .. '{' .. ARGV[2] .. '}:s:' .. member)
-        redis.call('ZREM', KEYS[1], member)
-    end
-end
-return done(deleted)
-"""
-)
-
-
-class _Script:
-    """A Lua script, called by its SHA1 (one round trip) and sent whole on a miss."""
-
-    __slots__ = ("sha", "source")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-
-
-_CREATE_SCRIPT = _Script(_CREATE)
-_UPDATE_SCRIPT = _Script(_UPDATE)
-_DELETE_SCRIPT = _Script(_DELETE)
-_LIST_SCRIPT = _Script(_LIST)
-_DELETE_ALL_SCRIPT = _Script(_DELETE_ALL)
-
 #: What the clients raise: redis-py's errors, and its Cluster client's own (not RedisErrors).
 _ERRORS = (RedisError, RedisClusterException)
-
-
-def _split(key: str) -> tuple[str, str]:
-    group, _, rest = key.partition("/")
-    return group, rest
-
-
-class _Keys:
-    """Key names and script arguments, shared by both faces."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def session(self, key: str) -> tuple[str, str]:
-        group, member = _split(key)
-        return f"{self.prefix}{{{group}}}:s:{member}", member
-
-    def index(self, user: str) -> tuple[str, str]:
-        group, name = _split(user)
-        return f"{self.prefix}{{{group}}}:u:{name}", group
-
-    def receipt(self, name: str) -> str:
-        """Where a delete of the session or index ``name`` leaves its receipt (same slot)."""
-        head, _, tail = name.partition("}:")
-        return f"{head}}}:r:{tail}"
-
-    def create(
-        self, member: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
-    ) -> list[Any]:
-        return [
-            self.prefix,
-            member,
-            ttl * 1000,
-            head,
-            user or "",
-            *itertools.chain.from_iterable(fields.items()),
-        ]
-
-    def update(self, member: str, change: Change) -> list[Any]:
-        return [
-            self.prefix,
-            member,
-            change.ttl * 1000,
-            change.head,
-            change.user or "",
-            2 * len(change.fields),
-            *itertools.chain.from_iterable(change.fields.items()),
-            *change.removed,
-        ]
 
 
 def _call_id() -> str:
@@ -268,10 +73,10 @@ def _record(reply: Any) -> StoredRecord | None:
     else:
         flat = iter(reply)
         entries = dict(zip(flat, flat, strict=True))
-    head = entries.pop(_HEAD, None)
+    head = entries.pop(HEAD, None)
     if head is None:
         return None
-    entries.pop(_USER, None)
+    entries.pop(USER, None)
     return head, dict(zip(map(bytes.decode, entries), entries.values(), strict=True))
 
 
@@ -419,7 +224,7 @@ class RedisStore:
             raise ConfigurationError(f"RedisStore expects max_connections >= 1, got {max_connections!r}")
         self.url = url
         self.cluster = cluster
-        self._keys = _Keys(prefix)
+        self._keys = Keys(prefix)
         self._name = repr(self)
         options: dict[str, Any] = {
             "socket_timeout": timeout,
@@ -470,7 +275,7 @@ class RedisStore:
                 self._client = self._make_client()
             return self._client
 
-    def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             try:
                 return self.client.evalsha(script.sha, len(keys), *keys, *args)
@@ -489,27 +294,27 @@ class RedisStore:
 
     def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
         name, member = self._keys.session(key)
-        self._script(_CREATE_SCRIPT, [name], self._keys.create(member, head, fields, ttl, user))
+        self._script(CREATE_SCRIPT, [name], self._keys.create(member, head, fields, ttl, user))
 
     def update(self, key: str, change: Change) -> bool:
         name, member = self._keys.session(key)
-        return bool(self._script(_UPDATE_SCRIPT, [name], self._keys.update(member, change)))
+        return bool(self._script(UPDATE_SCRIPT, [name], self._keys.update(member, change)))
 
     def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
         keys = [name, self._keys.receipt(name)]
-        return bool(self._script(_DELETE_SCRIPT, keys, (self._keys.prefix, member, _call_id())))
+        return bool(self._script(DELETE_SCRIPT, keys, (self._keys.prefix, member, _call_id())))
 
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
-        flat = self._script(_LIST_SCRIPT, [index], (self._keys.prefix, group))
+        flat = self._script(LIST_SCRIPT, [index], (self._keys.prefix, group))
         return [(f"{group}/{member}", head) for member, head in _pairs(flat)]
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
-        kept = "" if keep is None else _split(keep)[1]
+        kept = "" if keep is None else split(keep)[1]
         keys = [index, self._keys.receipt(index)]
-        return int(self._script(_DELETE_ALL_SCRIPT, keys, (self._keys.prefix, group, kept, _call_id())))
+        return int(self._script(DELETE_ALL_SCRIPT, keys, (self._keys.prefix, group, kept, _call_id())))
 
     def close(self) -> None:
         """Close the synchronous client's connections."""
@@ -573,7 +378,7 @@ class _AsyncRedisStore:
 
     def __init__(
         self,
-        keys: _Keys,
+        keys: Keys,
         name: str,
         url: str | None,
         client: AsyncClient | None,
@@ -654,7 +459,7 @@ class _AsyncRedisStore:
             return await _direct(client, *command)  # type: ignore[arg-type]
         return await client.execute_command(*command)
 
-    async def _script(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await self._send("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -669,31 +474,31 @@ class _AsyncRedisStore:
     ) -> None:
         name, member = self._keys.session(key)
         args = self._keys.create(member, head, fields, ttl, user)
-        await self._guarded(self._script(_CREATE_SCRIPT, [name], args))
+        await self._guarded(self._script(CREATE_SCRIPT, [name], args))
 
     async def update(self, key: str, change: Change) -> bool:
         name, member = self._keys.session(key)
         return bool(
-            await self._guarded(self._script(_UPDATE_SCRIPT, [name], self._keys.update(member, change)))
+            await self._guarded(self._script(UPDATE_SCRIPT, [name], self._keys.update(member, change)))
         )
 
     async def delete(self, key: str) -> bool:
         name, member = self._keys.session(key)
         keys = [name, self._keys.receipt(name)]
         args = (self._keys.prefix, member, _call_id())
-        return bool(await self._guarded(self._script(_DELETE_SCRIPT, keys, args)))
+        return bool(await self._guarded(self._script(DELETE_SCRIPT, keys, args)))
 
     async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         index, group = self._keys.index(user)
-        flat = await self._guarded(self._script(_LIST_SCRIPT, [index], (self._keys.prefix, group)))
+        flat = await self._guarded(self._script(LIST_SCRIPT, [index], (self._keys.prefix, group)))
         return [(f"{group}/{member}", head) for member, head in _pairs(flat)]
 
     async def delete_user_sessions(self, user: str, keep: str | None) -> int:
         index, group = self._keys.index(user)
-        kept = "" if keep is None else _split(keep)[1]
+        kept = "" if keep is None else split(keep)[1]
         keys = [index, self._keys.receipt(index)]
         args = (self._keys.prefix, group, kept, _call_id())
-        return int(await self._guarded(self._script(_DELETE_ALL_SCRIPT, keys, args)))
+        return int(await self._guarded(self._script(DELETE_ALL_SCRIPT, keys, args)))
 
     async def aclose(self) -> None:
         """Close this event loop's client (a new one is made if the store is used again)."""
