@@ -181,6 +181,7 @@ class StoreBusy(StoreError):
 
     Contention, not an outage: SQLite's database lock or a PostgreSQL row or
     table lock that other writers (or a long transaction, a migration) kept
-    for the whole timeout. Session writes themselves hold locks for
-    microseconds, so this means something else holds one far longer.
+    for the whole timeout, or a Redis busy running a long script. Session
+    writes themselves hold locks for microseconds, so this means something
+    else holds one far longer.
     """
