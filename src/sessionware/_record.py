@@ -68,12 +68,24 @@ def _not_json(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
-# Compact ASCII JSON, NaN and infinities refused. The C encoder and scanner are
-# built once: json.dumps/json.loads rebuild them per call, which costs more than
-# the encoding itself for a small session.
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # inf (1e999 overflows to it): what could not be written back
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+# Compact ASCII JSON; NaN and infinities refused both ways, so whatever loads can be
+# written back. The C encoder and scanner are built once: json.dumps/json.loads
+# rebuild them per call, which costs more than the encoding itself for a small session.
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 if c_make_encoder is not None and c_make_scanner is not None:
     _c_encode = c_make_encoder(None, _not_json, encode_basestring_ascii, None, ":", ",", False, False, False)
-    _scan = c_make_scanner(json.JSONDecoder())
+    _scan = c_make_scanner(_DECODER)
 
     def _encode(value: Any) -> str:
         return "".join(_c_encode(value, 0))
@@ -87,7 +99,7 @@ if c_make_encoder is not None and c_make_scanner is not None:
 
 else:  # pragma: no cover - Python builds without the C accelerator
     _py_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_not_json)
-    _py_decoder = json.JSONDecoder()
+    _py_decoder = _DECODER
 
     def _encode(value: Any) -> str:
         return _py_encoder.encode(value)
