@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sessionware import CookieStore, MemoryStore, Session, _record
+from sessionware import CookieStore, InvalidCookie, MemoryStore, Session, _record
 from sessionware._closing import close_session
 from sessionware._codec import IdCodec
 from sessionware._config import build_engine
