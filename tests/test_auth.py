@@ -20,7 +20,6 @@ from starlette.routing import Route
 from sessionware import (
     CookieStore,
     Expiry,
-    MemoryStore,
     SessionMiddleware,
     SQLiteStore,
     get_flashes,
@@ -209,7 +208,9 @@ def test_sw07_scenario_2_log_out_kills_every_copy_and_expires_the_cookie(
 
 
 @pytest.mark.parametrize("then_write", [False, True])
-def test_sw07_clearing_a_logged_in_session_is_a_log_out(revocable: Any, clock: FakeClock, then_write: bool) -> None:
+def test_sw07_clearing_a_logged_in_session_is_a_log_out(
+    revocable: Any, clock: FakeClock, then_write: bool
+) -> None:
     app = auth_app(revocable, clock)
     cookie = get(app, "/login/alice").cookie()
     other = get(app, "/login/alice").cookie()  # the same user elsewhere: stays logged in

@@ -66,3 +66,40 @@ def test_a_loaded_record_is_not_changed_by_later_writes() -> None:
     assert loaded is not None
     store.update("k", change(b"h2", {"a": b"2", "b": b"3"}))
     assert dict(loaded[1]) == {"a": b"1"}
+
+
+def test_past_max_sessions_the_least_recently_written_go_first() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock, max_sessions=3)
+    store.create("g/a", b"a", {}, 600, "g/alice")
+    store.create("g/b", b"b", {}, 600, None)
+    store.create("g/c", b"c", {}, 600, None)
+    assert store.update("g/a", change(b"a2", ttl=600, user="g/alice"))  # a is written again: now the newest
+    store.create("g/d", b"d", {}, 600, None)
+    assert store.load("g/b") is None  # the one written longest ago went
+    assert [store.load(key) is not None for key in ("g/a", "g/c", "g/d")] == [True, True, True]
+    store.create("g/e", b"e", {}, 600, None)
+    store.create("g/f", b"f", {}, 600, None)
+    assert store.load("g/a") is None
+    assert store.user_sessions("g/alice") == []  # an evicted session leaves its user's registry
+    assert len(store) == 3
+
+
+def test_a_flood_of_new_sessions_stays_within_the_bound() -> None:
+    store = MemoryStore(max_sessions=1000)
+    for n in range(50_000):
+        store.create(f"g/{n}", b"h", {"csrf": b'"token"'}, 600, None)
+    assert len(store) == 1000
+    assert store.load("g/49999") is not None
+    assert store.load("g/0") is None
+
+
+def test_max_sessions_must_be_a_positive_number() -> None:
+    import pytest
+
+    from sessionware import ConfigurationError
+
+    for bad in (0, -1, 1.5, "many"):
+        with pytest.raises(ConfigurationError, match="max_sessions"):
+            MemoryStore(max_sessions=bad)  # type: ignore[arg-type]
+    assert len(MemoryStore(max_sessions=None)) == 0

@@ -228,6 +228,7 @@ def test_a_write_that_finds_the_database_locked_moves_to_a_thread_and_lands_once
     store.create("k", b"h", {"n": b"0"}, 60, None)
     blocker = sqlite3.connect(tmp_path / "moved.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
+
     def release() -> None:
         blocker.execute("ROLLBACK")
         blocker.close()

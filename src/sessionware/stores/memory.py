@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
+from ..errors import ConfigurationError
 from ..typing import Change, StoredRecord
 
 __all__ = ["MemoryStore"]
@@ -32,10 +34,20 @@ class MemoryStore:
     Thread-safe: every write happens under one lock, on the record as it is
     then. A record expires ``ttl`` seconds after its last write; expired
     records are never returned and are swept out at most every
-    ``sweep_interval`` seconds while writes happen, so memory stays bounded by
-    the number of live sessions.
+    ``sweep_interval`` seconds while writes happen.
+
+    **Memory is bounded.** Every visitor whose session is written -- an
+    anonymous one too: a log-in form's CSRF token is a write -- costs a record
+    (a few hundred bytes) until its session expires, so a flood of new
+    visitors could otherwise grow the process without limit. Past
+    ``max_sessions`` records, the ones written longest ago go first (a session
+    in use is written at least every ``touch_interval``, so this is the least
+    recently active); their users are logged out. For more sessions than one
+    process should hold, use :class:`SQLiteStore` or a shared store.
 
     Options:
+        max_sessions: The most records kept. Defaults to 100,000 (some tens of
+            MB); None for no bound.
         sweep_interval: Seconds between sweeps of expired records. Defaults to 60.
         clock: A function returning the current time in seconds, used for
             TTLs only. Defaults to :func:`time.monotonic`; tests pass a fake.
@@ -48,8 +60,20 @@ class MemoryStore:
     #: No I/O: the ASGI middleware calls it directly rather than in a thread.
     blocking: ClassVar[bool] = False
 
-    def __init__(self, *, sweep_interval: float = 60, clock: Callable[[], float] = time.monotonic) -> None:
-        self._records: dict[str, _Record] = {}
+    def __init__(
+        self,
+        *,
+        max_sessions: int | None = 100_000,
+        sweep_interval: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_sessions is not None and (type(max_sessions) is not int or max_sessions < 1):
+            raise ConfigurationError(
+                f"MemoryStore expects max_sessions to be a number >= 1 or None, got {max_sessions!r}"
+            )
+        self._max = max_sessions
+        # In the order they were last written: the first is the first to go.
+        self._records: OrderedDict[str, _Record] = OrderedDict()
         self._users: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._clock = clock
@@ -118,12 +142,18 @@ class MemoryStore:
     # -- under the lock ------------------------------------------------------------
 
     def _put(self, key: str, record: _Record) -> None:
-        current = self._records.get(key)
+        records = self._records
+        current = records.get(key)
         if current is not None and current.user != record.user:
             self._unindex(key, current.user)
-        self._records[key] = record
+        records[key] = record
+        records.move_to_end(key)
         if record.user is not None:
             self._users.setdefault(record.user, set()).add(key)
+        if self._max is not None:
+            while len(records) > self._max:
+                evicted, old = records.popitem(last=False)
+                self._unindex(evicted, old.user)
 
     def _remove(self, key: str) -> _Record | None:
         record = self._records.pop(key, None)
