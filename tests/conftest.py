@@ -31,6 +31,14 @@ OTHER_SECRET = "other-secret-5555-QWERTYUIOPASDFGHJKLZXCVBNM-qwertyuiop-0987"
 STORE_KINDS = ["encrypted", "signed", "memory", "sqlite", "redis", "redis-cluster", "postgres"]
 
 
+@pytest.fixture(autouse=True)
+def _start_up_warnings_as_in_a_fresh_process() -> None:
+    """Each test sees the once-per-process start-up warnings as a new process would."""
+    from sessionware import _engine
+
+    _engine._warned.clear()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

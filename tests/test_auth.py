@@ -477,3 +477,23 @@ def test_scenario_15_a_session_id_in_the_url_form_or_headers_is_ignored(
         assert reply.json()["user"] is None
     out = get(app, "/logout?flash=1", f"session={value}")
     assert value not in (out.header("location") or "")
+
+
+def test_the_cookie_only_warning_is_logged_once_per_process_and_can_be_acknowledged(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sessionware"):
+        for _ in range(3):  # three middlewares, or three apps, in one worker
+            get(auth_app(CookieStore(), clock), "/count")  # Starlette builds middleware on first use
+    assert caplog.text.count("has no revocation store") == 1
+    assert "CookieStore(revocation=False)" in caplog.text
+    caplog.clear()
+    from sessionware import _engine
+
+    _engine._warned.clear()  # a new process
+    with caplog.at_level(logging.WARNING, logger="sessionware"):
+        app = auth_app(CookieStore(revocation=False), clock)
+        get(app, "/count")
+    assert "revocation" not in caplog.text
+    assert user_of(app, get(app, "/login/alice").cookie()) == "alice"
+    assert repr(CookieStore(revocation=False)) == "CookieStore(encrypt=True, revocation=False)"

@@ -120,7 +120,7 @@ class Engine:
             self.dump_data = getattr(self.codec, "dump_data", _record.dump_data)
             self.revocation = store.revocation
             self.registry_store: Store | AsyncStore | None = store.revocation
-            if store.revocation is None:
+            if store.revocation is None and not store.cookie_only:
                 _warn_no_revocation(type(store).__name__)
         else:
             self.ids = IdCodec(self.keys, cookie.name)
@@ -219,12 +219,22 @@ class Engine:
         return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
 
 
+#: Cookie store classes whose missing revocation store this process has warned about.
+_warned: set[str] = set()
+
+
 def _warn_no_revocation(name: str) -> None:
-    """The cookie-only trade-off, logged at start-up."""
+    """The cookie-only trade-off, logged once per process (not per worker's every middleware)."""
+    if name in _warned:
+        return
+    _warned.add(name)
     logger.warning(
         "sessionware: %s has no revocation store, so a copy of a session cookie taken before "
         "log-out keeps working until the session expires; pass %s(revocation=SQLiteStore(...)) "
-        "(or another server-side store) to prevent it",
+        "(or another server-side store) to prevent it, or %s(revocation=False) to say that "
+        "cookie-only sessions are deliberate (see the %s docstring for the trade-off)",
+        name,
+        name,
         name,
         name,
     )

@@ -372,6 +372,7 @@ class PhoenixCookieStore(CookieStore):
         revocation: A server-side store keeping a record per logged-in session,
             as for :class:`~sessionware.CookieStore`: a cookie copied before a
             log-out stops working on the Python side (Phoenix cannot be told).
+            ``False`` acknowledges cookie-only sessions (nothing is logged).
 
     Example::
 
@@ -454,6 +455,7 @@ class PhoenixCookieStore(CookieStore):
 
     def __repr__(self) -> str:
         extra = f", revocation={self.revocation!r}" if self.revocation is not None else ""
+        extra = ", revocation=False" if self.cookie_only else extra
         return (
             f"PhoenixCookieStore(format={self.format!r}, key_iterations={self.key_iterations}, "
             f"key_length={self.key_length}, key_digest={self.key_digest!r}{extra})"

@@ -48,7 +48,10 @@ class CookieStore:
     revocations delete it, and a cookie whose record is gone is refused. A
     logged-in request then costs one read of that store (anonymous ones none),
     and the user's sessions can be listed and revoked like server-side ones.
-    Without it, the middleware logs this limitation once at start-up.
+    Without it, this limitation is logged once per process at start-up, unless
+    ``revocation=False`` says that cookie-only sessions are what the app wants
+    (short timeouts make a copied cookie's lifetime short too). This is the
+    one place the trade-off is described; the README and the docs link here.
 
     Options:
         encrypt: ``True`` (default) encrypts the payload. ``False`` only signs
@@ -58,7 +61,8 @@ class CookieStore:
         revocation: A server-side store (``SQLiteStore``, ``RedisStore``,
             ``PostgresStore``, ``MemoryStore`` for one process) that keeps the
             records above. Defaults to None: no server state, and the
-            limitation above.
+            limitation above, logged at start-up. ``False``: no server state,
+            deliberately; nothing is logged.
 
     Example::
 
@@ -66,7 +70,7 @@ class CookieStore:
                           store=CookieStore(revocation=SQLiteStore("revoked.db")))
     """
 
-    __slots__ = ("encrypt", "revocation")
+    __slots__ = ("cookie_only", "encrypt", "revocation")
 
     #: The expiry the middleware uses when it is given none.
     default_expiry: ClassVar[Expiry | str] = "aal2"
@@ -74,18 +78,23 @@ class CookieStore:
     def __init__(self, *, encrypt: bool = True, revocation: Any = None) -> None:
         from ..typing import AsyncStore, Store
 
+        #: True when ``revocation=False`` acknowledged cookie-only sessions.
+        self.cookie_only = revocation is False
+        if revocation is False:
+            revocation = None
         if revocation is not None and (
             isinstance(revocation, type | CookieStore) or not isinstance(revocation, Store | AsyncStore)
         ):
             raise ConfigurationError(
                 "CookieStore expects revocation to be a server-side store instance "
-                f"(SQLiteStore(...), RedisStore(...), ...), got {revocation!r}"
+                f"(SQLiteStore(...), RedisStore(...), ...) or False, got {revocation!r}"
             )
         self.encrypt = bool(encrypt)
         self.revocation = revocation
 
     def __repr__(self) -> str:
         extra = f", revocation={self.revocation!r}" if self.revocation is not None else ""
+        extra = ", revocation=False" if self.cookie_only else extra
         return f"CookieStore(encrypt={self.encrypt}{extra})"
 
     def expiry_warning(self, expiry: Expiry) -> str | None:
