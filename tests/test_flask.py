@@ -218,20 +218,29 @@ def test_a_clock_can_be_moved_for_expiry() -> None:
     assert client.get("/").json == {"counter": 0, "user": None, "new": True}
 
 
-def test_a_short_flask_secret_key_alone_is_refused_with_how_to_fix() -> None:
+def test_a_short_flask_secret_key_alone_is_refused_with_how_to_fix_when_the_extension_is_made() -> None:
     from sessionware import ConfigurationError
 
     app = Flask(__name__)
     app.config["SECRET_KEY"] = "dev"
-    Sessionware(app)
-
-    @app.get("/")
-    def home() -> str:
-        return "ok"
-
-    app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(ConfigurationError, match="gen-secret"):
-        app.test_client().get("/")
+        Sessionware(app)
+
+
+def test_options_are_checked_when_the_extension_is_made_not_at_the_first_request() -> None:
+    from sessionware import ConfigurationError
+
+    app = Flask(__name__)
+    with pytest.raises(ConfigurationError, match="did you mean 'secure'"):
+        Sessionware(app, secret_key_base=SECRET, cookie_secure=True)
+    with pytest.raises(ConfigurationError, match="expiry"):
+        Sessionware(app, secret_key_base=SECRET, expiry="forever")
+    with pytest.raises(ConfigurationError, match="registry"):
+        Sessionware(app, secret_key_base=SECRET, max_sessions_per_user=3)  # the cookie store has none
+    late = Flask(__name__)  # a factory that sets SECRET_KEY after init_app: checked with a stand-in
+    ext = Sessionware(late)
+    late.config["SECRET_KEY"] = SECRET
+    assert ext.interface.engine(late).keys is not None
 
 
 def test_flask_flash_keeps_categories_as_tuples_and_markup_as_markup() -> None:

@@ -135,5 +135,5 @@ def test_the_apps_own_handler_for_csrf_errors_wins() -> None:
 def test_a_bad_csrf_option_raises_when_the_extension_is_made() -> None:
     with pytest.raises(ConfigurationError, match="trusted_origins"):
         Sessionware(secret_key_base=SECRET, csrf={"trusted_origins": ["not a url"]})
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="unknown option 'no_such_option'"):
         Sessionware(secret_key_base=SECRET, csrf={"no_such_option": 1})

@@ -279,7 +279,7 @@ def test_sw13_the_session_cookie_is_always_httponly(make_app: App) -> None:
         header = call(make_app(), path).set_cookie
         assert header is not None
         assert "; HttpOnly" in header
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigurationError, match="unknown option 'httponly'"):
         SessionMiddleware(noop, secret_key_base=SECRET, httponly=False)  # type: ignore[call-arg]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._arguments import CheckedArguments
 from .errors import ConfigurationError
 
 __all__ = ["AAL1", "AAL2", "AAL3", "PRESETS", "Expiry"]
@@ -22,7 +23,7 @@ MAX_CLOCK_SKEW = 60
 
 
 @dataclass(frozen=True, slots=True)
-class Expiry:
+class Expiry(CheckedArguments):
     """How long a session lives.
 
     A session ends at whichever comes first: ``idle_timeout`` seconds after its
@@ -76,6 +77,13 @@ class Expiry:
             raise ConfigurationError(
                 "Expiry expects idle_timeout or absolute_timeout to be set; sessions that never "
                 "end must be asked for explicitly with allow_unlimited=True"
+            )
+        idle, absolute = self.idle_timeout, self.absolute_timeout
+        if idle is not None and absolute is not None and idle > absolute:
+            raise ConfigurationError(
+                f"Expiry expects idle_timeout ({idle}) to be at most absolute_timeout ({absolute}): "
+                "every session ends at its absolute timeout, so the idle one could never apply; "
+                "lower idle_timeout or raise absolute_timeout"
             )
         touch = self.touch_interval
         if touch is None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ._arguments import STARLETTE_NAMES, CheckedArguments
 from ._closing import close_session
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure, find_cookie
@@ -69,7 +70,7 @@ async def store_unavailable(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class SessionMiddleware:
+class SessionMiddleware(CheckedArguments):
     """Load the session before the app runs; write it back only if something happened.
 
     The session is at ``scope["session"]``, so ``request.session`` works
@@ -163,6 +164,8 @@ class SessionMiddleware:
             store=SQLiteStore("sessions.db"),
         )
     """
+
+    _renamed = STARLETTE_NAMES
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from . import _csrf
+from ._arguments import CheckedArguments
 from ._engine import engine_of
 from ._session import Session
 from .asgi import get_session
@@ -122,7 +123,7 @@ async def csrf_rejected(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class CSRFMiddleware:
+class CSRFMiddleware(CheckedArguments):
     """Refuse cross-site request forgery on every unsafe request.
 
     Every method except GET, HEAD, OPTIONS and TRACE must carry a valid token

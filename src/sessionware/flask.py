@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import base64
 import datetime
+import inspect
 import logging
+import secrets
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from ._arguments import check_options
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import find_cookie
 from ._engine import Engine, engine_of
@@ -168,6 +171,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+#: The session options a Flask app passes through, as ``SessionMiddleware`` takes them.
+_ENGINE_OPTIONS = frozenset(inspect.signature(build_engine).parameters) - {
+    "secret_key_base",
+    "store",
+    "owner",
+}
+_CSRF_OPTIONS = frozenset(list(inspect.signature(_CSRFCheck).parameters))
+
+
 class SessionInterface(FlaskSessionInterface):
     """Flask's session interface, backed by sessionware.
 
@@ -199,6 +211,7 @@ class SessionInterface(FlaskSessionInterface):
         clock: Callable[[], float] = time.time,
         **options: Any,
     ) -> None:
+        check_options("Sessionware", options, _ENGINE_OPTIONS)
         self.secret_key_base = secret_key_base
         self.store = store
         self.legacy = legacy
@@ -206,33 +219,44 @@ class SessionInterface(FlaskSessionInterface):
         self.options = options
         self._engines: dict[int, Engine] = {}
 
+    def check(self, app: flask.Flask) -> None:
+        """Raise now, at start-up, the ConfigurationError ``app``'s first request would raise.
+
+        The engine itself is still built on the first request, from the app's
+        config as it is then.
+        """
+        secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
+        self._build(app, secret if secret is not None else secrets.token_urlsafe(48))
+
     def engine(self, app: flask.Flask) -> Engine:
         """The engine for ``app``, built from the options and the app's config on first use."""
         engine = self._engines.get(id(app))
         if engine is None:
-            config = app.config
             secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
             if secret is None:
                 raise ConfigurationError(
                     "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
                 )
-            options = {
-                "cookie_name": config.get("SESSION_COOKIE_NAME") or "session",
-                "domain": config.get("SESSION_COOKIE_DOMAIN") or None,
-                "path": config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
-                "secure": True if config.get("SESSION_COOKIE_SECURE") else "auto",
-                "same_site": config.get("SESSION_COOKIE_SAMESITE") or "lax",
-                "partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
-                **self.options,
-            }
-            engine = build_engine(
-                secret_key_base=secret, store=self.store, owner="SessionInterface", **options
-            )
-            engine.session_class = FlaskSession
+            engine = self._build(app, secret)
             self._engines[id(app)] = engine
             # Forget it with the app, so an app created later at the same address
             # (app factories in test suites) gets an engine of its own.
             weakref.finalize(app, self._engines.pop, id(app), None)
+        return engine
+
+    def _build(self, app: flask.Flask, secret: SecretInput) -> Engine:
+        config = app.config
+        options = {
+            "cookie_name": config.get("SESSION_COOKIE_NAME") or "session",
+            "domain": config.get("SESSION_COOKIE_DOMAIN") or None,
+            "path": config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
+            "secure": True if config.get("SESSION_COOKIE_SECURE") else "auto",
+            "same_site": config.get("SESSION_COOKIE_SAMESITE") or "lax",
+            "partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
+            **self.options,
+        }
+        engine = build_engine(secret_key_base=secret, store=self.store, owner="Sessionware", **options)
+        engine.session_class = FlaskSession
         return engine
 
     def is_null_session(self, obj: object) -> bool:
@@ -356,11 +380,14 @@ class Sessionware:
         self.interface = SessionInterface(**options)
         self.csrf: _CSRFCheck | None = None
         if csrf is not False:
-            self.csrf = _CSRFCheck(**(csrf if isinstance(csrf, Mapping) else {}))  # bad options raise here
+            csrf_options = csrf if isinstance(csrf, Mapping) else {}
+            check_options("Sessionware(csrf=...)", csrf_options, _CSRF_OPTIONS)
+            self.csrf = _CSRFCheck(**csrf_options)  # bad values raise here
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
+        self.interface.check(app)  # a bad option fails here, not at the first request
         app.session_interface = self.interface
         app.extensions["sessionware"] = self
         store = self.interface.store

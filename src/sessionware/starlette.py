@@ -245,6 +245,8 @@ class SessionMiddleware(_SessionMiddleware):
         ])
     """
 
+    _renamed = {}  # noqa: RUF012 - Starlette's names are this class's own
+
     def __init__(
         self,
         app: ASGIApp,

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _csrf
+from ._arguments import STARLETTE_NAMES, CheckedArguments
 from ._closing import close_session as _close
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure
@@ -76,7 +77,7 @@ def store_unavailable(environ: Environ, start_response: StartResponse) -> Iterab
     return [body]
 
 
-class SessionMiddleware:
+class SessionMiddleware(CheckedArguments):
     """Sessions for WSGI apps: :class:`sessionware.SessionMiddleware`'s semantics, exactly.
 
     The same engine drives both adapters, so every rule -- lazy writes,
@@ -94,6 +95,8 @@ class SessionMiddleware:
 
         app.wsgi_app = SessionMiddleware(app.wsgi_app, secret_key_base=secret, store=SQLiteStore("s.db"))
     """
+
+    _renamed = STARLETTE_NAMES
 
     def __init__(
         self,
@@ -337,7 +340,7 @@ class _CSRFCheck:
         return reason
 
 
-class CSRFMiddleware:
+class CSRFMiddleware(CheckedArguments):
     """CSRF protection for WSGI apps: :class:`sessionware.CSRFMiddleware`'s rules, exactly.
 
     Options are the same (``exempt`` may be a function of the WSGI environ;

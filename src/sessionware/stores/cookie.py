@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .._arguments import CheckedArguments
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class CookieCodec(Protocol):
     def decode(self, value: str) -> tuple[bytes, bool]: ...
 
 
-class CookieStore:
+class CookieStore(CheckedArguments):
     """Keep the session in the cookie itself.
 
     The default store. The session's data and timestamps travel in the cookie,

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
+from .._arguments import CheckedArguments
 from ..errors import ConfigurationError
 from ..typing import Change, StoredRecord
 
@@ -21,7 +22,7 @@ class _Record(NamedTuple):
     user: str | None
 
 
-class MemoryStore:
+class MemoryStore(CheckedArguments):
     """Keep sessions in a dict in this process.
 
     For development, tests and single-process apps: sessions vanish when the

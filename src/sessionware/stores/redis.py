@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from .._arguments import CheckedArguments
 from ..errors import ConfigurationError, MissingDependency, StoreBusy, StoreError, StoreUnavailable
 from ..typing import Change, StoredRecord
 from ._loops import PerLoop
@@ -120,7 +121,7 @@ def _shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-class RedisStore:
+class RedisStore(CheckedArguments):
     """Keep sessions in Redis, standalone or Cluster: for apps on many machines.
 
     Each session is a Redis hash with a native TTL (``PEXPIRE``): one hash

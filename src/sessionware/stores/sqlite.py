@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .._arguments import CheckedArguments
 from .._record import dump_text, load_object
 from .._steps import WouldBlock
 from ..errors import ConfigurationError, StoreBusy, StoreError, StoreUnavailable
@@ -42,7 +43,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
-class SQLiteStore:
+class SQLiteStore(CheckedArguments):
     """Keep sessions in an SQLite database file, with the standard library's ``sqlite3``.
 
     The embedded default for server-side sessions: no server to run, sessions
