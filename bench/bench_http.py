@@ -499,7 +499,7 @@ def notes(cells: dict[tuple[str, str], Cell], chosen: list[Variant]) -> list[str
             if s["errors"] or s["socket_errors"] or s["timeouts"]:
                 lines.append(
                     f"- {variant.stack.upper()} {variant.name}, ({scenario}): {s['errors']:.0f} of "
-                    f"{s['requests']:.0f} responses were errors ({s['errors'] / s['requests']:.1%}), "
+                    f"{s['requests']:.0f} responses were errors ({s['errors'] / s['requests']:.2%}), "
                     f"{s['socket_errors']:.0f} socket errors, {s['timeouts']:.0f} timeouts."
                 )
     return lines
