@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,47 @@ def test_the_wsgi_benchmark_runs_every_flask_variant_and_keeps_the_rest_of_the_f
         "Flask-Session 0.8.0 RedisSessionInterface",
     ):
         assert f"| {variant} |" in text
+
+
+def test_the_http_benchmark_runs_real_servers_under_wrk_and_writes_its_own_section(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    before = "# Benchmarks\n\n<!-- bench_asgi:start -->\nasgi figures\n<!-- bench_asgi:end -->\n\n"
+    after = "\n\n<!-- bench_wsgi:start -->\nwsgi figures\n<!-- bench_wsgi:end -->\n"
+    out.write_text(before + "<!-- bench_http:start -->\nold figures\n<!-- bench_http:end -->" + after)
+    only = "asgi:sw-cookie,asgi:sw-redis,asgi:sw-postgres,wsgi:sw-sqlite"
+    done = subprocess.run(
+        [sys.executable, "bench/bench_http.py", "--quick", "--only", only, "--write", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    text = out.read_text()
+    assert text.startswith(before + "<!-- bench_http:start -->\n# End to end over HTTP")
+    assert text.endswith("<!-- bench_http:end -->" + after)  # the other sections are kept
+    assert "old figures" not in text
+    assert f"Command: `python bench/bench_http.py --quick --only {only} --write {out}`" in text
+    for stack in ("ASGI: Starlette on uvicorn", "WSGI: Flask on gunicorn"):
+        for scenario in ("(a)", "(b)", "(e)"):
+            assert f"## {stack}, {scenario}" in text
+    assert "\n## Errors\n" in text
+    tables = text.split("\n## ")[1:7]
+    for table in tables:
+        rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        assert rows, table
+        for row in rows:
+            cells = [cell.strip() for cell in row.strip("|").split("|")]
+            assert len(cells) == 10, row
+            assert float(cells[1]) > 0, row  # req/s
+            assert re.fullmatch(r"\d+( \(\+\d+ socket, \d+ timeouts\))? of [1-9]\d*", cells[5]), row
+    asgi_read = tables[0]
+    assert "| no middleware | " in asgi_read
+    assert "| sessionware CookieStore (encrypted) | " in asgi_read
+    redis_row = next(line for line in asgi_read.splitlines() if line.startswith("| sessionware RedisStore |"))
+    assert re.search(r"\| \d+\.\d\d \(\d+\.\d\d\) \| - \|$", redis_row), redis_row  # Redis commands counted
+    pg_row = next(line for line in asgi_read.splitlines() if line.startswith("| sessionware PostgresStore |"))
+    assert re.search(r"\| - \| \d+\.\d\d \|$", pg_row), pg_row  # SQL statements counted
+    assert "| bare Flask (no session) | " in tables[3]
+    assert "| sessionware SQLiteStore | " in tables[3]
