@@ -255,7 +255,7 @@ def flask_commands(redis_url: str, requests: int = 200) -> dict[str, dict[str, f
 # -- scale -----------------------------------------------------------------------
 
 
-Record = tuple[bytes, dict[str, bytes]]  # a session's head and fields
+Record = tuple[bytes, dict[str, str]]  # a session's head and fields
 
 
 def populate_redis(store: RedisStore, start: int, stop: int, users: int, record: Record) -> None:
@@ -275,7 +275,7 @@ def populate_redis(store: RedisStore, start: int, stop: int, users: int, record:
 
 def populate_postgres(table: str, start: int, stop: int, users: int, record: Record) -> None:
     head, fields = record
-    data = json.dumps({name: value.decode() for name, value in fields.items()})
+    data = json.dumps(fields)
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as connection:
         with connection.cursor().copy(
             f"COPY {table} (key, head, data, user_key, expires_at) FROM STDIN"
@@ -309,7 +309,7 @@ def scale_run(total: int, redis_url: str, table: str) -> dict[str, Any]:
         1_800_000_000,
         b'{"uid":"someone","ua":"Mozilla/5.0 (X11; Linux x86_64)"}',
     )
-    record: Record = (head, {"cart": b"[1,2,3]", "theme": b'"dark"'})
+    record: Record = (head, {"cart": "[1,2,3]", "theme": '"dark"'})
     results: dict[str, Any] = {"record_bytes": len(head) + sum(len(k) + len(v) for k, v in record[1].items())}
     users = max(1, total // 10)  # ten sessions per ordinary user
 

@@ -42,7 +42,7 @@ class Recording:
     def load(self, key: str) -> StoredRecord | None:
         return self._call("load", key)  # type: ignore[no-any-return]
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         self.changes.append(Change(head, dict(fields), (), ttl, user))
         self._call("create", key, head, fields, ttl, user)
 
@@ -70,7 +70,7 @@ class AsyncOnly:
         return self.inner.load(key)  # type: ignore[no-any-return]
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         self.inner.create(key, head, fields, ttl, user)
 

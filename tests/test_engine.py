@@ -33,7 +33,7 @@ class Spy:
         self.calls.append(("load", key))
         return self.inner.load(key)
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         self.calls.append(("create", key))
         self.ttls.append(ttl)
         self.changes.append(Change(head, dict(fields), (), ttl, user))
@@ -260,8 +260,8 @@ def test_concurrent_changes_to_different_keys_are_both_kept(spy: Spy) -> None:
     assert open_(engine, cookie, T0 + 2) == {"a": 1, "b": 2}
     assert spy.names() == ["update", "update", "load"]  # one write each: no reload, no retry
     assert [(dict(c.fields), tuple(c.removed)) for c in spy.changes[-2:]] == [
-        ({"a": b"1"}, ()),
-        ({"b": b"2"}, ("c",)),
+        ({"a": "1"}, ()),
+        ({"b": "2"}, ("c",)),
     ]
 
 
@@ -301,7 +301,7 @@ def test_a_write_sends_only_this_requests_changes_in_one_update(spy: Spy) -> Non
     assert close(engine, session, T0 + 1) is None  # the ID cookie does not change
     assert spy.names() == ["update"]
     change = spy.changes[-1]
-    assert dict(change.fields) == {"cart": b"[1,2]", "new": b'{"x":null}'}
+    assert dict(change.fields) == {"cart": "[1,2]", "new": '{"x":null}'}
     assert tuple(change.removed) == ("gone",)
     assert open_(engine, cookie, T0 + 2) == {"keep": "same", "cart": [1, 2], "new": {"x": None}}
 

@@ -105,7 +105,7 @@ def test_mutated_server_side_records_are_sessions_or_refusals() -> None:
     engine = build_engine(secret_key_base=SECRET, store=store, cookie_cache=0)
     assert engine.ids is not None
     heads = [_record.pack_head(T0, T0, T0, meta) for meta in SEEDS_META]
-    fields = [{"cart": b'[1,2,{"x":null}]', "theme": b'"dark"'}, {}, {"n": b"1.5", "csrf": b'"abc"'}]
+    fields = [{"cart": '[1,2,{"x":null}]', "theme": '"dark"'}, {}, {"n": "1.5", "csrf": '"abc"'}]
     refused = 0
     for round_ in range(ROUNDS // 2):
         session_id = IdCodec.new_id()
@@ -116,10 +116,10 @@ def test_mutated_server_side_records_are_sessions_or_refusals() -> None:
             head = mutate(head, rng)
         else:  # a field's name or value altered
             name = rng.choice([*stored, "new"]) if stored else "new"
-            value = stored.pop(name, b"1")
+            value = stored.pop(name, "1")
             if rng.random() < 0.3:
                 name = mutate(name.encode(), rng).decode("latin-1")
-            stored[name] = mutate(value, rng)
+            stored[name] = mutate(value.encode(), rng).decode("latin-1")  # what Redis's store hands on
         store.create(key, head, stored, 60, None)
         session = run_sync(open_session(engine, "session=" + engine.ids.encode(session_id), T0 + 1), store)  # type: ignore[arg-type]
         assert isinstance(session, Session)

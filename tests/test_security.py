@@ -602,7 +602,7 @@ def test_sw38_a_pickle_payload_under_a_valid_key_executes_nothing(tmp_path: Path
             elif where == "head":
                 memory._records[key] = memory._records[key]._replace(head=blob)
             else:
-                memory._records[key] = memory._records[key]._replace(fields={"a": blob})
+                memory._records[key] = memory._records[key]._replace(fields={"a": text})
             assert call(app, "/read/a", cookie=pair).json() == {"value": None}
     assert not marker.exists()
 

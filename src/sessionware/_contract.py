@@ -23,7 +23,7 @@ __all__ = ["RegistryContract", "StoreContract", "change"]
 
 def change(
     head: bytes,
-    fields: Mapping[str, bytes] | None = None,
+    fields: Mapping[str, str] | None = None,
     removed: Sequence[str] = (),
     *,
     ttl: int = 60,
@@ -80,20 +80,20 @@ class StoreContract:
     # -- the contract ------------------------------------------------------------
 
     HEAD = bytes(range(256)) + b"\x00head"
-    FIELDS: ClassVar[dict[str, bytes]] = {
-        "theme": b'"dark"',
-        "cart": b'[1,2,{"x":null}]',
-        "": b"0",  # the empty key
-        'quote\\"and\\\\back': b"true",  # a name as JSON escapes it: quote"and\back
-        "\\u00e9t\\u00e9": b'"summer"',  # été
-        "ascii": bytes(range(32, 127)),  # every character a field's text may hold
+    FIELDS: ClassVar[dict[str, str]] = {
+        "theme": '"dark"',
+        "cart": '[1,2,{"x":null}]',
+        "": "0",  # the empty key
+        'quote\\"and\\\\back': "true",  # a name as JSON escapes it: quote"and\back
+        "\\u00e9t\\u00e9": '"summer"',  # été
+        "ascii": "".join(map(chr, range(32, 127))),  # every character a field's text may hold
     }
 
     def test_loading_an_unknown_key_finds_nothing_and_creates_nothing(self, store: Any) -> None:
         key = self.key()
         assert self.call(store.load, key) is None
         assert self.call(store.load, key) is None
-        assert self.call(store.update, key, change(b"h", {"a": b"1"})) is False, "an update created a record"
+        assert self.call(store.update, key, change(b"h", {"a": "1"})) is False, "an update created a record"
         assert self.call(store.load, key) is None
 
     def test_a_new_record_is_loaded_byte_for_byte(self, store: Any) -> None:
@@ -111,38 +111,38 @@ class StoreContract:
 
     def test_an_update_sets_and_removes_fields_and_keeps_the_others(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"h1", {"a": b"1", "b": b"2", "c": b"3"}, 60, None)
+        self.call(store.create, key, b"h1", {"a": "1", "b": "2", "c": "3"}, 60, None)
         assert (
-            self.call(store.update, key, change(b"h2", {"b": b"20", "d": b"4"}, ["c", "never-there"])) is True
+            self.call(store.update, key, change(b"h2", {"b": "20", "d": "4"}, ["c", "never-there"])) is True
         )
         head, fields = self.call(store.load, key)
         assert head == b"h2"
-        assert dict(fields) == {"a": b"1", "b": b"20", "d": b"4"}
+        assert dict(fields) == {"a": "1", "b": "20", "d": "4"}
 
     def test_an_update_with_no_fields_replaces_only_the_head(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"before", {"a": b"1"}, 60, None)
+        self.call(store.create, key, b"before", {"a": "1"}, 60, None)
         assert self.call(store.update, key, change(b"after")) is True
         head, fields = self.call(store.load, key)
-        assert (head, dict(fields)) == (b"after", {"a": b"1"})
+        assert (head, dict(fields)) == (b"after", {"a": "1"})
 
     def test_an_update_can_remove_every_field(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"h", {"a": b"1", "b": b"2"}, 60, None)
+        self.call(store.create, key, b"h", {"a": "1", "b": "2"}, 60, None)
         assert self.call(store.update, key, change(b"h", {}, ["a", "b"])) is True
         head, fields = self.call(store.load, key)
         assert (head, dict(fields)) == (b"h", {})
 
     def test_updating_after_a_concurrent_delete_does_not_resurrect_the_record(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"alive", {"a": b"1"}, 60, None)
+        self.call(store.create, key, b"alive", {"a": "1"}, 60, None)
         self.call(store.delete, key)  # e.g. a log-out in another request
-        assert self.call(store.update, key, change(b"late write", {"b": b"2"})) is False
+        assert self.call(store.update, key, change(b"late write", {"b": "2"})) is False
         assert self.call(store.load, key) is None
 
     def test_delete_removes_the_record_and_says_it_was_there(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"x", {"a": b"1"}, 60, None)
+        self.call(store.create, key, b"x", {"a": "1"}, 60, None)
         assert self.call(store.delete, key) is True
         assert self.call(store.load, key) is None
 
@@ -177,16 +177,16 @@ class StoreContract:
 
     def test_a_record_is_not_returned_once_its_ttl_has_passed(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"short-lived", {"a": b"1"}, 1, None)
+        self.call(store.create, key, b"short-lived", {"a": "1"}, 1, None)
         assert self.call(store.load, key) is not None
         self.expire(store, 1.3)
         assert self.call(store.load, key) is None
 
     def test_an_expired_record_cannot_be_updated_back_to_life(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"short-lived", {"a": b"1"}, 1, None)
+        self.call(store.create, key, b"short-lived", {"a": "1"}, 1, None)
         self.expire(store, 1.3)
-        assert self.call(store.update, key, change(b"revived?", {"b": b"2"}, ttl=60)) is False
+        assert self.call(store.update, key, change(b"revived?", {"b": "2"}, ttl=60)) is False
         assert self.call(store.load, key) is None
 
     def test_an_update_sets_a_new_ttl(self, store: Any) -> None:
@@ -209,32 +209,32 @@ class StoreContract:
     def test_keys_are_independent(self, store: Any) -> None:
         keys = [self.key() for _ in range(20)]
         for index, key in enumerate(keys):
-            self.call(store.create, key, b"head-%d" % index, {"n": b"%d" % index}, 60, None)
+            self.call(store.create, key, b"head-%d" % index, {"n": f"{index}"}, 60, None)
         self.call(store.delete, keys[0])
-        self.call(store.update, keys[1], change(b"changed", {"n": b"-1"}))
+        self.call(store.update, keys[1], change(b"changed", {"n": "-1"}))
         assert self.call(store.load, keys[0]) is None
         assert self.call(store.load, keys[1])[0] == b"changed"
         for index, key in enumerate(keys[2:], start=2):
             head, fields = self.call(store.load, key)
-            assert (head, dict(fields)) == (b"head-%d" % index, {"n": b"%d" % index})
+            assert (head, dict(fields)) == (b"head-%d" % index, {"n": f"{index}"})
 
     def test_large_records_survive(self, store: Any) -> None:
         key = self.key()
         big = bytes(range(256)) * 256  # 64 KiB
-        text = bytes(range(32, 127)) * 700  # 66 KiB
-        fields = {f"key-{n}": b"%d" % n for n in range(5000)} | {"big": text}
+        text = "".join(map(chr, range(32, 127))) * 700  # 66 KiB
+        fields = {f"key-{n}": f"{n}" for n in range(5000)} | {"big": text}
         self.call(store.create, key, big, fields, 60, None)
         head, loaded = self.call(store.load, key)
         assert head == big
         assert dict(loaded) == fields
-        updated = {f"key-{n}": b"-%d" % n for n in range(0, 5000, 2)}
+        updated = {f"key-{n}": f"-{n}" for n in range(0, 5000, 2)}
         removed = [f"key-{n}" for n in range(1, 5000, 2)]
         assert self.call(store.update, key, change(b"h", updated, removed)) is True
         assert dict(self.call(store.load, key)[1]) == updated | {"big": text}
 
     def test_concurrent_updates_of_different_fields_are_all_kept(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"h", {"start": b"1"}, 60, None)
+        self.call(store.create, key, b"h", {"start": "1"}, 60, None)
         writers, rounds = 16, 5
         barrier = threading.Barrier(writers)
         answers: list[bool] = []
@@ -242,36 +242,32 @@ class StoreContract:
         def writer(n: int) -> None:
             barrier.wait()
             for r in range(rounds):
-                answers.append(
-                    self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"%d" % r}))
-                )
+                answers.append(self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": f"{r}"})))
 
         self._run_threads(writer, writers)
         assert answers == [True] * (writers * rounds)
-        expected = {"start": b"1"} | {f"w{n}-{r}": b"%d" % r for n in range(writers) for r in range(rounds)}
+        expected = {"start": "1"} | {f"w{n}-{r}": f"{r}" for n in range(writers) for r in range(rounds)}
         assert dict(self.call(store.load, key)[1]) == expected
 
     def test_concurrent_updates_of_one_field_leave_one_of_the_written_values(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"h", {"color": b'"none"'}, 60, None)
+        self.call(store.create, key, b"h", {"color": '"none"'}, 60, None)
         writers = 16
         barrier = threading.Barrier(writers)
 
         def writer(n: int) -> None:
             barrier.wait()
-            self._call_in_thread(
-                store.update, key, change(b"h%d" % n, {"color": b'"c%d"' % n, f"own{n}": b"1"})
-            )
+            self._call_in_thread(store.update, key, change(b"h%d" % n, {"color": f'"c{n}"', f"own{n}": "1"}))
 
         self._run_threads(writer, writers)
         head, fields = self.call(store.load, key)
-        assert fields["color"] in {b'"c%d"' % n for n in range(writers)}
+        assert fields["color"] in {f'"c{n}"' for n in range(writers)}
         assert head in {b"h%d" % n for n in range(writers)}
-        assert all(fields[f"own{n}"] == b"1" for n in range(writers))
+        assert all(fields[f"own{n}"] == "1" for n in range(writers))
 
     def test_updates_racing_a_delete_never_bring_the_record_back(self, store: Any) -> None:
         key = self.key()
-        self.call(store.create, key, b"h", {"a": b"1"}, 60, None)
+        self.call(store.create, key, b"h", {"a": "1"}, 60, None)
         writers = 8
         barrier = threading.Barrier(writers + 1)
         deleted: list[bool] = []
@@ -282,12 +278,12 @@ class StoreContract:
                 deleted.append(self._call_in_thread(store.delete, key))
                 return
             for r in range(10):
-                self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": b"1"}))
+                self._call_in_thread(store.update, key, change(b"h", {f"w{n}-{r}": "1"}))
 
         self._run_threads(worker, writers + 1)
         assert deleted == [True]
         assert self.call(store.load, key) is None
-        assert self.call(store.update, key, change(b"h", {"late": b"1"})) is False
+        assert self.call(store.update, key, change(b"h", {"late": "1"})) is False
         assert self.call(store.load, key) is None
 
     @staticmethod
@@ -342,7 +338,7 @@ class RegistryContract(StoreContract):
         user = self.user()
         keys = [self.key_for(user) for _ in range(3)]
         for n, key in enumerate(keys):
-            self.call(store.create, key, b"head-%d" % n, {"secret": b'"not listed"'}, 60, user)
+            self.call(store.create, key, b"head-%d" % n, {"secret": '"not listed"'}, 60, user)
         anonymous = self.key_for(user)
         self.call(store.create, anonymous, b"anonymous", {}, 60, None)
         assert self.listed(store, user) == {key: b"head-%d" % n for n, key in enumerate(keys)}
@@ -384,7 +380,7 @@ class RegistryContract(StoreContract):
         user, other = self.user(), self.user()
         key = self.key_for(user)
         self.call(store.create, key, b"v1", {}, 60, user)
-        assert self.call(store.update, key, change(b"v2", {"a": b"1"}, user=user)) is True
+        assert self.call(store.update, key, change(b"v2", {"a": "1"}, user=user)) is True
         assert self.listed(store, user) == {key: b"v2"}
         assert self.call(store.update, key, change(b"v3", user=None)) is True
         assert self.listed(store, user) == {}
@@ -394,7 +390,7 @@ class RegistryContract(StoreContract):
         user, other = self.user(), self.user()
         keys = [self.key_for(user) for _ in range(4)]
         for key in keys:
-            self.call(store.create, key, b"x", {"a": b"1"}, 60, user)
+            self.call(store.create, key, b"x", {"a": "1"}, 60, user)
         theirs = self.key_for(other)
         self.call(store.create, theirs, b"other", {}, 60, other)
         assert self.call(store.delete_user_sessions, user, keys[0]) == 3
@@ -412,6 +408,6 @@ class RegistryContract(StoreContract):
         key = self.key_for(user)
         self.call(store.create, key, b"x", {}, 60, user)
         self.call(store.delete_user_sessions, user, None)
-        assert self.call(store.update, key, change(b"late", {"a": b"1"}, user=user)) is False
+        assert self.call(store.update, key, change(b"late", {"a": "1"}, user=user)) is False
         assert self.call(store.load, key) is None
         assert self.listed(store, user) == {}

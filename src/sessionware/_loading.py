@@ -125,16 +125,15 @@ def _load(engine: Engine, ids: IdCodec, value: str, now: int) -> Session | Then[
             return engine.refuse("unknown id", now)
         head, fields = stored
         try:
-            parsed = engine.heads.get(head)
-            if parsed is None:
-                parsed = _record.unpack(head, b"{}")
-                engine.heads.put(head, parsed)
-            record = _record.with_data(parsed, _record.join_fields(fields))
+            # The head's times and metadata, decoded and checked (its data part stays
+            # b"{}": a server-side session's data is its fields).
+            record = engine.heads.get(head)
+            if record is None:
+                record = _record.unpack(head, b"{}")
+                engine.heads.put(head, record)
             if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
                 return _expired(engine, key, now)
-            data = engine.load_data(record.data_json)
-            if len(data) != len(fields):  # a field whose text is not one JSON value
-                raise InvalidCookie("payload")
+            data = _record.load_fields(fields)
         except InvalidCookie as exc:
             return engine.refuse(exc.reason, now)
         session = _session(engine, record, data, now, stale)

@@ -50,12 +50,12 @@ __all__ = [
     "fields_of",
     "join_fields",
     "load_data",
+    "load_fields",
     "load_meta",
     "load_object",
     "pack",
     "pack_head",
     "unpack",
-    "with_data",
 ]
 
 _HEADER = struct.Struct("!BQQQH")
@@ -222,7 +222,7 @@ def dump_data(data: dict[str, Any]) -> bytes:
     return encoded
 
 
-def _dump_value(key: str, value: Any) -> bytes:
+def _dump_value(key: str, value: Any) -> str:
     """One value's JSON text, or a SerializationError naming ``key``."""
     try:
         text = _encode(value)
@@ -232,7 +232,7 @@ def _dump_value(key: str, value: Any) -> bytes:
         bad = _non_str_key(value)
         if bad is not None:
             raise SerializationError(key, f"it holds the dict key {bad!r}, which is not a str")
-    return text.encode()
+    return text
 
 
 def field_name(key: Any) -> str:
@@ -242,16 +242,14 @@ def field_name(key: Any) -> str:
     return encode_basestring_ascii(key)[1:-1]
 
 
-def fields_of(data: dict[str, Any]) -> dict[str, bytes]:
+def fields_of(data: dict[str, Any]) -> dict[str, str]:
     """Every key of ``data`` as a field: ``{name: JSON text of the value}``."""
     return {field_name(key): _dump_value(key, value) for key, value in dict.items(data)}
 
 
-def field_changes(
-    data: dict[str, Any], loaded: Mapping[str, bytes]
-) -> tuple[dict[str, bytes], tuple[str, ...]]:
+def field_changes(data: dict[str, Any], loaded: Mapping[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
     """What turns the ``loaded`` fields into ``data``: the fields to set, the names to remove."""
-    changed: dict[str, bytes] = {}
+    changed: dict[str, str] = {}
     names = set()
     for key, value in dict.items(data):
         name = field_name(key)
@@ -262,21 +260,26 @@ def field_changes(
     return changed, tuple(name for name in loaded if name not in names)
 
 
-def join_fields(fields: Mapping[str, bytes]) -> bytes:
+def join_fields(fields: Mapping[str, str]) -> str:
     """The data JSON the fields make (their names are JSON-escaped already)."""
     if not fields:
-        return b"{}"
-    parts = [b"{"]
+        return "{}"
+    parts = ["{"]
     for name, value in fields.items():
-        parts += (b'"', name.encode(), b'":', value, b",")
-    parts[-1] = b"}"
-    return b"".join(parts)
+        parts += ('"', name, '":', value, ",")
+    parts[-1] = "}"
+    return "".join(parts)
 
 
-def with_data(record: Record, data_json: bytes) -> Record:
-    """``record`` with another data part (as ``_replace`` would, without its cost)."""
-    created, touched, auth, meta_json, _, meta = record
-    return _new_record(Record, (created, touched, auth, meta_json, data_json, meta))
+def load_fields(fields: Mapping[str, str]) -> dict[str, Any]:
+    """The session data a server-side record's fields hold; anything malformed is invalid."""
+    try:
+        value = load_object(join_fields(fields))
+    except (*_LOAD_ERRORS, TypeError):  # TypeError: a store gave a value that is not text
+        raise InvalidCookie("payload") from None
+    if type(value) is not dict or len(value) != len(fields):  # a field holding more than one value
+        raise InvalidCookie("payload")
+    return value
 
 
 def pack_head(created_at: int, touched_at: int, auth_at: int | None, meta_json: bytes) -> bytes:

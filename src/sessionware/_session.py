@@ -85,7 +85,7 @@ class Session(dict[str, Any]):
     _origin: Record | None = None
     _sid: bytes | None = None
     _key: str | None = None
-    _fields: Mapping[str, bytes] | None = None
+    _fields: Mapping[str, str] | None = None
     _stale = False
     #: This session's cookie is persistent (True) or a browser-session one
     #: (False) whatever the middleware's ``persistent`` says; None follows it.

@@ -62,7 +62,7 @@ class Load(NamedTuple):
 class Create(NamedTuple):
     key: str
     head: bytes
-    fields: Mapping[str, bytes]
+    fields: Mapping[str, str]
     ttl: int
     user: str | None
 

@@ -7,9 +7,9 @@ is two parts, both opaque to the store:
   whole by every change;
 - the **fields**: a map of field name to value, one field per top-level key
   of the session's data: the name is the key as a JSON string escapes it,
-  the value (bytes) the JSON text of the key's value. Both are ASCII without
-  control characters, so a store may keep them as text (a Redis hash, a
-  JSON object of strings in a SQL column).
+  the value the JSON text of the key's value. Both are ``str``, ASCII
+  without control characters, so a store may keep them as text (a Redis
+  hash, a JSON object of strings in a SQL column).
 
 A request's changes reach the store as ONE call that the store applies
 atomically to the record *as it is now* (:meth:`Store.update` with a
@@ -68,7 +68,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: What :meth:`Store.load` returns: ``(head, fields)``.
-StoredRecord = tuple[bytes, Mapping[str, bytes]]
+StoredRecord = tuple[bytes, Mapping[str, str]]
 
 
 class Change(NamedTuple):
@@ -82,7 +82,7 @@ class Change(NamedTuple):
     """
 
     head: bytes
-    fields: Mapping[str, bytes]
+    fields: Mapping[str, str]
     removed: Sequence[str]
     ttl: int
     user: str | None
@@ -110,7 +110,7 @@ class Store(Protocol):
         """
         ...
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         """Store a new record with exactly this head and these fields, for ``ttl`` seconds.
 
         ``key`` is new (random: it cannot exist; if it somehow does, the new
@@ -150,7 +150,7 @@ class AsyncStore(Protocol):
     async def load(self, key: str) -> StoredRecord | None: ...
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None: ...
 
     async def update(self, key: str, change: Change) -> bool: ...

@@ -40,7 +40,7 @@ def test_thirty_two_threads_hammering_the_store_lose_no_update() -> None:
     def worker(n: int) -> None:
         try:
             for r in range(200):
-                assert store.update("shared", change(b"h", {f"t{n}-{r}": b"1"}, ttl=600))
+                assert store.update("shared", change(b"h", {f"t{n}-{r}": "1"}, ttl=600))
                 store.create(f"{n}-{r}", b"x", {}, 1, None)
                 store.delete(f"{n}-{r}")
         except BaseException as exc:  # pragma: no cover - reported below
@@ -61,11 +61,11 @@ def test_thirty_two_threads_hammering_the_store_lose_no_update() -> None:
 def test_a_loaded_record_is_not_changed_by_later_writes() -> None:
     """The fields a load hands out are a snapshot: the engine compares against them."""
     store = MemoryStore()
-    store.create("k", b"h", {"a": b"1"}, 60, None)
+    store.create("k", b"h", {"a": "1"}, 60, None)
     loaded = store.load("k")
     assert loaded is not None
-    store.update("k", change(b"h2", {"a": b"2", "b": b"3"}))
-    assert dict(loaded[1]) == {"a": b"1"}
+    store.update("k", change(b"h2", {"a": "2", "b": "3"}))
+    assert dict(loaded[1]) == {"a": "1"}
 
 
 def test_past_max_sessions_the_least_recently_written_go_first() -> None:
@@ -88,7 +88,7 @@ def test_past_max_sessions_the_least_recently_written_go_first() -> None:
 def test_a_flood_of_new_sessions_stays_within_the_bound() -> None:
     store = MemoryStore(max_sessions=1000)
     for n in range(50_000):
-        store.create(f"g/{n}", b"h", {"csrf": b'"token"'}, 600, None)
+        store.create(f"g/{n}", b"h", {"csrf": '"token"'}, 600, None)
     assert len(store) == 1000
     assert store.load("g/49999") is not None
     assert store.load("g/0") is None

@@ -43,7 +43,7 @@ def test_a_session_is_a_hash_of_its_fields_with_the_head_and_user_under_reserved
     store: RedisStore,
 ) -> None:
     """Each field under its own name; the head and the user under names that start with NUL."""
-    store.create("g/k", b"\x00\xffhead", {"theme": b'"dark"', "n": b"1"}, 60, "g/alice")
+    store.create("g/k", b"\x00\xffhead", {"theme": '"dark"', "n": "1"}, 60, "g/alice")
     name, member = store._keys.session("g/k")
     raw: Any = store.client
     assert raw.hgetall(name) == {
@@ -55,7 +55,7 @@ def test_a_session_is_a_hash_of_its_fields_with_the_head_and_user_under_reserved
     assert 59_000 < raw.pttl(name) <= 60_000  # a native TTL
     index, _ = store._keys.index("g/alice")
     assert raw.zscore(index, member) is not None  # filed in the user's registry
-    assert store.update("g/k", change(b"h2", {"n": b"2"}, ("theme",))) is True  # now anonymous
+    assert store.update("g/k", change(b"h2", {"n": "2"}, ("theme",))) is True  # now anonymous
     assert raw.hgetall(name) == {b"\x00h": b"h2", b"n": b"2"}
     assert raw.zscore(index, member) is None
 
@@ -64,24 +64,24 @@ def test_a_hash_in_the_old_layout_loads_as_nothing_and_is_not_updated(store: Red
     """A record sessionware wrote as {d, v, u} is no session: not loaded, not written to."""
     name, _ = store._keys.session("g/old")
     raw: Any = store.client
-    raw.hset(name, mapping={"d": b"old data", "v": 3, "u": "g/alice"})
+    raw.hset(name, mapping={"d": "old data", "v": 3, "u": "g/alice"})
     raw.pexpire(name, 60_000)
     assert store.load("g/old") is None
-    assert store.update("g/old", change(b"new", {"a": b"1"})) is False
+    assert store.update("g/old", change(b"new", {"a": "1"})) is False
     assert raw.hgetall(name) == {b"d": b"old data", b"v": b"3", b"u": b"g/alice"}
     assert store.delete("g/old") is True  # a log-out still removes it
 
 
 def test_thousands_of_fields_are_set_and_removed_in_one_update(store: RedisStore) -> None:
     """More arguments than one Lua unpack() takes: the script writes them in chunks."""
-    fields = {f"f{n}": b"%d" % n for n in range(12_000)}
+    fields = {f"f{n}": f"{n}" for n in range(12_000)}
     store.create("g/many", b"h", fields, 60, "g/alice")
     removed = tuple(f"f{n}" for n in range(0, 12_000, 2))
-    updated = {f"new{n}": b"x" for n in range(6_000)}
+    updated = {f"new{n}": "x" for n in range(6_000)}
     assert store.update("g/many", change(b"h2", updated, removed, user="g/alice")) is True
     loaded = store.load("g/many")
     assert loaded is not None
-    assert dict(loaded[1]) == {f"f{n}": b"%d" % n for n in range(1, 12_000, 2)} | updated
+    assert dict(loaded[1]) == {f"f{n}": f"{n}" for n in range(1, 12_000, 2)} | updated
 
 
 # -- concurrency -------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_concurrent_asyncio_and_threaded_updates_of_one_session_all_keep_their_f
     store: RedisStore,
 ) -> None:
     """64 asyncio updates and 16 threads at once, each setting fields of its own: none lost, none failed."""
-    store.create("g/busy", b"h", {"start": b"1"}, 60, "g/alice")
+    store.create("g/busy", b"h", {"start": "1"}, 60, "g/alice")
     tasks, threads, rounds = 64, 16, 3
     barrier = threading.Barrier(threads + 1)
     answers: list[Any] = []
@@ -100,7 +100,7 @@ def test_concurrent_asyncio_and_threaded_updates_of_one_session_all_keep_their_f
         barrier.wait()
         for r in range(rounds):
             try:
-                answers.append(store.update("g/busy", change(b"h", {f"t{n}-{r}": b"%d" % r}, user="g/alice")))
+                answers.append(store.update("g/busy", change(b"h", {f"t{n}-{r}": f"{r}"}, user="g/alice")))
             except Exception as exc:
                 answers.append(exc)
 
@@ -110,7 +110,7 @@ def test_concurrent_asyncio_and_threaded_updates_of_one_session_all_keep_their_f
         async def writer(n: int) -> None:
             for r in range(rounds):
                 answers.append(
-                    await face.update("g/busy", change(b"h", {f"a{n}-{r}": b"%d" % r}, user="g/alice"))
+                    await face.update("g/busy", change(b"h", {f"a{n}-{r}": f"{r}"}, user="g/alice"))
                 )
 
         await face.load("g/busy")  # this loop's client is made before the burst
@@ -126,9 +126,9 @@ def test_concurrent_asyncio_and_threaded_updates_of_one_session_all_keep_their_f
     for worker in workers:
         worker.join()
     assert answers == [True] * ((tasks + threads) * rounds)
-    expected = {"start": b"1"}
-    expected |= {f"a{n}-{r}": b"%d" % r for n in range(tasks) for r in range(rounds)}
-    expected |= {f"t{n}-{r}": b"%d" % r for n in range(threads) for r in range(rounds)}
+    expected = {"start": "1"}
+    expected |= {f"a{n}-{r}": f"{r}" for n in range(tasks) for r in range(rounds)}
+    expected |= {f"t{n}-{r}": f"{r}" for n in range(threads) for r in range(rounds)}
     loaded = store.load("g/busy")
     assert loaded is not None
     assert dict(loaded[1]) == expected
@@ -149,12 +149,12 @@ def test_a_burst_larger_than_the_pool_waits_for_a_connection_instead_of_failing(
         cluster = request.getfixturevalue("redis_cluster")
         store = RedisStore(cluster.url, cluster=True, prefix=unique_prefix(), max_connections=2)
     request.addfinalizer(store.close)
-    store.create("g/k", b"h", {"a": b"1"}, 60, None)
+    store.create("g/k", b"h", {"a": "1"}, 60, None)
     face = store.asyncio()
 
     async def burst() -> list[Any]:
         loads = [face.load("g/k") for _ in range(20)]
-        updates = [face.update("g/k", change(b"h", {f"f{n}": b"1"})) for n in range(20)]
+        updates = [face.update("g/k", change(b"h", {f"f{n}": "1"})) for n in range(20)]
         outcomes = await asyncio.gather(*loads, *updates, return_exceptions=True)
         await face.aclose()
         return outcomes
@@ -170,7 +170,7 @@ def test_a_burst_larger_than_the_pool_waits_for_a_connection_instead_of_failing(
 def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: str) -> None:
     """Every connection taken: a call waits for one to come back instead of failing."""
     store = RedisStore(redis_url, prefix=unique_prefix(), timeout=5, max_connections=2)
-    store.create("g/k", b"v", {"a": b"1"}, 60, None)
+    store.create("g/k", b"v", {"a": "1"}, 60, None)
     client: Any = store.client
     pool = client.connection_pool
     held = [pool.get_connection(), pool.get_connection()]
@@ -187,7 +187,7 @@ def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: s
     time.sleep(0.2)  # the load is waiting (or has already failed)
     pool.release(held.pop())
     thread.join(10)
-    assert outcome == [(b"v", {"a": b"1"})]
+    assert outcome == [(b"v", {"a": "1"})]
     pool.release(held.pop())
     store.close()
 
@@ -212,7 +212,7 @@ def test_a_delete_whose_reply_was_lost_is_still_reported_as_done(proxy: ReplyDro
     store.delete("g/warm-up")  # the scripts are loaded: EVALSHA succeeds from here on
     store.delete_user_sessions("g/bob", None)
     for key in ("g/one", "g/two", "g/three"):
-        store.create(key, b"v", {"a": b"1"}, 60, "g/alice")
+        store.create(key, b"v", {"a": "1"}, 60, "g/alice")
 
     proxy.drop_reply_to(DELETE_SCRIPT.sha.encode())
     assert store.delete("g/one") is True
@@ -361,13 +361,13 @@ def test_commands_sent_straight_read_the_same_replies_with_every_parser_and_prot
         await pool.release(connection)
         face = RedisStore(async_client=client, prefix=prefix).asyncio()
         head = bytes(range(256))
-        await face.create("g/k", head, {"a": b"1", "b": b"2"}, 60, "g/alice")
-        assert await face.load("g/k") == (head, {"a": b"1", "b": b"2"})
+        await face.create("g/k", head, {"a": "1", "b": "2"}, 60, "g/alice")
+        assert await face.load("g/k") == (head, {"a": "1", "b": "2"})
         await client.script_flush()
         assert (
-            await face.update("g/k", change(b"h2", {"c": b"3"}, ("a",), user="g/alice")) is True
+            await face.update("g/k", change(b"h2", {"c": "3"}, ("a",), user="g/alice")) is True
         )  # sent whole
-        assert await face.load("g/k") == (b"h2", {"b": b"2", "c": b"3"})
+        assert await face.load("g/k") == (b"h2", {"b": "2", "c": "3"})
         assert await face.user_sessions("g/alice") == [("g/k", b"h2")]
         assert await face.update("g/gone", change(b"h")) is False
         assert await face.load("g/gone") is None

@@ -41,7 +41,7 @@ def warm(store: RedisStore) -> None:
     def use() -> None:
         barrier.wait()
         for n in range(20):
-            store.create(f"g/warm-{n}", b"h", {"a": b"1"}, 60, "g/u")
+            store.create(f"g/warm-{n}", b"h", {"a": "1"}, 60, "g/u")
             store.load(f"g/warm-{n}")
 
     threads = [threading.Thread(target=use) for _ in range(6)]
@@ -60,9 +60,9 @@ def test_after_a_restart_the_next_sync_call_succeeds(server: RedisServer, how: s
         store.load("g/k")
     server.start()  # same port; its data (and script cache) are gone
     back = time.monotonic()
-    store.create("g/k", b"again", {"a": b"1"}, 60, "g/alice")  # the first call: every connection is stale
+    store.create("g/k", b"again", {"a": "1"}, 60, "g/alice")  # the first call: every connection is stale
     assert time.monotonic() - back < 1
-    assert store.load("g/k") == (b"again", {"a": b"1"})
+    assert store.load("g/k") == (b"again", {"a": "1"})
     assert store.user_sessions("g/alice") == [("g/k", b"again")]
     store.close()
 
@@ -75,7 +75,7 @@ def test_after_a_restart_the_next_asyncio_call_succeeds(server: RedisServer, how
     face = store.asyncio()
 
     async def scenario() -> None:
-        await face.create("g/k", b"h", {"a": b"1"}, 60, None)
+        await face.create("g/k", b"h", {"a": "1"}, 60, None)
         await asyncio.gather(*(face.load("g/k") for _ in range(12)))  # twelve pooled connections
         await asyncio.to_thread(getattr(server, how))
         with pytest.raises(StoreUnavailable):
@@ -104,7 +104,7 @@ def test_after_a_restart_while_the_event_loop_slept_the_next_asyncio_call_succee
     face = store.asyncio()
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(face.create("g/k", b"h", {"a": b"1"}, 60, None))
+        loop.run_until_complete(face.create("g/k", b"h", {"a": "1"}, 60, None))
         getattr(server, how)()
         server.start()
         back = time.monotonic()
@@ -123,7 +123,7 @@ def test_a_script_running_past_the_busy_threshold_is_store_busy_and_then_passes(
     server = RedisServer(None, "--busy-reply-threshold", "50").start()
     store = RedisStore(server.url, prefix=unique_prefix(), timeout=1)
     try:
-        store.create("g/k", b"h", {"a": b"1"}, 60, None)
+        store.create("g/k", b"h", {"a": "1"}, 60, None)
         blocker = redis.Redis.from_url(server.url)
         spin = "local t0 = redis.call('TIME')[1] while redis.call('TIME')[1] - t0 < 2 do end return 1"
         thread = threading.Thread(target=blocker.eval, args=(spin, 0))
@@ -141,7 +141,7 @@ def test_a_script_running_past_the_busy_threshold_is_store_busy_and_then_passes(
             await face.aclose()
 
         asyncio.run(asynchronously())
-        assert store.load("g/k") == (b"h2", {"a": b"1"})
+        assert store.load("g/k") == (b"h2", {"a": "1"})
         blocker.close()
     finally:
         store.close()
@@ -168,8 +168,8 @@ def test_a_cluster_store_made_before_its_cluster_is_up_works_once_it_is() -> Non
             timeout=10,
         )
         wait_for(lambda: _cluster_ok(node.port), "the one-node Cluster")
-        store.create("g/k", b"h", {"a": b"1"}, 60, "g/alice")
-        assert loop.run_until_complete(face.load("g/k")) == (b"h", {"a": b"1"})
+        store.create("g/k", b"h", {"a": "1"}, 60, "g/alice")
+        assert loop.run_until_complete(face.load("g/k")) == (b"h", {"a": "1"})
         assert store.user_sessions("g/alice") == [("g/k", b"h")]
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())

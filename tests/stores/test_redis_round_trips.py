@@ -139,7 +139,7 @@ def scripted(commands: list[Command]) -> list[str]:
 
 def warm_up(store: Any, run: Callable[[Any], Any]) -> None:
     """Every operation once, in the group (the slot) the test uses: connections open, scripts loaded."""
-    run(store.create("g/warm", b"h", {"a": b"1"}, 60, "g/warm-user"))
+    run(store.create("g/warm", b"h", {"a": "1"}, 60, "g/warm-user"))
     run(store.load("g/warm"))
     run(store.update("g/warm", change(b"h")))
     run(store.user_sessions("g/warm-user"))
@@ -156,20 +156,20 @@ def test_every_operation_is_one_command(face: tuple[Any, Callable[[Any], Any]], 
     assert run(store.load("g/k")) is None
     assert sent(monitor.since()) == [("HGETALL", session)]
 
-    run(store.create("g/k", b"h", {"a": b"1"}, 60, None))
+    run(store.create("g/k", b"h", {"a": "1"}, 60, None))
     commands = monitor.since()
     assert sent(commands) == [("EVALSHA", CREATE_SCRIPT.sha)]
     assert "TIME" not in scripted(commands)  # anonymous: no registry, no clock
 
-    assert run(store.load("g/k")) == (b"h", {"a": b"1"})
+    assert run(store.load("g/k")) == (b"h", {"a": "1"})
     assert sent(monitor.since()) == [("HGETALL", session)]
 
-    assert run(store.update("g/k", change(b"h2", {"b": b"2"}, ["a"]))) is True
+    assert run(store.update("g/k", change(b"h2", {"b": "2"}, ["a"]))) is True
     commands = monitor.since()
     assert sent(commands) == [("EVALSHA", UPDATE_SCRIPT.sha)]
     assert scripted(commands) == ["HMGET", "HSET", "HSET", "HDEL", "PEXPIRE"]
 
-    assert run(store.update("g/k", change(b"h3", {"c": b"3"}, user="g/alice"))) is True
+    assert run(store.update("g/k", change(b"h3", {"c": "3"}, user="g/alice"))) is True
     commands = monitor.since()
     assert sent(commands) == [("EVALSHA", UPDATE_SCRIPT.sha)]
     assert "TIME" in scripted(commands)  # filed in the registry, by the server's clock

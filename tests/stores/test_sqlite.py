@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_several_processes_writing_one_record_keep_every_field(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
     store = SQLiteStore(path)
-    store.create("shared", b"h", {"start": b"1"}, 600, None)
+    store.create("shared", b"h", {"start": "1"}, 600, None)
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.stores.sqlite_worker", path, "shared", f"p{n}", "150"],
@@ -40,7 +40,7 @@ def test_several_processes_writing_one_record_keep_every_field(tmp_path: Path) -
         assert out.strip() == "150"  # every update found the record: none failed, none retried
     loaded = store.load("shared")
     assert loaded is not None
-    assert dict(loaded[1]) == {"start": b"1"} | {f"p{n}-{i}": b"%d" % i for n in range(4) for i in range(150)}
+    assert dict(loaded[1]) == {"start": "1"} | {f"p{n}-{i}": f"{i}" for n in range(4) for i in range(150)}
 
 
 def test_the_database_uses_write_ahead_logging(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     child.join(30)
     assert child.exitcode == 0
     assert used != inherited
-    assert store.load("k") == (b"child", {"child": b"1"})
+    assert store.load("k") == (b"child", {"child": "1"})
     assert id(store._waiting.get()) == inherited  # the parent keeps its own
 
 
@@ -205,16 +205,16 @@ def test_on_the_event_loop_an_unlocked_database_is_used_inline_without_a_thread(
     threads: set[int] = set()
     original = store._load
 
-    def recording(connection: sqlite3.Connection, key: str) -> StoredRecord | None:
+    def recording(cursor: sqlite3.Cursor, key: str) -> StoredRecord | None:
         threads.add(threading.get_ident())
-        return original(connection, key)
+        return original(cursor, key)
 
     store._load = recording  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        await face.create("k", b"h", {"a": b"1"}, 60, None)
-        assert await face.update("k", change(b"h2", {"b": b"2"}))
-        assert await face.load("k") == (b"h2", {"a": b"1", "b": b"2"})
+        await face.create("k", b"h", {"a": "1"}, 60, None)
+        assert await face.update("k", change(b"h2", {"b": "2"}))
+        assert await face.load("k") == (b"h2", {"a": "1", "b": "2"})
         assert await face.delete("k") is True
 
     asyncio.run(scenario())
@@ -225,7 +225,7 @@ def test_on_the_event_loop_an_unlocked_database_is_used_inline_without_a_thread(
 def test_a_write_that_finds_the_database_locked_moves_to_a_thread_and_lands_once(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "moved.db", timeout=5)
     face = store.asyncio()
-    store.create("k", b"h", {"n": b"0"}, 60, None)
+    store.create("k", b"h", {"n": "0"}, 60, None)
     blocker = sqlite3.connect(tmp_path / "moved.db", isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
 
@@ -236,11 +236,11 @@ def test_a_write_that_finds_the_database_locked_moves_to_a_thread_and_lands_once
     threading.Timer(0.3, release).start()
 
     async def scenario() -> bool:
-        return await face.update("k", change(b"h2", {"m": b"1"}))
+        return await face.update("k", change(b"h2", {"m": "1"}))
 
     assert asyncio.run(scenario()) is True
     assert face._executor is not None
-    assert store.load("k") == (b"h2", {"n": b"0", "m": b"1"})
+    assert store.load("k") == (b"h2", {"n": "0", "m": "1"})
 
 
 def test_the_event_loop_never_checkpoints_the_log_the_thread_pool_does(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_the_event_loop_never_checkpoints_the_log_the_thread_pool_does(tmp_path:
     async def scenario() -> None:
         await face.create("k", b"h", {}, 600, None)
         for n in range(module._CHECKPOINT_EVERY):
-            await face.update("k", change(b"h", {"n": b"%d" % n}, ttl=600))
+            await face.update("k", change(b"h", {"n": f"{n}"}, ttl=600))
 
     asyncio.run(scenario())
     assert face._executor is not None
@@ -286,7 +286,7 @@ def test_a_record_whose_fields_do_not_decode_loads_as_absent(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = SQLiteStore(tmp_path / "bad.db")
-    store.create("k", b"h", {"a": b"1"}, 60, None)
+    store.create("k", b"h", {"a": "1"}, 60, None)
     with sqlite3.connect(tmp_path / "bad.db") as connection:
         connection.execute("UPDATE sessionware_sessions SET data = 'not json'")
     assert store.load("k") is None

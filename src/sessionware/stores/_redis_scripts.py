@@ -209,7 +209,7 @@ class Keys:
         return f"{head}}}:r:{tail}"
 
     def create(
-        self, member: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, member: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> list[Any]:
         return [
             self.prefix,

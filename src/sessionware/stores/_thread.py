@@ -29,7 +29,7 @@ class Inline:
         return self.store.load(key)
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         self.store.create(key, head, fields, ttl, user)
 
@@ -69,7 +69,7 @@ class InThread:
         return await self._run(self.store.load, key)
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         await self._run(self.store.create, key, head, fields, ttl, user)
 

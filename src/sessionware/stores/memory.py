@@ -17,7 +17,7 @@ __all__ = ["MemoryStore"]
 
 class _Record(NamedTuple):
     head: bytes
-    fields: Mapping[str, bytes]  # replaced, never changed in place: load hands it out as it is
+    fields: Mapping[str, str]  # replaced, never changed in place: load hands it out as it is
     expires: float
     user: str | None
 
@@ -96,7 +96,7 @@ class MemoryStore(CheckedArguments):
             return None
         return record.head, record.fields
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         now = self._clock()
         with self._lock:
             self._put(key, _Record(head, dict(fields), now + ttl, user))

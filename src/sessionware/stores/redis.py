@@ -78,7 +78,9 @@ def _record(reply: Any) -> StoredRecord | None:
     if head is None:
         return None
     entries.pop(USER, None)
-    return head, dict(zip(map(bytes.decode, entries), entries.values(), strict=True))
+    # Names and values are ASCII; latin-1 turns any byte into a character, so a damaged
+    # entry reaches the engine (which refuses it) instead of failing the call.
+    return head, {name.decode("latin-1"): value.decode("latin-1") for name, value in entries.items()}
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[str, bytes]]:
@@ -293,7 +295,7 @@ class RedisStore(CheckedArguments):
             raise _failed(self._name, exc) from exc
         return _record(reply)
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         name, member = self._keys.session(key)
         self._script(CREATE_SCRIPT, [name], self._keys.create(member, head, fields, ttl, user))
 
@@ -471,7 +473,7 @@ class _AsyncRedisStore:
         return _record(await self._guarded(self._send("HGETALL", name)))
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         name, member = self._keys.session(key)
         args = self._keys.create(member, head, fields, ttl, user)

@@ -29,6 +29,21 @@ T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Connections a forked child inherited: never used, never closed (see _Connections).
 _INHERITED: list[sqlite3.Connection] = []
+
+
+class _Process:
+    """This process's ID, kept up to date across fork() (os.getpid() is a system call per ask)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+_process = _Process
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Process.forked)
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 #: Writes made on the event loop between two checkpoints of the write-ahead log.
 _CHECKPOINT_EVERY = 1000
@@ -204,11 +219,9 @@ class SQLiteStore(CheckedArguments):
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
-    def _execute(
-        self, connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]
-    ) -> sqlite3.Cursor:
+    def _execute(self, cursor: sqlite3.Cursor, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
-            return connection.execute(sql, parameters)
+            return cursor.execute(sql, parameters)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise StoreBusy(
@@ -224,55 +237,54 @@ class SQLiteStore(CheckedArguments):
 
     # -- the operations, on a given connection --------------------------------------
 
-    def _load(self, connection: sqlite3.Connection, key: str) -> StoredRecord | None:
-        row = self._execute(connection, self._sql_load, (key, self._now_ms())).fetchone()
+    def _load(self, cursor: sqlite3.Cursor, key: str) -> StoredRecord | None:
+        row = self._execute(cursor, self._sql_load, (key, self._now_ms())).fetchone()
         if row is None:
             return None
         try:
-            stored = load_object(row[1])
-            fields = {name: value.encode() for name, value in stored.items()}
-        except (ValueError, StopIteration, RecursionError, AttributeError, UnicodeEncodeError, TypeError):
+            fields = load_object(row[1])
+        except (ValueError, StopIteration, RecursionError):
+            fields = None
+        if type(fields) is not dict:
             logger.warning("SQLiteStore(%r): the record under %r does not decode; ignored", self.path, key)
             return None
-        return bytes(row[0]), fields
+        return row[0], fields
 
     def _create(
         self,
-        connection: sqlite3.Connection,
+        cursor: sqlite3.Cursor,
         key: str,
         head: bytes,
-        fields: Mapping[str, bytes],
+        fields: Mapping[str, str],
         ttl: int,
         user: str | None,
     ) -> None:
         now = self._now_ms()
-        data = dump_text({name: value.decode() for name, value in fields.items()})
-        self._execute(connection, self._sql_create, (key, head, data, user, now + ttl * 1000))
+        data = dump_text(dict(fields))
+        self._execute(cursor, self._sql_create, (key, head, data, user, now + ttl * 1000))
 
-    def _update(self, connection: sqlite3.Connection, key: str, change: Change) -> bool:
+    def _update(self, cursor: sqlite3.Cursor, key: str, change: Change) -> bool:
         now = self._now_ms()
         expires = now + change.ttl * 1000
         user = change.user
         if change.fields or change.removed:
-            patch: dict[str, str | None] = {name: value.decode() for name, value in change.fields.items()}
+            patch: dict[str, str | None] = dict(change.fields)
             patch.update(dict.fromkeys(change.removed))  # null: json_patch removes the member
             text = dump_text(patch)
-            cursor = self._execute(connection, self._sql_update, (change.head, text, expires, key, now, user))
+            cursor = self._execute(cursor, self._sql_update, (change.head, text, expires, key, now, user))
             if cursor.rowcount == 1:
                 return True
             parameters: tuple[Any, ...] = (change.head, text, expires, user, key, now)
         else:
-            cursor = self._execute(connection, self._sql_update_head, (change.head, expires, key, now, user))
+            cursor = self._execute(cursor, self._sql_update_head, (change.head, expires, key, now, user))
             if cursor.rowcount == 1:
                 return True
             parameters = (change.head, "{}", expires, user, key, now)
         # Not there, or filed under another user: the record moves to this one (rare).
-        return self._execute(connection, self._sql_update_user, parameters).rowcount == 1
+        return self._execute(cursor, self._sql_update_user, parameters).rowcount == 1
 
-    def _delete(self, connection: sqlite3.Connection, key: str) -> bool:
-        rows = self._execute(
-            connection, self._sql_delete, (key, self._now_ms())
-        ).fetchall()  # ends the statement
+    def _delete(self, cursor: sqlite3.Cursor, key: str) -> bool:
+        rows = self._execute(cursor, self._sql_delete, (key, self._now_ms())).fetchall()  # ends the statement
         return bool(rows and rows[0][0])
 
     def _purge_due(self) -> bool:
@@ -295,7 +307,7 @@ class SQLiteStore(CheckedArguments):
     def load(self, key: str) -> StoredRecord | None:
         return self._load(self._waiting.get(), key)
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         self._create(self._waiting.get(), key, head, fields, ttl, user)
         if self._purge_due():
             self._purge_quietly()
@@ -317,14 +329,14 @@ class SQLiteStore(CheckedArguments):
         return sum(1 for (live,) in rows if live)
 
     def purge_expired(self) -> int:
-        connection = self._waiting.get()
+        cursor = self._waiting.get()
         now = self._now_ms()
         deleted, after = 0, ""
         while True:
-            keys = [key for (key,) in self._execute(connection, self._sql_expired, (after, now)).fetchall()]
+            keys = [key for (key,) in self._execute(cursor, self._sql_expired, (after, now)).fetchall()]
             if not keys:
                 return deleted
-            deleted += self._execute(connection, self._sql_purge, (dump_text(keys), now)).rowcount
+            deleted += self._execute(cursor, self._sql_purge, (dump_text(keys), now)).rowcount
             if len(keys) < _PURGE_BATCH:
                 return deleted
             after = keys[-1]
@@ -339,7 +351,7 @@ class SQLiteStore(CheckedArguments):
 
 
 class _Connections:
-    """One connection per thread, opened by this process.
+    """One connection per thread, opened by this process, and the cursor each call reuses.
 
     SQLite connections must not cross ``fork()``: a child (a forking server's
     worker, ``multiprocessing`` with the fork start method) that inherited one
@@ -357,16 +369,15 @@ class _Connections:
         self._open = open_connection
         self._local = threading.local()
 
-    def get(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        opened: tuple[int, sqlite3.Connection] | None = getattr(self._local, "connection", None)
+    def get(self) -> sqlite3.Cursor:
+        opened: tuple[int, sqlite3.Cursor] | None = getattr(self._local, "cursor", None)
         if opened is not None:
-            if opened[0] == pid:
+            if opened[0] == _process.pid:
                 return opened[1]
-            _INHERITED.append(opened[1])
-        connection = self._open()
-        self._local.connection = (pid, connection)
-        return connection
+            _INHERITED.append(opened[1].connection)
+        cursor = self._open().cursor()
+        self._local.cursor = (_process.pid, cursor)
+        return cursor
 
 
 class _AsyncSQLiteStore:
@@ -391,7 +402,7 @@ class _AsyncSQLiteStore:
     def _pool(self) -> ThreadPoolExecutor:
         # Per process: a pool's threads do not survive fork(), and an inherited pool would
         # take tasks that no thread ever runs.
-        pid = os.getpid()
+        pid = _process.pid
         if self._executor is None or self._executor[0] != pid:
             self._executor = (pid, ThreadPoolExecutor(max_workers=4, thread_name_prefix="sessionware-sqlite"))
         return self._executor[1]
@@ -423,7 +434,7 @@ class _AsyncSQLiteStore:
             return await self._in_thread(self._store._load, key)
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         try:
             self.inline.create(key, head, fields, ttl, user)
@@ -443,10 +454,10 @@ class _AsyncSQLiteStore:
             return await self._in_thread(self._store._delete, key)
 
     async def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
-        return await self._in_thread(lambda connection: self._store.user_sessions(user))
+        return await self._in_thread(lambda cursor: self._store.user_sessions(user))
 
     async def delete_user_sessions(self, user: str, keep: str | None) -> int:
-        return await self._in_thread(lambda connection: self._store.delete_user_sessions(user, keep))
+        return await self._in_thread(lambda cursor: self._store.delete_user_sessions(user, keep))
 
 
 class _Inline:
@@ -479,7 +490,7 @@ class _Inline:
     def load(self, key: str) -> StoredRecord | None:
         return self._try(self._store._load, key)
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         self._try(self._store._create, key, head, fields, ttl, user)
         self._wrote()
 
