@@ -16,7 +16,7 @@ from . import _lifecycle
 from ._engine import Engine, logger
 from ._plan import CREATE, DELETE, NOTHING, REISSUE, Plan, plan
 from ._session import Session
-from ._steps import Delete, Steps, Update
+from ._steps import Delete, Pending, Steps, Then, Update
 from .typing import Change
 
 __all__ = ["close_session"]
@@ -24,7 +24,7 @@ __all__ = ["close_session"]
 
 def close_session(
     engine: Engine, session: Session, status: int, now: int, https: bool
-) -> str | Steps[str | None] | None:
+) -> str | Pending[str | None] | None:
     """Finish the request: the ``Set-Cookie`` value to send, or None.
 
     When a store must be written first, returns steps that produce it, for
@@ -47,33 +47,46 @@ def close_session(
 
 def _close_server_side(
     engine: Engine, session: Session, planned: Plan, now: int, https: bool
-) -> Steps[str | None]:
+) -> str | Pending[str | None] | None:
     assert engine.ids is not None
     key = session._key
     if planned.kind == DELETE:
-        if key is not None:
-            yield Delete(key)
-        return engine.deletion(session, https)
+        return _deleted(engine, session, key, https)
     if planned.kind == CREATE:
-        return (yield from _lifecycle.create_server_side(engine, session, planned, now, https))
+        return _lifecycle.create_server_side(engine, session, planned, now, https)
     assert key is not None
-    assert session._sid is not None
-    written = False
-    if planned.kind != REISSUE:  # WRITE or TOUCH: one atomic update of the record as it is now
-        change = Change(
-            planned.head(),
-            planned.fields or {},
-            planned.removed,
-            engine.ttl(planned.created, now),
-            engine.user_of(key, planned.meta),
-        )
-        written = yield Update(key, change)
-        if not written:
+    sid = session._sid
+    assert sid is not None
+    if planned.kind == REISSUE:  # only the cookie: an older secret signed it
+        return engine.cookie_for(engine.ids.encode(sid), session, now, https)
+    # WRITE or TOUCH: one atomic update of the record as it is now.
+    change = Change(
+        planned.head(),
+        planned.fields or {},
+        planned.removed,
+        engine.ttl(planned.created, now),
+        engine.user_of(key, planned.meta),
+    )
+
+    def written(done: bool) -> str | None:
+        if not done:
             # Dropped, renewed or revoked by a concurrent request: never resurrected.
             logger.debug("sessionware did not save a session deleted by a concurrent request")
             return None
-    # The ID cookie is re-sent only when an older secret signed it, or to refresh a
-    # persistent cookie's Max-Age after a write.
-    if session._stale or (written and engine.persistent(session)):
-        return engine.cookie_for(engine.ids.encode(session._sid), session, now, https)
-    return None
+        # The ID cookie is re-sent only when an older secret signed it, or to refresh a
+        # persistent cookie's Max-Age after a write.
+        if session._stale or engine.persistent(session):
+            assert engine.ids is not None
+            return engine.cookie_for(engine.ids.encode(sid), session, now, https)
+        return None
+
+    return _then(Then, (_then(Update, (key, change)), written))
+
+
+def _deleted(engine: Engine, session: Session, key: str | None, https: bool) -> Steps[str | None]:
+    if key is not None:
+        yield Delete(key)
+    return engine.deletion(session, https)
+
+
+_then = tuple.__new__  # the named tuples without their Python-level __new__ (the hot path)

@@ -60,12 +60,15 @@ class Plan(NamedTuple):
         """The cookie carrying this record, remembered as verified: the browser sends it next."""
         assert engine.codec is not None
         value = engine.codec.encode(self.record())
-        meta = dict(self.meta)  # the cache's own: the session's may still change
-        record = _record.Record(self.created, self.touched, self.auth, self.meta_json, self.data_json, meta)
+        # A plan's meta is never the session's own (see plan): safe for the cache to share.
+        record = _new_tuple(
+            _record.Record, (self.created, self.touched, self.auth, self.meta_json, self.data_json, self.meta)
+        )
         engine.verified.put(value, (record, False))
         return value
 
 
+_NO_META: dict[str, Any] = {}
 _NOTHING = Plan(NOTHING)
 _DELETE = Plan(DELETE)
 
@@ -99,10 +102,11 @@ def plan(engine: Engine, session: Session, status: int, now: int) -> Plan:
     if action == NONE and not session._dirty and session._lifecycle is None and session._meta is None:
         return _NOTHING  # a new session, untouched
     created, auth = session._times()
-    meta = session._current_meta()
     if session._meta is not None:
+        meta = dict(session._meta)  # the plan's own: the session's may still change
         meta_json = _record.dump_meta(meta)
     else:
+        meta = _NO_META if origin is None else origin.meta
         meta_json = b"" if origin is None else origin.meta_json
     if action == RENEW or origin is None:
         return _new_record(engine, session, action, created, auth, meta, meta_json, now)

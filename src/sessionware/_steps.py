@@ -42,6 +42,7 @@ __all__ = [
     "Update",
     "WouldBlock",
     "run_async",
+    "run_inline",
     "run_sync",
 ]
 
@@ -181,6 +182,33 @@ async def run_async(steps: Pending[T], store: Any) -> T:
 
 
 _BLOCKED: Any = object()
+
+
+def run_inline(steps: Pending[T], store: Any) -> tuple[bool, Any]:
+    """Drive a :class:`Then` through the store's inline face, without a coroutine.
+
+    ``(True, result)`` when it is done; otherwise ``(False, rest)``, where
+    ``rest`` is what is left to drive with :func:`run_async` (all of
+    ``steps`` if nothing could be answered inline). The ASGI adapter calls
+    this first: a request whose one store call the inline face can answer
+    costs no coroutine at all.
+    """
+    inline = getattr(store, "inline", None)
+    if inline is None or type(steps) is not Then:
+        return False, steps
+    call = steps.call
+    try:
+        answer = call.apply(inline)
+    except WouldBlock:
+        return False, steps
+    except SessionError:
+        raise
+    except Exception as exc:
+        raise _failed(store, call, exc) from exc
+    done = steps.then(answer)
+    if type(done) is GeneratorType:
+        return False, done
+    return True, done
 
 
 def _inline(call: Call, inline: Any, store: Any) -> Any:

@@ -21,6 +21,7 @@ a read-mostly session is not parsed on every request either.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 __all__ = ["VerifiedCache"]
@@ -32,20 +33,19 @@ T = TypeVar("T")
 class VerifiedCache(Generic[K, T]):
     """A bounded map from a value (a cookie's, a record head's) to what it verified to; oldest out first."""
 
-    __slots__ = ("_entries", "_order", "size")
+    __slots__ = ("_entries", "_order", "get", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._entries: dict[K, T] = {}
+        #: ``get(value)``: what ``value`` verified to, or None (the dict's own get: no Python frame).
+        self.get: Callable[[K], T | None] = self._entries.get
         # Insertion order, for eviction: deleting a dict's first key over and over makes
         # finding the next one slower each time (the dict keeps the holes until it resizes).
         self._order: deque[K] = deque()
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, value: K) -> T | None:
-        return self._entries.get(value)
 
     def put(self, value: K, verified: T) -> None:
         if not self.size:

@@ -17,7 +17,7 @@ from ._keys import SecretInput
 from ._loading import open_session
 from ._registry import AsyncUserSessions
 from ._session import Session
-from ._steps import run_async
+from ._steps import run_async, run_inline
 from .errors import (
     ReauthenticationRequired,
     SessionError,
@@ -227,7 +227,8 @@ class SessionMiddleware(CheckedArguments):
             session = opened
         else:
             try:
-                session = await run_async(opened, store)
+                done, result = run_inline(opened, store)
+                session = result if done else await run_async(result, store)
             except StoreError as exc:
                 await self._store_failed(scope, receive, send, exc)
                 return
@@ -247,10 +248,14 @@ class SessionMiddleware(CheckedArguments):
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
                 started = True
-                closed = close_session(engine, session, message["status"], now, https)
-                if closed is not None and not isinstance(closed, str):
+                closing = close_session(engine, session, message["status"], now, https)
+                closed: str | None
+                if closing is None or isinstance(closing, str):
+                    closed = closing
+                else:
                     try:
-                        closed = await run_async(closed, store)
+                        done, result = run_inline(closing, store)
+                        closed = result if done else await run_async(result, store)
                     except StoreError as exc:
                         failed = True
                         await self._store_failed(scope, receive, send, exc)
