@@ -9,6 +9,7 @@ done); once it is back, the same app serves them again, with nothing lost.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from sessionware._contract import change
 from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
@@ -150,7 +152,7 @@ def test_a_locked_postgres_table_times_out_into_a_503(postgres_server: PostgresS
         reply = call(app, "/whoami", cookie=cookie)
         elapsed = time.monotonic() - started
     assert reply.status == 503
-    assert elapsed < 4  # the 1 s statement timeout (a retry included), not the lock's lifetime
+    assert elapsed < 4  # the 0.9 s statement timeout (StoreBusy, never sent again), not the lock's lifetime
     assert whoami(app, cookie) == (200, "alice")
     store.close()
 
@@ -244,42 +246,95 @@ def test_the_sync_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
     from sessionware.stores.postgres import PostgresStore
 
     store = PostgresStore(postgres_server.dsn, timeout=PG_TIMEOUT)
-    store.save("g/frozen", b"data", 600, None, None)
-    store.save("g/frozen-other", b"other", 600, None, None)
-    assert store.load("g/frozen") == (b"data", 1)  # a pooled connection, ready to hang
+    store.create("g/frozen", b"data", {}, 600, None)
+    store.create("g/frozen-other", b"other", {}, 600, None)
+    assert store.load("g/frozen") == (b"data", {})  # a pooled connection, ready to hang
     with postgres_server.frozen():
+        # The first call hangs on the pooled connection; the others must connect,
+        # to a server whose kernel accepts the TCP connection but which never answers.
         for operation in (
+            lambda: store.update("g/frozen", change(b"new", {"a": b"1"})),
             lambda: store.load("g/frozen"),
-            lambda: store.save("g/frozen", b"new", 600, 1, None),
             lambda: store.delete("g/frozen-other"),
         ):
             started = time.monotonic()
-            with pytest.raises(StoreUnavailable):
+            with pytest.raises(StoreUnavailable, match=f"within {PG_TIMEOUT} s"):
                 timed(operation, 10)
             assert time.monotonic() - started < PG_TIMEOUT + MARGIN
     # A statement already in the server's socket buffer when the client gave up
     # still runs once the server resumes: StoreUnavailable means "not known to
     # be done", never "done".
-    assert store.load("g/frozen") in ((b"data", 1), (b"new", 2))
-    store.save("g/frozen-after", b"after", 600, None, None)
-    assert store.load("g/frozen-after") == (b"after", 1)
+    assert store.load("g/frozen") in ((b"data", {}), (b"new", {"a": b"1"}))
+    store.create("g/frozen-after", b"after", {}, 600, None)
+    assert store.load("g/frozen-after") == (b"after", {})
+    store.close()
+
+
+def test_the_asyncio_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
+    postgres_server: PostgresServer,
+) -> None:
+    from sessionware import StoreUnavailable
+    from sessionware.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_server.dsn, timeout=PG_TIMEOUT)
+    face = store.asyncio()
+    stopped: list[int] = []
+
+    async def main() -> list[float]:
+        await face.create("g/frozen-async", b"data", {}, 600, None)
+        assert await face.load("g/frozen-async") == (b"data", {})  # a pooled connection, ready to hang
+        stopped.extend(postgres_server.freeze())
+        took = []
+        for operation in (  # the first hangs on the pooled connection, the others must connect
+            lambda: face.update("g/frozen-async", change(b"new", {"a": b"1"})),
+            lambda: face.load("g/frozen-async"),
+            lambda: face.delete("g/frozen-async"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match=f"within {PG_TIMEOUT} s"):
+                await operation()
+            took.append(time.monotonic() - started)
+        postgres_server.thaw(stopped)
+        # The update was sent (it may run now: StoreUnavailable is "not known to be done");
+        # the delete never was, for want of a connection.
+        assert await face.load("g/frozen-async") in ((b"data", {}), (b"new", {"a": b"1"}))
+        await face.aclose()
+        return took
+
+    try:
+        took, _ = timed(lambda: asyncio.run(main()), 20)
+    finally:
+        postgres_server.thaw(stopped)
+    assert all(elapsed < PG_TIMEOUT + MARGIN for elapsed in took), took
     store.close()
 
 
 def test_after_a_postgres_restart_the_first_requests_succeed(postgres_server: PostgresServer) -> None:
     """The pool holds connections the restart killed; none of them fails a request,
     not even a delete (which is never re-sent: a repeat would misreport it)."""
+    import psycopg
+
     from sessionware.stores.postgres import PostgresStore
 
-    store = PostgresStore(postgres_server.dsn, timeout=2, min_size=3, max_size=3)
-    store.save("g/restart-1", b"one", 600, None, None)
-    store.save("g/restart-2", b"two", 600, None, None)
-    assert store._pool is not None
-    store._pool.wait(10)  # three open connections, all about to die
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as observer:
+        since = observer.execute("SELECT now()").fetchone()
+        store = PostgresStore(postgres_server.dsn, timeout=2, max_size=3)
+        store.create("g/restart-1", b"one", {}, 600, None)
+        store.create("g/restart-2", b"two", {}, 600, None)
+        barrier = threading.Barrier(3)  # three calls at once: three connections
+        threads = [
+            threading.Thread(target=store._run, args=(lambda connection: barrier.wait(),)) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        opened = "SELECT count(*) FROM pg_stat_activity WHERE backend_start > %s AND pid <> pg_backend_pid()"
+        assert observer.execute(opened, since).fetchone() == (3,)  # all in the pool, about to die
     postgres_server.restart()
-    assert store.load("g/restart-1") == (b"one", 1)
+    assert store.load("g/restart-1") == (b"one", {})
     assert store.delete("g/restart-2") is True
-    assert store.save("g/restart-1", b"uno", 600, 1, None) is True
+    assert store.update("g/restart-1", change(b"uno")) is True
     store.close()
 
 
@@ -311,7 +366,8 @@ def test_a_connection_cut_as_its_answer_came_is_never_handed_to_another_call() -
 
     from .servers import POSTGRES_DSN
 
-    store = PostgresStore(POSTGRES_DSN, timeout=0.3, table="sessionware_cut_test")
+    table = f"sessionware_cut_test_{os.getpid()}"
+    store = PostgresStore(POSTGRES_DSN, timeout=0.3, table=table)
     store.migrate()
     held: list[Any] = []
 
@@ -324,8 +380,8 @@ def test_a_connection_cut_as_its_answer_came_is_never_handed_to_another_call() -
     try:
         assert store._run(slow) == 7
         assert held[0].closed  # never back in the pool
-        store.save("g/after-cut", b"x", 60, None, None)  # the next calls get a sound connection
-        assert store.load("g/after-cut") == (b"x", 1)
+        store.create("g/after-cut", b"x", {}, 60, None)  # the next calls get a sound connection
+        assert store.load("g/after-cut") == (b"x", {})
     finally:
-        store.delete("g/after-cut")
+        store._run(lambda connection: connection.execute(f"DROP TABLE {table}"))
         store.close()
