@@ -253,7 +253,7 @@ def test_the_sync_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
         # The first call hangs on the pooled connection; the others must connect,
         # to a server whose kernel accepts the TCP connection but which never answers.
         for operation in (
-            lambda: store.update("g/frozen", change(b"new", {"a": b"1"})),
+            lambda: store.update("g/frozen", change(b"new", {"a": "1"})),
             lambda: store.load("g/frozen"),
             lambda: store.delete("g/frozen-other"),
         ):
@@ -264,7 +264,7 @@ def test_the_sync_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
     # A statement already in the server's socket buffer when the client gave up
     # still runs once the server resumes: StoreUnavailable means "not known to
     # be done", never "done".
-    assert store.load("g/frozen") in ((b"data", {}), (b"new", {"a": b"1"}))
+    assert store.load("g/frozen") in ((b"data", {}), (b"new", {"a": "1"}))
     store.create("g/frozen-after", b"after", {}, 600, None)
     assert store.load("g/frozen-after") == (b"after", {})
     store.close()
@@ -286,7 +286,7 @@ def test_the_asyncio_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
         stopped.extend(postgres_server.freeze())
         took = []
         for operation in (  # the first hangs on the pooled connection, the others must connect
-            lambda: face.update("g/frozen-async", change(b"new", {"a": b"1"})),
+            lambda: face.update("g/frozen-async", change(b"new", {"a": "1"})),
             lambda: face.load("g/frozen-async"),
             lambda: face.delete("g/frozen-async"),
         ):
@@ -297,7 +297,7 @@ def test_the_asyncio_face_of_a_frozen_postgres_fails_closed_within_the_timeout(
         postgres_server.thaw(stopped)
         # The update was sent (it may run now: StoreUnavailable is "not known to be done");
         # the delete never was, for want of a connection.
-        assert await face.load("g/frozen-async") in ((b"data", {}), (b"new", {"a": b"1"}))
+        assert await face.load("g/frozen-async") in ((b"data", {}), (b"new", {"a": "1"}))
         await face.aclose()
         return took
 

@@ -116,13 +116,13 @@ class _SQL:
         self.resendable = frozenset({self.load, self.create, self.update, self.user, self.purge})
 
 
-def _data(fields: Mapping[str, bytes]) -> str:
+def _data(fields: Mapping[str, str]) -> str:
     """The ``data`` column for ``fields``: each value's text as a JSON string, never parsed."""
-    return json.dumps({name: value.decode("ascii") for name, value in fields.items()}, separators=(",", ":"))
+    return json.dumps(dict(fields), separators=(",", ":"))
 
 
 def _create_parameters(
-    key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+    key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
 ) -> tuple[Any, ...]:
     return (key, head, _data(fields), user, ttl)
 
@@ -135,7 +135,7 @@ def _record(rows: list[Any]) -> StoredRecord | None:
     if not rows:
         return None
     head, data = rows[0]
-    return bytes(head), {name: value.encode("ascii") for name, value in data.items()}
+    return bytes(head), data  # jsonb of strings, as psycopg decodes it: the fields as stored
 
 
 def _heads(rows: list[Any]) -> list[tuple[str, bytes]]:
@@ -826,7 +826,7 @@ class PostgresStore:
     def load(self, key: str) -> StoredRecord | None:
         return _record(self._execute(self._sql.load, (key,))[1])
 
-    def create(self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None) -> None:
+    def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
         self._execute(self._sql.create, _create_parameters(key, head, fields, ttl, user))
 
     def update(self, key: str, change: Change) -> bool:
@@ -927,7 +927,7 @@ class _AsyncPostgresStore:
         return _record((await self._execute(self._sql.load, (key,)))[1])
 
     async def create(
-        self, key: str, head: bytes, fields: Mapping[str, bytes], ttl: int, user: str | None
+        self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None
     ) -> None:
         await self._execute(self._sql.create, _create_parameters(key, head, fields, ttl, user))
 
