@@ -430,7 +430,7 @@ def test_the_line_logged_for_an_outage_is_followed_by_one_when_it_ends(
 def test_the_watchdog_cuts_each_call_at_its_own_deadline_whatever_was_armed_before() -> None:
     """The sync face's watchdog thread is woken only for an earlier deadline than it knows:
     a short one armed after a long one (even one already disarmed) must still be kept."""
-    from sessionware.stores.postgres import _WATCHDOG
+    from sessionware.stores._postgres_pools import WATCHDOG as _WATCHDOG
 
     def connection(sock: socket.socket) -> Any:  # what _cut() uses of a psycopg connection
         return SimpleNamespace(pgconn=SimpleNamespace(socket=sock.fileno()))
