@@ -136,10 +136,13 @@ def _load(engine: Engine, ids: IdCodec, value: str, now: int) -> Session | Then[
             data = _record.load_fields(fields)
         except InvalidCookie as exc:
             return engine.refuse(exc.reason, now)
-        session = _session(engine, record, data, now, stale)
-        session._sid = session_id
-        session._key = key
-        session._fields = fields
+        session = Session.__new__(engine.session_class)
+        dict.update(session, data)
+        session.__dict__.update(
+            _engine=engine, _now=now, _origin=record, _sid=session_id, _key=key, _fields=fields
+        )
+        if stale:
+            session._stale = True
         return session
 
     return _then(Then, (_then(Load, (key,)), loaded))

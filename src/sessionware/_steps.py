@@ -198,7 +198,7 @@ def run_inline(steps: Pending[T], store: Any) -> tuple[bool, Any]:
         return False, steps
     call = steps.call
     try:
-        answer = call.apply(inline)
+        answer = inline.load(call[0]) if type(call) is Load else call.apply(inline)  # the common one, direct
     except WouldBlock:
         return False, steps
     except SessionError:
