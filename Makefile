@@ -37,8 +37,13 @@ pytest: $(STAMP)
 	scripts/services.sh
 	$(BIN)/python -m pytest
 
+# Every benchmark, each writing its own section of docs/benchmarks.md (about 40 minutes).
 bench: $(STAMP)
+	scripts/services.sh
 	$(BIN)/python bench/bench_asgi.py --write docs/benchmarks.md
+	$(BIN)/python bench/bench_stores.py --write docs/benchmarks.md
+	$(BIN)/python bench/bench_wsgi.py --write docs/benchmarks.md
+	$(BIN)/python bench/bench_http.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -67,6 +67,7 @@ class CookieAttributes:
         "_insecure_tail",
         "_names",
         "_secure_tail",
+        "_tails_for",
         "name",
         "persistent",
         "secure",
@@ -146,6 +147,8 @@ class CookieAttributes:
         flags = f"; HttpOnly; SameSite={site}" + ("; Partitioned" if partitioned else "")
         self._secure_tail = tail, "; Secure" + flags
         self._insecure_tail = tail, flags
+        #: What follows the value (before and after any Max-Age), on plain http and on https.
+        self._tails_for = (self._tails(False), self._tails(True))
         self._deletion = {
             https: f"{self._names[https]}={tail}; Max-Age=0; Expires={_EPOCH}{self._tails(https)[1]}"
             for https in (True, False)
@@ -162,9 +165,10 @@ class CookieAttributes:
 
     def header(self, value: str, *, https: bool, max_age: int | None) -> str:
         """The ``Set-Cookie`` value that stores ``value``, for ``max_age`` seconds if given."""
-        head, flags = self._tails(https)
-        age = "" if max_age is None else f"; Max-Age={max_age}"  # None: a browser-session cookie
-        return f"{self._names[https]}={value}{head}{age}{flags}"
+        head, flags = self._tails_for[https]
+        if max_age is None:  # a browser-session cookie
+            return f"{self._names[https]}={value}{head}{flags}"
+        return f"{self._names[https]}={value}{head}; Max-Age={max_age}{flags}"
 
     def deletion(self, *, https: bool) -> str:
         """The ``Set-Cookie`` value that removes the cookie, with the attributes it was set with."""

@@ -208,10 +208,11 @@ class Engine:
 
     def cookie_for(self, value: str, session: Session, now: int, https: bool) -> str:
         """The ``Set-Cookie`` value for ``value``, or ``SessionTooLarge`` if a browser would drop it."""
-        size = len(self.cookie.name_for(https)) + 1 + len(value)
+        size = len(self.targets[https]) + len(value)  # "name=" and the value
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        max_age = self.ttl(session._times()[0], now) if self.persistent(session) else None
+        persistent = self.cookie.persistent if session._persistent is None else session._persistent
+        max_age = self.ttl(session._times()[0], now) if persistent else None
         return self.cookie.header(value, https=https, max_age=max_age)
 
     def deletion(self, session: Session, https: bool) -> str | None:

@@ -71,9 +71,14 @@ def _open_cookie(engine: Engine, value: str, now: int) -> Session | Then[Session
             record = record._replace(created_at=now, touched_at=now)
         if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
             raise InvalidCookie("expired")
-        session = _session(engine, record, engine.load_data(record.data_json), now, stale)
+        data = engine.load_data(record.data_json)
     except InvalidCookie as exc:
         return engine.refuse(exc.reason, now)
+    session = Session.__new__(engine.session_class)
+    dict.update(session, data)
+    session.__dict__.update(_engine=engine, _now=now, _origin=record)
+    if stale:
+        session._stale = True
     if engine.revocation is not None and "uid" in record.meta:
         return _check_allowed(engine, session, record, now)
     return session
@@ -152,17 +157,3 @@ def _expired(engine: Engine, key: str, now: int) -> Steps[Session]:
     """A record past its deadline: deleted as it is met, and the request starts afresh."""
     yield Delete(key)
     return engine.refuse("expired", now)
-
-
-def _session(
-    engine: Engine, record: _record.Record, data: dict[str, object], now: int, stale: bool
-) -> Session:
-    """The session a verified, unexpired record holds."""
-    session = Session.__new__(engine.session_class)
-    dict.update(session, data)
-    session._engine = engine
-    session._now = now
-    session._origin = record
-    if stale:
-        session._stale = True
-    return session

@@ -59,7 +59,9 @@ class Plan(NamedTuple):
     def cookie_value(self, engine: Engine) -> str:
         """The cookie carrying this record, remembered as verified: the browser sends it next."""
         assert engine.codec is not None
-        value = engine.codec.encode(self.record())
+        value = engine.codec.encode(
+            _record.pack(self.created, self.touched, self.auth, self.meta_json, self.data_json)
+        )
         # A plan's meta is never the session's own (see plan): safe for the cache to share.
         record = _new_tuple(
             _record.Record, (self.created, self.touched, self.auth, self.meta_json, self.data_json, self.meta)
@@ -134,23 +136,31 @@ def _in_place(engine: Engine, session: Session, origin: _record.Record, now: int
     if engine.ids is not None:
         fields, removed = _record.field_changes(session, session._fields or {})
         if fields or removed:
-            return _plan(
-                (WRITE, created, touched, origin.auth_at, origin.meta, origin.meta_json, b"", fields, removed)
+            return _new_tuple(
+                Plan,
+                (
+                    WRITE,
+                    created,
+                    touched,
+                    origin.auth_at,
+                    origin.meta,
+                    origin.meta_json,
+                    b"",
+                    fields,
+                    removed,
+                ),
             )
     else:
         data_json = engine.dump_data(session)
         if data_json != origin.data_json:
-            return _plan(
-                (WRITE, created, touched, origin.auth_at, origin.meta, origin.meta_json, data_json, None, ())
+            return _new_tuple(
+                Plan,
+                (WRITE, created, touched, origin.auth_at, origin.meta, origin.meta_json, data_json, None, ()),
             )
     return _unchanged(engine, session, origin, now)
 
 
-def _plan(parts: tuple[Any, ...]) -> Plan:
-    """A Plan from all its parts, without NamedTuple's Python-level ``__new__`` (the hot path)."""
-    return _new_tuple(Plan, parts)
-
-
+# Builds a Plan from all its parts without NamedTuple's Python-level __new__ (the hot path).
 _new_tuple = tuple.__new__
 
 

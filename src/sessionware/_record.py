@@ -104,6 +104,9 @@ else:  # pragma: no cover - Python builds without the C accelerator
     def _encode(value: Any) -> str:
         return _py_encoder.encode(value)
 
+    def _c_encode(value: Any, level: int) -> tuple[str]:
+        return (_py_encoder.encode(value),)
+
     def load_object(text: str) -> Any:
         """Decode one JSON value that must span all of ``text`` (no whitespace)."""
         value, end = _py_decoder.raw_decode(text)
@@ -205,7 +208,9 @@ def _non_str_key(value: Any) -> object | None:
 def dump_data(data: dict[str, Any]) -> bytes:
     """Serialize session data to canonical JSON bytes, naming the key that fails."""
     try:
-        encoded = _encode(data).encode()
+        # A plain dict takes the C encoder's fast path; a dict subclass (a Session)
+        # would be asked for its items() through Python.
+        encoded = "".join(_c_encode(data if type(data) is dict else dict(dict.items(data)), 0)).encode()
     except _DUMP_ERRORS as exc:
         for key, value in dict.items(data):
             if not isinstance(key, str):

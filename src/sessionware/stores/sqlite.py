@@ -222,15 +222,22 @@ class SQLiteStore(CheckedArguments):
     def _execute(self, cursor: sqlite3.Cursor, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
             return cursor.execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
+            raise self._error(cursor, exc) from exc
+
+    def _error(self, cursor: sqlite3.Cursor, exc: sqlite3.Error) -> Exception:
+        """What an SQLite error means here: on the event loop's cursor, a lock held by another
+        writer is ``WouldBlock`` (the call moves to a thread); elsewhere it is ``StoreBusy``."""
+        if isinstance(exc, sqlite3.OperationalError):
             if _is_busy(exc):
-                raise StoreBusy(
+                if type(cursor) is _LoopCursor:
+                    return WouldBlock()
+                return StoreBusy(
                     f"SQLiteStore({self.path!r}): the database stayed locked for {self._timeout} s "
                     f"(another process or thread kept a write transaction open): {exc}"
-                ) from exc
-            raise StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLiteStore({self.path!r}): {exc}") from exc
+                )
+            return StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}")
+        return StoreError(f"SQLiteStore({self.path!r}): {exc}")
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -238,7 +245,10 @@ class SQLiteStore(CheckedArguments):
     # -- the operations, on a given connection --------------------------------------
 
     def _load(self, cursor: sqlite3.Cursor, key: str) -> StoredRecord | None:
-        row = self._execute(cursor, self._sql_load, (key, self._now_ms())).fetchone()
+        try:  # written out (no _execute): this runs on every request
+            row = cursor.execute(self._sql_load, (key, int(self._clock() * 1000))).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(cursor, exc) from exc
         if row is None:
             return None
         try:
@@ -264,22 +274,26 @@ class SQLiteStore(CheckedArguments):
         self._execute(cursor, self._sql_create, (key, head, data, user, now + ttl * 1000))
 
     def _update(self, cursor: sqlite3.Cursor, key: str, change: Change) -> bool:
-        now = self._now_ms()
-        expires = now + change.ttl * 1000
-        user = change.user
-        if change.fields or change.removed:
-            patch: dict[str, str | None] = dict(change.fields)
-            patch.update(dict.fromkeys(change.removed))  # null: json_patch removes the member
-            text = dump_text(patch)
-            cursor = self._execute(cursor, self._sql_update, (change.head, text, expires, key, now, user))
-            if cursor.rowcount == 1:
-                return True
-            parameters: tuple[Any, ...] = (change.head, text, expires, user, key, now)
-        else:
-            cursor = self._execute(cursor, self._sql_update_head, (change.head, expires, key, now, user))
-            if cursor.rowcount == 1:
-                return True
-            parameters = (change.head, "{}", expires, user, key, now)
+        now = int(self._clock() * 1000)
+        head, fields, removed, ttl, user = change
+        expires = now + ttl * 1000
+        try:  # written out (no _execute): this runs on every write
+            if fields or removed:
+                if removed:
+                    patch: dict[str, str | None] = dict(fields)
+                    patch.update(dict.fromkeys(removed))  # null: json_patch removes the member
+                    text = dump_text(patch)
+                else:
+                    text = dump_text(fields if type(fields) is dict else dict(fields))
+                if cursor.execute(self._sql_update, (head, text, expires, key, now, user)).rowcount == 1:
+                    return True
+                parameters: tuple[Any, ...] = (head, text, expires, user, key, now)
+            else:
+                if cursor.execute(self._sql_update_head, (head, expires, key, now, user)).rowcount == 1:
+                    return True
+                parameters = (head, "{}", expires, user, key, now)
+        except sqlite3.Error as exc:
+            raise self._error(cursor, exc) from exc
         # Not there, or filed under another user: the record moves to this one (rare).
         return self._execute(cursor, self._sql_update_user, parameters).rowcount == 1
 
@@ -365,8 +379,11 @@ class _Connections:
     locked.
     """
 
-    def __init__(self, open_connection: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, open_connection: Callable[[], sqlite3.Connection], cursor: type[sqlite3.Cursor] = sqlite3.Cursor
+    ) -> None:
         self._open = open_connection
+        self._cursor = cursor
         self._local = threading.local()
 
     def get(self) -> sqlite3.Cursor:
@@ -375,9 +392,13 @@ class _Connections:
             if opened[0] == _process.pid:
                 return opened[1]
             _INHERITED.append(opened[1].connection)
-        cursor = self._open().cursor()
+        cursor = self._open().cursor(self._cursor)
         self._local.cursor = (_process.pid, cursor)
         return cursor
+
+
+class _LoopCursor(sqlite3.Cursor):
+    """A cursor on the event loop's connection: where it would wait for a lock, WouldBlock."""
 
 
 class _AsyncSQLiteStore:
@@ -466,19 +487,13 @@ class _Inline:
     def __init__(self, face: _AsyncSQLiteStore) -> None:
         self._face = face
         self._store = face._store
-        self._connections = _Connections(self._open)
+        self._connections = _Connections(self._open, _LoopCursor)
         self._writes = 0
 
     def _open(self) -> sqlite3.Connection:
         connection = self._store._open(timeout=0)
         connection.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on the thread pool
         return connection
-
-    def _try(self, operation: Callable[..., T], *args: Any) -> T:
-        try:
-            return operation(self._connections.get(), *args)
-        except StoreBusy as exc:
-            raise WouldBlock from exc
 
     def _wrote(self) -> None:
         self._writes += 1
@@ -487,20 +502,22 @@ class _Inline:
         if self._store._purge_due():
             self._face._background(self._store._purge_quietly)
 
+    # The loop's cursor raises WouldBlock itself where a lock is held (SQLiteStore._error).
+
     def load(self, key: str) -> StoredRecord | None:
-        return self._try(self._store._load, key)
+        return self._store._load(self._connections.get(), key)
 
     def create(self, key: str, head: bytes, fields: Mapping[str, str], ttl: int, user: str | None) -> None:
-        self._try(self._store._create, key, head, fields, ttl, user)
+        self._store._create(self._connections.get(), key, head, fields, ttl, user)
         self._wrote()
 
     def update(self, key: str, change: Change) -> bool:
-        written = self._try(self._store._update, key, change)
+        written = self._store._update(self._connections.get(), key, change)
         self._wrote()
         return written
 
     def delete(self, key: str) -> bool:
-        return self._try(self._store._delete, key)
+        return self._store._delete(self._connections.get(), key)
 
     def user_sessions(self, user: str) -> list[tuple[str, bytes]]:
         raise WouldBlock  # may read many rows: on the thread pool
