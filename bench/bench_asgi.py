@@ -220,7 +220,7 @@ async def run(rounds: int, requests: int) -> dict[str, dict[str, tuple[float, fl
 class Counting:
     """Counts a store's calls, for the (untimed) store-calls-per-request table: the methods
     called, or -- for SQLiteStore, whose event-loop face runs statements itself -- the SQL
-    statements it runs."""
+    statements its connections run (SQLite's trace callback)."""
 
     calls = 0
 
@@ -231,7 +231,16 @@ class Counting:
         class Counted(kind):  # type: ignore[valid-type,misc]
             pass
 
-        names = ("_execute",) if kind is SQLiteStore else ("load", "create", "update", "delete")
+        if kind is SQLiteStore:
+            original_open = kind._open
+
+            def traced_open(self: Any, *args: Any, **kw: Any) -> Any:
+                connection = original_open(self, *args, **kw)
+                connection.set_trace_callback(lambda statement: setattr(cls, "calls", cls.calls + 1))
+                return connection
+
+            Counted._open = traced_open
+        names = () if kind is SQLiteStore else ("load", "create", "update", "delete")
         for name in (*names, "save", "read", "write", "remove", "exists"):
             original = getattr(kind, name, None)
             if original is None:

@@ -236,3 +236,78 @@ def test_an_http2_request_with_split_cookie_headers_is_read_as_one() -> None:
     cookie = call(app, "/write/a/1").cookie()
     reply = call(app, "/read/a", headers=[("cookie", "x=1"), ("cookie", cookie), ("cookie", "y=2")])
     assert reply.json() == {"value": 1}
+
+
+class SometimesBlocking:
+    """An async store whose inline face answers at once, except while ``blocking``."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.blocking = False
+        self.awaited: list[str] = []
+        self.inline = _BlockingInline(self)
+
+    async def load(self, key: str) -> Any:
+        self.awaited.append("load")
+        return self.inner.load(key)
+
+    async def create(self, key: str, head: bytes, fields: Any, ttl: int, user: str | None) -> None:
+        self.awaited.append("create")
+        self.inner.create(key, head, fields, ttl, user)
+
+    async def update(self, key: str, change: Change) -> bool:
+        self.awaited.append("update")
+        return self.inner.update(key, change)
+
+    async def delete(self, key: str) -> bool:
+        self.awaited.append("delete")
+        return self.inner.delete(key)
+
+
+class _BlockingInline:
+    def __init__(self, outer: SometimesBlocking) -> None:
+        self.outer = outer
+
+    def _answer(self, name: str, *args: Any) -> Any:
+        from sessionware._steps import WouldBlock
+
+        if self.outer.blocking:
+            raise WouldBlock
+        return getattr(self.outer.inner, name)(*args)
+
+    def load(self, key: str) -> Any:
+        return self._answer("load", key)
+
+    def create(self, key: str, head: bytes, fields: Any, ttl: int, user: str | None) -> None:
+        self._answer("create", key, head, fields, ttl, user)
+
+    def update(self, key: str, change: Change) -> bool:
+        return self._answer("update", key, change)  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> bool:
+        return self._answer("delete", key)  # type: ignore[no-any-return]
+
+
+def test_a_store_whose_inline_face_would_block_is_asked_through_its_async_face() -> None:
+    store = SometimesBlocking()
+    app = build_app(store, FakeClock())
+    cookie = call(app, "/write/a/1").cookie()
+    assert call(app, "/read/a", cookie=cookie).json() == {"value": 1}
+    assert store.awaited == []  # answered inline every time
+    store.blocking = True
+    assert call(app, "/write/a/2", cookie=cookie).status == 200
+    assert call(app, "/read/a", cookie=cookie).json() == {"value": 2}
+    assert store.awaited == ["load", "update", "load"]  # the same calls, awaited instead
+
+
+def test_an_inline_store_that_fails_answers_503_as_any_store_failure() -> None:
+    store = SometimesBlocking()
+    app = build_app(store, FakeClock())
+    cookie = call(app, "/write/a/1").cookie()
+
+    def refused(key: str) -> None:
+        raise ConnectionError("gone")
+
+    store.inner.load = refused  # type: ignore[method-assign]
+    reply = call(app, "/read/a", cookie=cookie)
+    assert reply.status == 503

@@ -9,16 +9,18 @@ unknown ID is never adopted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 from . import _record
 from ._codec import MAX_COOKIE_BYTES, IdCodec, b64encode
 from ._cookies import find_cookie
 from ._engine import Engine, logger
 from ._session import Session
-from ._steps import Delete, Load, Pending, Steps, Then
-from .errors import InvalidCookie
+from ._steps import Delete, Load, Pending, Steps, Then, WouldBlock, failed
+from .errors import InvalidCookie, SessionError
 from .typing import StoredRecord
 
 __all__ = ["allow_key", "open_session"]
@@ -29,7 +31,7 @@ _then = tuple.__new__
 
 
 def open_session(
-    engine: Engine, cookie_header: str | None, now: int, https: bool = False
+    engine: Engine, cookie_header: str | None, now: int, https: bool = False, inline: Any = None
 ) -> Session | Pending[Session]:
     """Turn the request's ``Cookie`` header (None if absent) into a Session.
 
@@ -37,6 +39,11 @@ def open_session(
     cookie's name when it is prefixed only there (see ``CookieAttributes``).
     Returns the Session, or -- when a store must be asked -- steps that
     produce it, for :func:`~._steps.run_sync` or :func:`~._steps.run_async`.
+
+    ``inline`` is the store's inline face, if it has one (see ``_steps``): its
+    ``load`` then answers at once, or raises ``WouldBlock`` and the steps ask
+    instead -- the same lifecycle, without the steps' cost on the path of every
+    request with a server-side session.
     """
     if cookie_header is None:
         return engine.new_session(now)
@@ -54,7 +61,7 @@ def open_session(
     if len(value) + len(name) >= MAX_COOKIE_BYTES:  # name=value over 4096: refused undecoded
         return engine.refuse("size", now)
     if engine.ids is not None:
-        return _load(engine, engine.ids, value, now)
+        return _load(engine, engine.ids, value, now, inline)
     return _open_cookie(engine, value, now)
 
 
@@ -113,7 +120,7 @@ def _check_allowed(
     return _then(Then, (_then(Load, (key,)), allowed))
 
 
-def _load(engine: Engine, ids: IdCodec, value: str, now: int) -> Session | Then[Session]:
+def _load(engine: Engine, ids: IdCodec, value: str, now: int, inline: Any) -> Session | Pending[Session]:
     verified = engine.verified.get(value)
     if verified is None:
         try:
@@ -123,34 +130,49 @@ def _load(engine: Engine, ids: IdCodec, value: str, now: int) -> Session | Then[
         verified = session_id, IdCodec.store_key(session_id), stale
         engine.verified.put(value, verified)
     session_id, key, stale = verified
-
-    def loaded(stored: StoredRecord | None) -> Session | Steps[Session]:
-        if stored is None:
-            # Unknown or expired: the ID is never adopted; a write gets a fresh one.
-            return engine.refuse("unknown id", now)
-        head, fields = stored
+    if inline is not None:
         try:
-            # The head's times and metadata, decoded and checked (its data part stays
-            # b"{}": a server-side session's data is its fields).
-            record = engine.heads.get(head)
-            if record is None:
-                record = _record.unpack(head, b"{}")
-                engine.heads.put(head, record)
-            if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
-                return _expired(engine, key, now)
-            data = _record.load_fields(fields)
-        except InvalidCookie as exc:
-            return engine.refuse(exc.reason, now)
-        session = Session.__new__(engine.session_class)
-        dict.update(session, data)
-        session.__dict__.update(
-            _engine=engine, _now=now, _origin=record, _sid=session_id, _key=key, _fields=fields
-        )
-        if stale:
-            session._stale = True
-        return session
+            stored = inline.load(key)
+        except WouldBlock:
+            pass  # the store would wait: asked through the steps instead
+        except SessionError:
+            raise
+        except Exception as exc:
+            raise failed(inline, _then(Load, (key,)), exc) from exc
+        else:
+            return _loaded(engine, session_id, key, stale, now, stored)
+    finish = functools.partial(_loaded, engine, session_id, key, stale, now)
+    return _then(Then, (_then(Load, (key,)), finish))
 
-    return _then(Then, (_then(Load, (key,)), loaded))
+
+def _loaded(
+    engine: Engine, session_id: bytes, key: str, stale: bool, now: int, stored: StoredRecord | None
+) -> Session | Steps[Session]:
+    """The session a server-side record holds, once the store has answered."""
+    if stored is None:
+        # Unknown or expired: the ID is never adopted; a write gets a fresh one.
+        return engine.refuse("unknown id", now)
+    head, fields = stored
+    try:
+        # The head's times and metadata, decoded and checked (its data part stays
+        # b"{}": a server-side session's data is its fields).
+        record = engine.heads.get(head)
+        if record is None:
+            record = _record.unpack(head, b"{}")
+            engine.heads.put(head, record)
+        if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
+            return _expired(engine, key, now)
+        data = _record.load_fields(fields)
+    except InvalidCookie as exc:
+        return engine.refuse(exc.reason, now)
+    session = Session.__new__(engine.session_class)
+    dict.update(session, data)
+    session.__dict__.update(
+        _engine=engine, _now=now, _origin=record, _sid=session_id, _key=key, _fields=fields
+    )
+    if stale:
+        session._stale = True
+    return session
 
 
 def _expired(engine: Engine, key: str, now: int) -> Steps[Session]:

@@ -41,6 +41,7 @@ __all__ = [
     "Then",
     "Update",
     "WouldBlock",
+    "failed",
     "run_async",
     "run_inline",
     "run_sync",
@@ -116,7 +117,7 @@ class Then(NamedTuple, Generic[T]):
 Pending = Steps[T] | Then[T]
 
 
-def _failed(store: object, call: Call, exc: Exception) -> StoreError:
+def failed(store: object, call: Call, exc: Exception) -> StoreError:
     """A store's own exception as a StoreError naming the call (network errors: StoreUnavailable)."""
     name = type(call).__name__.lower()
     kind = StoreUnavailable if isinstance(exc, OSError) else StoreError  # ConnectionError, TimeoutError...
@@ -136,7 +137,7 @@ def run_sync(steps: Pending[T], store: Any) -> T:
         except SessionError:
             raise
         except Exception as exc:
-            raise _failed(store, call, exc) from exc
+            raise failed(store, call, exc) from exc
         done = steps.then(answer)
         if type(done) is not GeneratorType:
             return done  # type: ignore[return-value]
@@ -150,7 +151,7 @@ def run_sync(steps: Pending[T], store: Any) -> T:
             except SessionError:
                 raise
             except Exception as exc:
-                raise _failed(store, call, exc) from exc
+                raise failed(store, call, exc) from exc
             call = steps.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
@@ -204,7 +205,7 @@ def run_inline(steps: Pending[T], store: Any) -> tuple[bool, Any]:
     except SessionError:
         raise
     except Exception as exc:
-        raise _failed(store, call, exc) from exc
+        raise failed(store, call, exc) from exc
     done = steps.then(answer)
     if type(done) is GeneratorType:
         return False, done
@@ -220,7 +221,7 @@ def _inline(call: Call, inline: Any, store: Any) -> Any:
     except SessionError:
         raise
     except Exception as exc:
-        raise _failed(store, call, exc) from exc
+        raise failed(store, call, exc) from exc
 
 
 async def _awaited(call: Call, store: Any) -> Any:
@@ -230,4 +231,4 @@ async def _awaited(call: Call, store: Any) -> Any:
     except SessionError:
         raise
     except Exception as exc:
-        raise _failed(store, call, exc) from exc
+        raise failed(store, call, exc) from exc

@@ -210,6 +210,8 @@ class SessionMiddleware(CheckedArguments):
         steps_store = store.revocation if isinstance(store, CookieStore) else store
         self._async_store = None if steps_store is None else as_async(steps_store)
         self.engine.async_store = self._async_store
+        #: The store's face that answers on the event loop without waiting, if it has one.
+        self._inline = getattr(self._async_store, "inline", None)
         self._store_error_app = store_error_app
         self._clock = clock
 
@@ -222,16 +224,16 @@ class SessionMiddleware(CheckedArguments):
         engine = self.engine
         store = self._async_store
         https = scope.get("scheme") in ("https", "wss")
-        opened = open_session(engine, _cookie_header(scope["headers"]), now, https)
-        if isinstance(opened, Session):
-            session = opened
-        else:
-            try:
+        try:
+            opened = open_session(engine, _cookie_header(scope["headers"]), now, https, self._inline)
+            if isinstance(opened, Session):
+                session = opened
+            else:
                 done, result = run_inline(opened, store)
                 session = result if done else await run_async(result, store)
-            except StoreError as exc:
-                await self._store_failed(scope, receive, send, exc)
-                return
+        except StoreError as exc:
+            await self._store_failed(scope, receive, send, exc)
+            return
         if session._had_cookie and self._legacy is not None and session._origin is None:
             self._import_legacy(session, scope, https)
         scope["session"] = session
