@@ -116,18 +116,20 @@ def _verify_mac(keys: KeyRing, subkeys: tuple[bytes, ...], key_id: bytes, messag
 class EncryptedCodec:
     """AES-256-GCM; confidentiality and integrity. See the module docstring."""
 
-    __slots__ = ("_aeads", "_by_id", "_keys")
+    __slots__ = ("_aeads", "_by_id", "_current", "_keys")
     tag = "e1."
 
     def __init__(self, keys: KeyRing, cookie_name: str) -> None:
         self._keys = keys
         self._by_id = keys.by_id
         self._aeads = tuple(AESGCM(k) for k in keys.subkeys("session-encrypt", cookie_name))
+        # What every value made now starts with: the current key's ID, and the associated data.
+        self._current = (keys.current_id, b"e1." + keys.current_id)
 
     def encode(self, plaintext: bytes) -> str:
-        key_id = self._keys.current_id
+        key_id, associated = self._current
         nonce = os.urandom(_NONCE_SIZE)
-        sealed = self._aeads[0].encrypt(nonce, plaintext, b"e1." + key_id)
+        sealed = self._aeads[0].encrypt(nonce, plaintext, associated)
         return "e1." + b64encode(key_id + nonce + sealed)
 
     def decode(self, value: str) -> tuple[bytes, bool]:

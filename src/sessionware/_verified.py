@@ -50,10 +50,15 @@ class VerifiedCache(Generic[K, T]):
     def put(self, value: K, verified: T) -> None:
         if not self.size:
             return
+        order = self._order
+        order.append(value)  # a value put twice is evicted twice: the second time, a no-op
+        self._entries[value] = verified
+        if len(order) > self.size + (self.size >> 3):
+            self._trim()
+
+    def _trim(self) -> None:
+        """Back down to ``size``: the oldest eighth out at once, so a put costs O(1) on average."""
         entries, order = self._entries, self._order
-        if value not in entries:
-            order.append(value)
-        entries[value] = verified
         while len(order) > self.size:
             try:
                 entries.pop(order.popleft(), None)
