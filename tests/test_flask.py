@@ -48,6 +48,12 @@ def make_app(store: Any = None, **options: Any) -> Flask:
         flash("Bye.", "info")
         return flask.redirect("/flashes")
 
+    @app.post("/clear")
+    def clear() -> Any:
+        session.clear()  # how Flask apps log out
+        flash("Bye.")
+        return flask.redirect("/flashes")
+
     @app.get("/flashes")
     def flashes() -> Any:
         return {"flashes": get_flashed_messages(with_categories=True)}
@@ -98,6 +104,52 @@ def test_log_in_renews_the_id_and_flask_flash_works(tmp_path: Path) -> None:
     reply = client.post("/logout", follow_redirects=True)
     assert reply.json == {"flashes": [["info", "Bye."]]}
     assert client.get("/").get_json()["user"] is None
+
+
+@pytest.mark.parametrize("kind", ["cookie", "memory", "sqlite", "cookie-revocation"])
+def test_session_clear_on_a_logged_in_session_is_a_log_out(kind: str, tmp_path: Path) -> None:
+    from sessionware import CookieStore
+
+    store = {
+        "cookie": None,
+        "memory": MemoryStore(),
+        "sqlite": SQLiteStore(tmp_path / "s.db"),
+        "cookie-revocation": CookieStore(revocation=SQLiteStore(tmp_path / "r.db")),
+    }[kind]
+    app = make_app(store)
+    client = app.test_client()
+    client.post("/login/alice", follow_redirects=True)
+    copy = client.get_cookie("session")
+    assert copy is not None
+    assert client.get("/").get_json()["user"] == "alice"
+    assert client.post("/clear", follow_redirects=True).json == {"flashes": [["message", "Bye."]]}
+    assert client.get("/").get_json()["user"] is None
+    if kind != "cookie":  # where a log-out can revoke: the copy taken before it is dead too
+        thief = app.test_client()
+        thief.set_cookie("session", copy.value)
+        assert thief.get("/").get_json()["user"] is None
+
+
+def test_csrf_token_and_input_are_template_globals_when_csrf_is_on() -> None:
+    app = Flask(__name__)
+    Sessionware(app, secret_key_base=SECRET, csrf=True)
+
+    @app.get("/form")
+    def form() -> str:
+        return flask.render_template_string(
+            '<meta name="csrf" content="{{ csrf_token() }}"><form method="post">{{ csrf_input() }}</form>'
+        )
+
+    @app.post("/form")
+    def posted() -> str:
+        return "accepted"
+
+    client = app.test_client()
+    page = client.get("/form").get_data(as_text=True)
+    token = page.split('content="', 1)[1].split('"', 1)[0]
+    assert '<input type="hidden" name="_csrf_token" value="' in page  # markup, not escaped text
+    assert client.post("/form", data={"_csrf_token": token}).get_data(as_text=True) == "accepted"
+    assert client.post("/form", data={"_csrf_token": "forged"}).status_code == 403
 
 
 def test_session_transaction_seeds_a_session() -> None:

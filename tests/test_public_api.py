@@ -44,6 +44,7 @@ PUBLIC = [
     "get_session",
     "put_flash",
     "user_sessions",
+    "verify_csrf_token",
 ]
 
 

@@ -11,7 +11,7 @@ from sessionware import CookieStore, NotSupported, UserSessions
 from sessionware.testing import FakeClock
 from sessionware.typing import ASGIApp
 
-from .conftest import OLD_SECRET, SECRET, Reply, build_app, call
+from .conftest import OLD_SECRET, OTHER_SECRET, SECRET, Reply, build_app, call
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) sessionware-tests"
 
@@ -211,3 +211,20 @@ def test_a_cookie_store_without_revocation_keeps_no_registry_and_says_so() -> No
     )
     with pytest.raises(NotSupported, match="registry"):
         UserSessions(engine)
+
+
+def test_a_script_lists_and_revokes_a_users_sessions_from_the_store_and_the_secret(
+    registry_store: Any, clock: FakeClock
+) -> None:
+    """No middleware needed: the store, the app's secret and its cookie name are enough."""
+    app = build_app(registry_store, clock)
+    for agent in ("Phone", "Laptop"):
+        call(app, "/auth/alice", headers=[("user-agent", agent)])
+    call(app, "/auth/bob")
+    sessions = UserSessions.for_store(registry_store, secret_key_base=SECRET, clock=clock)
+    assert sorted(info.user_agent or "" for info in sessions.list("alice")) == ["Laptop", "Phone"]
+    assert sessions.revoke_all("alice") == 2
+    assert sessions.list("alice") == []
+    assert len(sessions.list("bob")) == 1
+    other = UserSessions.for_store(registry_store, secret_key_base=OTHER_SECRET, clock=clock)
+    assert other.list("bob") == []  # another secret files users elsewhere

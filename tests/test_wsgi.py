@@ -68,6 +68,11 @@ def wsgi_test_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
         case ["drop"]:
             session.drop()
             body = b"dropped"
+        case ["clear"]:
+            session.clear()
+            body = b"cleared"
+        case ["whoami"]:
+            body = dump({"user": session.user_id, "auth_at": session.auth_at, "data": dict(session)})
         case ["ignore-write"]:
             session["ignored"] = True
             session.ignore()
@@ -158,6 +163,7 @@ SCRIPTS: dict[str, list[str]] = {
     "drop": ["/write/a/1", "/drop", "/read/a"],
     "cache headers": ["/cached"],
     "log in": ["/auth/alice", "/read/user"],
+    "clear logs out": ["/auth/alice", "/write/a/1", "/clear", "/whoami", "/write/b/2", "/whoami"],
 }
 
 

@@ -26,6 +26,7 @@ from .asgi import user_sessions as user_sessions
 from .csrf import CSRFMiddleware as CSRFMiddleware
 from .csrf import csrf_input as csrf_input
 from .csrf import csrf_token as csrf_token
+from .csrf import verify_csrf_token as verify_csrf_token
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CSRFError as CSRFError
 from .errors import InvalidCookie as InvalidCookie
@@ -76,6 +77,7 @@ __all__ = [
     "get_session",
     "put_flash",
     "user_sessions",
+    "verify_csrf_token",
 ]
 
 for _name in __all__:

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from . import _record
 from ._engine import Engine
+from ._expiry import Expiry
+from ._keys import SecretInput
 from ._session import Session
 from ._steps import Call, Delete, DeleteUser, ListUser, run_async, run_sync
 from .errors import InvalidCookie, NotSupported
@@ -120,9 +122,14 @@ class UserSessions:
     raise :class:`~sessionware.StoreError`: a revoke that did not happen never
     reports success.
 
+    In a request, :func:`sessionware.wsgi.user_sessions` (or, for Flask,
+    :func:`sessionware.flask.user_sessions`) gives one; in a script, a cron job
+    or an admin shell, :meth:`for_store` makes one from the store and the app's
+    secret, with no middleware.
+
     Example::
 
-        sessions = UserSessions(middleware.engine)
+        sessions = UserSessions.for_store(SQLiteStore("sessions.db"), secret_key_base=secret)
         for info in sessions.list(user_id):
             print(info.handle, info.user_agent, info.last_active)
         sessions.revoke_all(user_id)
@@ -137,6 +144,35 @@ class UserSessions:
         assert registry is not None
         self.store = registry
         self.clock = clock
+
+    @classmethod
+    def for_store(
+        cls,
+        store: Any,
+        *,
+        secret_key_base: SecretInput,
+        cookie_name: str | None = None,
+        expiry: Expiry | str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> UserSessions:
+        """The sessions in ``store`` of an app with this ``secret_key_base``, for scripts.
+
+        ``cookie_name`` and ``expiry`` must be the app's (its middleware's
+        options; both default as the middleware does): a user's sessions are
+        filed under keys derived from the secret and the cookie name, and only
+        sessions still valid under the expiry are listed. ``store`` is the
+        app's server-side store, or its ``CookieStore(revocation=...)``.
+        """
+        from ._config import build_engine
+
+        engine = build_engine(
+            secret_key_base=secret_key_base,
+            store=store,
+            cookie_name=cookie_name,
+            expiry=expiry,
+            owner="UserSessions.for_store",
+        )
+        return cls(engine, clock=clock)
 
     def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
         """The user's live sessions, most recently active first."""

@@ -35,6 +35,7 @@ from ._engine import Engine, engine_of
 from ._keys import SecretInput
 from ._registry import UserSessions
 from ._session import Session
+from .csrf import csrf_input, csrf_token
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
 from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
@@ -370,8 +371,10 @@ class Sessionware:
             mapping of that middleware's options (``trusted_origins``,
             ``trust_same_site``, ``exempt`` paths or a callable taking the WSGI
             environ, ``max_body_size``) does the same with them; a view
-            decorated with :func:`csrf_exempt` is never checked. Defaults to
-            ``False`` (no checks).
+            decorated with :func:`csrf_exempt` is never checked. Templates then
+            have ``{{ csrf_token() }}`` (a fresh masked token, for a form field
+            or a ``<meta>`` read by JavaScript) and ``{{ csrf_input() }}`` (the
+            hidden ``<input>``). Defaults to ``False`` (no checks).
     """
 
     def __init__(
@@ -398,6 +401,9 @@ class Sessionware:
             app.before_request(self._check_csrf)
             if CSRFError not in app.error_handler_spec[None][None]:  # the app's own wins
                 app.register_error_handler(CSRFError, _csrf_refused)
+            # {{ csrf_token() }} and {{ csrf_input() }} in templates, for the current request.
+            app.jinja_env.globals.setdefault("csrf_token", lambda: csrf_token(current_session()))
+            app.jinja_env.globals.setdefault("csrf_input", lambda: csrf_input(current_session()))
 
     def _check_csrf(self) -> None:
         checker = self.csrf
