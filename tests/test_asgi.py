@@ -311,3 +311,39 @@ def test_an_inline_store_that_fails_answers_503_as_any_store_failure() -> None:
     store.inner.load = refused  # type: ignore[method-assign]
     reply = call(app, "/read/a", cookie=cookie)
     assert reply.status == 503
+
+
+def test_a_store_failure_in_the_app_is_a_503_when_the_middleware_wraps_the_app_from_outside() -> None:
+    """``app = SessionMiddleware(starlette_app, ...)``: Starlette's ServerErrorMiddleware, inside,
+    makes a 500 of the app's exception before this middleware sees it; the answer is still the 503."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from sessionware import user_sessions
+
+    store = FlakyStore()
+
+    async def login(request: Request) -> JSONResponse:
+        get_session(request).log_in("alice")
+        return JSONResponse({"ok": True})
+
+    async def sessions(request: Request) -> JSONResponse:
+        infos = await user_sessions(request).list("alice")
+        return JSONResponse(len(infos))
+
+    inner = Starlette(routes=[Route("/login", login), Route("/sessions", sessions)])
+    app = SessionMiddleware(inner, secret_key_base=SECRET, store=store)
+    cookie = call(app, "/login").cookie()
+    assert call(app, "/sessions", cookie=cookie).json() == 1
+    real = store.inner.user_sessions
+
+    def unreachable(user: str) -> Any:
+        raise ConnectionError("gone")
+
+    store.inner.user_sessions = unreachable
+    reply = call(app, "/sessions", cookie=cookie)
+    assert reply.status == 503
+    assert b"sessions cannot be loaded or saved" in reply.body
+    store.inner.user_sessions = real
+    assert call(app, "/sessions", cookie=cookie).json() == 1

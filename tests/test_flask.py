@@ -188,6 +188,24 @@ def test_a_store_that_is_down_answers_503_and_recovers() -> None:
     assert client.get("/").get_json()["counter"] == 1
 
 
+def test_a_store_failure_in_a_view_is_the_503_not_flasks_500() -> None:
+    store = Flaky()
+    client = make_app(store).test_client()
+    client.post("/login/alice")
+    assert len(client.get("/sessions/alice").get_json()["agents"]) == 1
+    real = store.inner.user_sessions
+
+    def unreachable(user: str) -> Any:
+        raise ConnectionError("gone")
+
+    store.inner.user_sessions = unreachable
+    reply = client.get("/sessions/alice")
+    assert reply.status_code == 503
+    assert b"sessions cannot be loaded or saved" in reply.data
+    store.inner.user_sessions = real
+    assert len(client.get("/sessions/alice").get_json()["agents"]) == 1
+
+
 def test_a_cookie_written_by_flasks_own_session_is_read_once_and_reissued() -> None:
     legacy_app = Flask(__name__)
     legacy_app.config["SECRET_KEY"] = "an old flask secret key that signed existing cookies"

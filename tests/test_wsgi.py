@@ -239,6 +239,39 @@ def test_a_store_failure_answers_503_on_load_and_on_save_and_recovers() -> None:
     assert wcall(app, "/read/a", cookie=cookie).json() == {"value": 1}
 
 
+def test_a_store_failure_the_app_turns_into_a_500_is_still_the_503() -> None:
+    """A framework's error page (a 500) for a failed ``user_sessions()`` call becomes the 503."""
+    store = Flaky()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            if environ["PATH_INFO"] == "/login":
+                sw_wsgi.get_session(environ).log_in("alice")
+                count = 0
+            else:
+                count = len(sw_wsgi.user_sessions(environ).list("alice"))
+        except Exception:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"Internal Server Error"]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(count).encode()]
+
+    wrapped = sw_wsgi.SessionMiddleware(app, secret_key_base=SECRET, store=store)
+    cookie = wcall(wrapped, "/login").cookie()
+    assert wcall(wrapped, "/sessions", cookie=cookie).json() == 1
+    real = store.inner.user_sessions
+
+    def unreachable(user: str) -> Any:
+        raise ConnectionError("gone")
+
+    store.inner.user_sessions = unreachable
+    reply = wcall(wrapped, "/sessions", cookie=cookie)
+    assert (reply.status, reply.set_cookie) == (503, None)
+    assert b"sessions cannot be loaded or saved" in reply.body
+    store.inner.user_sessions = real
+    assert wcall(wrapped, "/sessions", cookie=cookie).json() == 1
+
+
 def test_a_generator_app_that_starts_the_response_lazily_is_replaced_on_failure() -> None:
     store = Flaky()
 

@@ -21,7 +21,7 @@ from ._expiry import Expiry
 from ._keys import SecretInput
 from ._session import Session
 from ._steps import Call, Delete, DeleteUser, ListUser, run_async, run_sync
-from .errors import InvalidCookie, NotSupported
+from .errors import InvalidCookie, NotSupported, StoreError
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["AsyncUserSessions", "SessionInfo", "UserSessions"]
@@ -144,6 +144,18 @@ class UserSessions:
         assert registry is not None
         self.store = registry
         self.clock = clock
+        #: The session of the request that made this (by ``user_sessions(request)``), if any:
+        #: a store failure is noted on it, so the middleware answers the request with its 503
+        #: even when the app turns the exception into a 500 response of its own.
+        self.request_session: Session | None = None
+
+    def _run(self, steps: Steps[T]) -> T:
+        try:
+            return run_sync(steps, self.store)
+        except StoreError as exc:
+            if self.request_session is not None:
+                self.request_session._store_error = exc
+            raise
 
     @classmethod
     def for_store(
@@ -177,15 +189,15 @@ class UserSessions:
     def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
         """The user's live sessions, most recently active first."""
         now = int(self.clock())
-        return run_sync(_listing(self.engine, user_id, current, now), self.store)
+        return self._run(_listing(self.engine, user_id, current, now))
 
     def revoke(self, user_id: str | int, handle: str) -> bool:
         """End the session with this handle, if it is one of the user's; say whether it was."""
-        return run_sync(_revoke(self.engine, user_id, handle), self.store)
+        return self._run(_revoke(self.engine, user_id, handle))
 
     def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
         """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
-        return run_sync(_revoke_all(self.engine, user_id, keep), self.store)
+        return self._run(_revoke_all(self.engine, user_id, keep))
 
 
 class AsyncUserSessions:
@@ -198,16 +210,26 @@ class AsyncUserSessions:
         self.engine = engine
         self.store = store if store is not None else engine.async_store
         self.clock = clock
+        #: As :attr:`UserSessions.request_session`.
+        self.request_session: Session | None = None
+
+    async def _run(self, steps: Steps[T]) -> T:
+        try:
+            return await run_async(steps, self.store)
+        except StoreError as exc:
+            if self.request_session is not None:
+                self.request_session._store_error = exc
+            raise
 
     async def list(self, user_id: str | int, *, current: Session | None = None) -> list[SessionInfo]:
         """The user's live sessions, most recently active first."""
         now = int(self.clock())
-        return await run_async(_listing(self.engine, user_id, current, now), self.store)
+        return await self._run(_listing(self.engine, user_id, current, now))
 
     async def revoke(self, user_id: str | int, handle: str) -> bool:
         """End the session with this handle, if it is one of the user's; say whether it was."""
-        return await run_async(_revoke(self.engine, user_id, handle), self.store)
+        return await self._run(_revoke(self.engine, user_id, handle))
 
     async def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
         """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
-        return await run_async(_revoke_all(self.engine, user_id, keep), self.store)
+        return await self._run(_revoke_all(self.engine, user_id, keep))

@@ -9,7 +9,7 @@ from ._client import client_of
 from ._csrf import CSRF_SESSION_KEY  # Plug's key; sessionware.csrf keeps its secret there
 from ._expiry import Expiry
 from ._record import Record
-from .errors import ReauthenticationRequired, SessionError
+from .errors import ReauthenticationRequired, SessionError, StoreError
 
 __all__ = ["Session", "SessionContext"]
 
@@ -93,6 +93,9 @@ class Session(dict[str, Any]):
     # a logged-in cookie session's record in the revocation store: (key, the
     # activity it last recorded)
     _allow: tuple[str, int] | None = None
+    # A store failure of a call the app made through user_sessions(request): the
+    # middleware answers with its 503 even if the app made a 500 of the exception.
+    _store_error: StoreError | None = None
     # (created_at, auth_at) once this request changed them (log-in and the like);
     # None: as loaded.
     _lifecycle: tuple[int, int | None] | None = None

@@ -250,6 +250,12 @@ class SessionMiddleware(CheckedArguments):
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
                 started = True
+                if message["status"] >= 500 and session._store_error is not None:
+                    # The app made a 500 of a store failure (Starlette's ServerErrorMiddleware
+                    # does when this middleware wraps the app from outside): the 503 instead.
+                    failed = True
+                    await self._store_failed(scope, receive, send, session._store_error)
+                    return
                 closing = close_session(engine, session, message["status"], now, https)
                 closed: str | None
                 if closing is None or isinstance(closing, str):
@@ -277,6 +283,8 @@ class SessionMiddleware(CheckedArguments):
         except StoreError as exc:
             # The app's own store call failed (revoking sessions, say): answer as for
             # ours, unless the response is already under way.
+            if failed:
+                return  # answered with the 503 already
             if started:
                 raise
             await self._store_failed(scope, receive, send, exc)
@@ -352,7 +360,9 @@ def user_sessions(source: Any) -> AsyncUserSessions:
         await users.revoke_all(session.user_id, keep=session)  # log out everywhere else
     """
     session = get_session(source)
-    return AsyncUserSessions(engine_of(session), clock=lambda: session._now)
+    users = AsyncUserSessions(engine_of(session), clock=lambda: session._now)
+    users.request_session = session
+    return users
 
 
 def get_session(source: Any) -> Session:

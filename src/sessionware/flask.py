@@ -312,6 +312,11 @@ class SessionInterface(FlaskSessionInterface):
         https = environ is not None and environ.get("wsgi.url_scheme") == "https"
         if dict.get(session, "_permanent"):  # session.permanent, read without marking an access
             session._persistent = True  # Flask's "remember me": a cookie that outlives the browser
+        if response.status_code >= 500 and session._store_error is not None:
+            # A view's user_sessions() call failed and Flask made a 500 of it: the 503 instead.
+            log_store_failure(session._store_error)
+            _replace(response, 503, STORE_DOWN_TEXT)
+            return
         try:
             set_cookie = close_session(engine, session, response.status_code, session._now, https)
         except StoreError as exc:
@@ -448,4 +453,6 @@ def user_sessions() -> UserSessions:
     """List and revoke sessions of any user, through the current request's store."""
     session = flask.session._get_current_object()  # type: ignore[attr-defined]
     engine = engine_of(session)
-    return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
+    users = UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
+    users.request_session = session
+    return users

@@ -155,6 +155,10 @@ class SessionMiddleware(CheckedArguments):
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Callable[[bytes], object]:
             state["started"] = True
+            if _status_code(status) >= 500 and session._store_error is not None:
+                # The app made a 500 of a store failure: the 503 instead.
+                state["replaced"] = self._store_failed(environ, start_response, session._store_error)
+                return lambda data: None
             try:
                 set_cookie = close_session(engine, session, _status_code(status), now, https)
             except StoreError as exc:
@@ -264,7 +268,9 @@ def user_sessions(environ: Environ) -> UserSessions:
     """List and revoke sessions of any user (synchronously), through this request's store."""
     session = get_session(environ)
     engine = engine_of(session)
-    return UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
+    users = UserSessions(engine, _sync_store(engine), clock=lambda: session._now)
+    users.request_session = session
+    return users
 
 
 class _CSRFCheck:
