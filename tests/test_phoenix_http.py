@@ -320,9 +320,8 @@ def test_with_a_revocation_store_a_log_in_phoenix_code_wrote_is_refused() -> Non
     assert shown["user"] is None
 
 
-def test_a_cookie_phoenix_could_not_write_back_is_refused_with_room_for_plugs_attributes() -> None:
-    from sessionware import SessionTooLarge
-    from sessionware.phoenix import PLUG_ATTRIBUTE_BYTES
+def _filler(**options: Any) -> TestClient:
+    """An app whose /fill?n=N stores N random bytes (2N hex digits) in a Plug session."""
 
     async def fill(request: Request) -> Response:
         request.session["blob"] = secrets.token_hex(int(request.query_params["n"]))
@@ -334,15 +333,99 @@ def test_a_cookie_phoenix_could_not_write_back_is_refused_with_room_for_plugs_at
         secret_key_base=TYPICAL["secret_key_base"],
         cookie_name=NAME,
         store=store_for(TYPICAL),
+        **options,
     )
+    return TestClient(app, base_url="https://testserver")
+
+
+def _largest_written(http: TestClient) -> tuple[str, tuple[int, int]]:
+    """The longest Set-Cookie the app writes, and the first size it refuses (SessionTooLarge)."""
+    from sessionware import SessionTooLarge
+
+    low, high = 1, 3000  # n=1 fits, n=3000 (6000 hex digits) cannot
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            http.get(f"/fill?n={middle}")
+        except SessionTooLarge as exc:
+            high, refused = middle, (exc.size, exc.limit)
+        else:
+            low = middle
+    return http.get(f"/fill?n={low}").headers["set-cookie"], refused
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_plug_cookies_are_written_up_to_plugs_own_limit_for_the_whole_set_cookie(persistent: bool) -> None:
+    """Plug refuses a whole Set-Cookie over 4096 bytes (CookieOverflowError): so does the
+    Python side, counting the attributes as Plug writes them (``expires`` beside a
+    ``max-age``), and nothing smaller is refused."""
+    header, (refused, limit) = _largest_written(_filler(persistent=persistent))
+    assert limit == 4096
+    plug_size = len(header) + (len("; expires=Thu, 01 Jan 1970 00:00:00 GMT") if persistent else 0)
+    assert ("Max-Age=" in header) is persistent
+    assert 4096 - 4 < plug_size <= 4096 < refused  # one random byte more is 2 hex digits, ≤ 4 cookie bytes
+    value = header.split(";", 1)[0].split("=", 1)[1]
+    session = decode_cookie(value, **plug_settings(TYPICAL))
+    assert session is not None
+    assert session["blob"]  # the whole session, readable
+
+
+def test_a_plug_session_near_4_kb_is_read_and_written_back_while_plug_could_write_it() -> None:
+    """A cookie Phoenix wrote near the limit: the Python side adds its ``_sessionware`` stamp
+    and writes it, as long as Plug could write the stamped cookie back."""
+    from sessionware import SessionTooLarge
+
+    settings = plug_settings(TYPICAL)
+    plug_attributes = "; path=/; HttpOnly; SameSite=Lax"  # the endpoint's same_site: "Lax"
+
+    def plug_header(session: dict[str, Any]) -> str:
+        value = encode_cookie(session, **settings, key=NAME, attributes=plug_attributes)
+        return f"{NAME}={value}{plug_attributes}"
+
+    async def note(request: Request) -> Response:
+        request.session["seen"] = True
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/note", note)])
+    secret = TYPICAL["secret_key_base"]
+    app.add_middleware(SessionMiddleware, secret_key_base=secret, cookie_name=NAME, store=store_for(TYPICAL))
     http = TestClient(app)
-    small = http.get("/fill?n=1000").headers["set-cookie"]
-    pair = small.split(";", 1)[0]
-    assert len(pair) + PLUG_ATTRIBUTE_BYTES <= 4096
+    written, refused = 0, []
+    for size in range(3500, 4200, 7):
+        session = {"blob": "x" * (size * 3 // 4 - 150)}
+        try:
+            header = plug_header(session)
+            assert len(header) <= 4096
+        except SessionTooLarge:
+            break  # encode_cookie refuses what Plug would refuse (checked below)
+        try:
+            reply = http.get("/note", headers={"cookie": header.split(";", 1)[0]})
+        except SessionTooLarge as exc:
+            refused.append((len(header), exc.size))
+            continue
+        written = max(written, len(reply.headers["set-cookie"]))
+        session = decode_cookie(reply.cookies[NAME], **settings)
+        assert session is not None
+        assert session["seen"] is True
+    assert 4096 - 40 < written <= 4096  # up to Plug's limit, not 160 bytes short of it
+    assert refused  # and over it, refused: only where the stamp pushed it over
+    assert all(given > 4096 - 150 and size > 4096 for given, size in refused)
+
+
+def test_encode_cookie_refuses_a_cookie_plug_could_not_send() -> None:
+    from sessionware import SessionTooLarge
+
+    settings = plug_settings(TYPICAL)
+    fits = encode_cookie({"blob": "x" * 2900}, **settings, key=NAME)
+    assert len(f"{NAME}={fits}; path=/; HttpOnly") <= 4096
     with pytest.raises(SessionTooLarge) as raised:
-        http.get("/fill?n=1420")  # a 4015-byte cookie: a browser keeps it, Plug could not rewrite it
-    assert raised.value.limit == 4096 - PLUG_ATTRIBUTE_BYTES - len(NAME) - 1
-    assert raised.value.limit < raised.value.size < 4096 - len(NAME) - 1
+        encode_cookie({"blob": "x" * 3100}, **settings)
+    assert (raised.value.limit, raised.value.size > 4096) == (4096, True)
+    value = encode_cookie({"blob": "x" * 2950}, **settings, key=NAME)  # fits the default attributes...
+    longer = "; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; max-age=2592000; secure; HttpOnly"
+    with pytest.raises(SessionTooLarge):  # ...but not the attributes this endpoint writes
+        encode_cookie({"blob": "x" * 2950}, **settings, key=NAME, attributes=longer)
+    assert len(f"{NAME}={value}; path=/; HttpOnly") <= 4096 < len(f"{NAME}={value}{longer}")
 
 
 # -- flash -----------------------------------------------------------------------------

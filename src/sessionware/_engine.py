@@ -48,6 +48,7 @@ class Engine:
         "_group_keys",
         "_handle_key",
         "async_store",
+        "check_header",
         "codec",
         "cookie",
         "dump_data",
@@ -114,8 +115,11 @@ class Engine:
         # codec brings its own (the Phoenix store's Erlang terms).
         self.load_data: Callable[[bytes], dict[Any, Any]] = _record.load_data
         self.dump_data: Callable[[dict[Any, Any]], bytes] = _record.dump_data
+        #: A codec's own check of the whole ``Set-Cookie`` line (Plug's limit), if any.
+        self.check_header: Callable[[str, bool], None] | None = None
         if isinstance(store, CookieStore):
             self.codec = store.cookie_codec(self.keys, cookie.name)
+            self.check_header = getattr(self.codec, "check_header", None)
             self.load_data = getattr(self.codec, "load_data", _record.load_data)
             self.dump_data = getattr(self.codec, "dump_data", _record.dump_data)
             self.revocation = store.revocation
@@ -213,7 +217,10 @@ class Engine:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
         persistent = self.cookie.persistent if session._persistent is None else session._persistent
         max_age = self.ttl(session._times()[0], now) if persistent else None
-        return self.cookie.header(value, https=https, max_age=max_age)
+        header = self.cookie.header(value, https=https, max_age=max_age)
+        if self.check_header is not None:  # a codec with its own limit (Plug's, for the whole line)
+            self.check_header(header, max_age is not None)
+        return header
 
     def deletion(self, session: Session, https: bool) -> str | None:
         """The ``Set-Cookie`` that expires the session's cookie, if the browser has one."""

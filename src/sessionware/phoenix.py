@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "META_KEY",
-    "PLUG_ATTRIBUTE_BYTES",
     "Atom",
     "BitString",
     "EtfError",
@@ -70,6 +69,10 @@ MIN_SECRET_KEY_BASE = 64
 #: The largest term a cookie's (compressed) payload may inflate to.
 MAX_TERM_SIZE = 64 * 1024
 FORMATS = ("signed", "xcp", "a128gcm")
+#: ``; expires=Thu, 01 Jan 1970 00:00:00 GMT``: Plug writes it beside every ``max-age``.
+_PLUG_EXPIRES_BYTES = 39
+#: The attributes of ``Plug.Session``'s defaults: ``; path=/; HttpOnly``.
+_PLUG_DEFAULT_ATTRIBUTES = "; path=/; HttpOnly"
 _MAX_KEY_LENGTH = 1024
 _ROTATING_KEYS = frozenset(
     {"secret_key_base", "signing_salt", "encryption_salt", "key_iterations", "key_length", "key_digest"}
@@ -284,6 +287,8 @@ def encode_cookie(
     key_length: int = 32,
     key_digest: str = "sha256",
     minor_version: int = 1,
+    key: str | None = None,
+    attributes: str = _PLUG_DEFAULT_ATTRIBUTES,
 ) -> str:
     """The cookie value ``Plug.Session`` would write for ``session``.
 
@@ -292,6 +297,14 @@ def encode_cookie(
     still on plug_crypto 1.x, which cannot read ``XCP.``). ``minor_version`` is
     ``term_to_binary``'s: 1 writes atoms as OTP 25 does (the default), 2 as OTP
     26+. Signed cookies of maps up to 32 keys are byte-identical to Plug's.
+
+    The value is refused with :class:`~sessionware.SessionTooLarge` if Plug
+    could not send it: Plug allows 4096 bytes for the whole ``Set-Cookie``
+    line, ``<key>=<value>`` and its ``attributes``. ``key`` is the endpoint's
+    ``:key`` (the cookie name; none counts no name) and ``attributes`` what
+    Plug writes after the value, by default ``"; path=/; HttpOnly"`` (add
+    ``"; SameSite=Lax"``, ``"; secure"``, ``"; expires=...; max-age=..."`` as
+    the endpoint sets them).
 
     Raises :class:`~sessionware.SerializationError` naming the key whose value
     has no Erlang term, and :class:`~sessionware.ConfigurationError` for invalid
@@ -312,7 +325,11 @@ def encode_cookie(
     )
     if not isinstance(session, Mapping):
         raise _TermError(None, f"a Plug session is a map, got {type(session).__name__}")
-    return _seal(_dump(session, minor_version), config, written)
+    value = _seal(_dump(session, minor_version), config, written)
+    size = (0 if key is None else len(key) + 1) + len(value) + len(attributes)
+    if size > MAX_COOKIE_BYTES:
+        raise SessionTooLarge(size, MAX_COOKIE_BYTES)
+    return value
 
 
 # -- the store -------------------------------------------------------------------------
@@ -337,8 +354,10 @@ class PhoenixCookieStore(CookieStore):
     a cookie without it starts a session at the request that reads it.
     Phoenix code can write that key too; a map of the wrong shape is refused,
     and a ``revocation`` store refuses log-ins the Python side did not make.
-    A cookie is written only if Plug could write it back: at most 4096 bytes
-    less :data:`PLUG_ATTRIBUTE_BYTES` and the name, else ``SessionTooLarge``.
+    A cookie is written only if Plug could write it back: its whole
+    ``Set-Cookie`` line, as Plug formats it with this middleware's cookie
+    options (so configure them as the endpoint's), at most 4096 bytes, else
+    ``SessionTooLarge``.
     See ``docs/phoenix.md`` for how log-ins on the two sides interact.
 
     **Expiry.** Requests Phoenix serves do not count as activity: only the
@@ -497,7 +516,7 @@ class PhoenixCookieStore(CookieStore):
                 configs.append(
                     _config(secret, entry["signing_salt"], entry["encryption_salt"], *entry["key_options"])
                 )
-        return _PhoenixCodec(tuple(configs), self.format, self.minor_version, cookie_name)
+        return _PhoenixCodec(tuple(configs), self.format, self.minor_version)
 
 
 class _PhoenixCodec:
@@ -509,17 +528,24 @@ class _PhoenixCodec:
     back to, the ``"_sessionware"`` map.
     """
 
-    __slots__ = ("_configs", "_format", "_limit", "_minor_version")
+    __slots__ = ("_configs", "_format", "_minor_version")
 
-    def __init__(
-        self, configs: tuple[_Config, ...], format: str, minor_version: int, cookie_name: str
-    ) -> None:
+    def __init__(self, configs: tuple[_Config, ...], format: str, minor_version: int) -> None:
         self._configs = configs
         self._format = format
         self._minor_version = minor_version
-        # Plug refuses to write a Set-Cookie over 4096 bytes *with* its attributes
-        # (CookieOverflowError, a 500 in the Phoenix app): leave it room for them.
-        self._limit = MAX_COOKIE_BYTES - PLUG_ATTRIBUTE_BYTES - len(cookie_name) - 1
+
+    @staticmethod
+    def check_header(header: str, max_age: bool) -> None:
+        """Refuse a ``Set-Cookie`` line Plug could not write back.
+
+        Plug raises ``CookieOverflowError`` (a 500 in the Phoenix app) for a
+        whole ``Set-Cookie`` over 4096 bytes. Its attributes are the engine's,
+        spelled alike, plus ``; expires=<date>`` beside a ``max-age``.
+        """
+        size = len(header) + (_PLUG_EXPIRES_BYTES if max_age else 0)
+        if size > MAX_COOKIE_BYTES:
+            raise SessionTooLarge(size, MAX_COOKIE_BYTES)
 
     def decode(self, value: str) -> tuple[bytes, bool]:
         """The record a Plug cookie holds and whether a non-primary configuration opened it."""
@@ -541,10 +567,7 @@ class _PhoenixCodec:
         if parsed.meta:
             stamp["meta"] = parsed.meta
         term[META_KEY] = stamp
-        value = _seal(term_to_binary(term, minor_version=self._minor_version), self._configs[0], self._format)
-        if len(value) > self._limit:
-            raise SessionTooLarge(len(value), self._limit)
-        return value
+        return _seal(term_to_binary(term, minor_version=self._minor_version), self._configs[0], self._format)
 
     def load_data(self, data: bytes) -> dict[Any, Any]:
         term = binary_to_term(data)
@@ -559,11 +582,6 @@ class _PhoenixCodec:
 
 _MAX_TIME = 2**63
 _CSRF_STATE_LENGTH = 24  # Plug's CSRF state and the random prefix of a host-bound token
-
-#: Bytes of a Plug ``Set-Cookie`` kept free for the attributes Plug adds
-#: (``; path=/; expires=...; max-age=...; secure; HttpOnly; SameSite=Lax`` and a
-#: short domain), so a cookie the Python side writes can be written back by Phoenix.
-PLUG_ATTRIBUTE_BYTES = 160
 
 
 def _unstamp(term: dict[Any, Any]) -> tuple[int, int, int | None, bytes]:
