@@ -404,9 +404,9 @@ def test_a_plug_session_near_4_kb_is_read_and_written_back_while_plug_could_writ
             refused.append((len(header), exc.size))
             continue
         written = max(written, len(reply.headers["set-cookie"]))
-        session = decode_cookie(reply.cookies[NAME], **settings)
-        assert session is not None
-        assert session["seen"] is True
+        kept = decode_cookie(reply.cookies[NAME], **settings)
+        assert kept is not None
+        assert kept["seen"] is True
     assert 4096 - 40 < written <= 4096  # up to Plug's limit, not 160 bytes short of it
     assert refused  # and over it, refused: only where the stamp pushed it over
     assert all(given > 4096 - 150 and size > 4096 for given, size in refused)
