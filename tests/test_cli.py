@@ -250,10 +250,13 @@ def _where(kind: str, store: Any, request: pytest.FixtureRequest) -> list[str]:
         return ["--store", f"sqlite:///{store.path}"]
     if kind == "redis":
         return ["--store", request.getfixturevalue("redis_url"), "--prefix", store._keys.prefix]
+    if kind == "redis-cluster":
+        node = request.getfixturevalue("redis_cluster").url.split("://", 1)[1]
+        return ["--store", f"redis+cluster://{node}", "--prefix", store._keys.prefix]
     return ["--store", POSTGRES_DSN, "--table", store.table]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "redis-cluster", "postgres"])
 def test_a_wrong_secret_or_cookie_name_is_not_answered_with_no_sessions(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
