@@ -376,7 +376,7 @@ def environment(chosen: list[Variant]) -> Iterator[dict[str, Any]]:
             if variant.store == "cookie":
                 env["SW_LIVE_STORE"] = "cookie"
             elif variant.store == "sqlite":
-                env["SW_LIVE_STORE"] = f"sqlite://{tmp}/{variant.stack}.db"
+                env["SW_LIVE_STORE"] = f"sqlite:///{tmp}/{variant.stack}.db"
             elif variant.store == "redis":
                 env["SW_LIVE_STORE"] = found["redis"].url
             elif variant.store == "postgres":

@@ -103,7 +103,7 @@ def provisioned(store: str, request: pytest.FixtureRequest, tmp: str) -> Iterato
     if store == "memory":
         yield {"SW_LIVE_STORE": "memory:"}
     elif store == "sqlite":
-        yield {"SW_LIVE_STORE": f"sqlite://{tmp}/sessions.db"}  # tmp is absolute: sqlite:///tmp/...
+        yield {"SW_LIVE_STORE": f"sqlite:///{tmp}/sessions.db"}  # tmp is absolute: sqlite:////tmp/...
     elif store == "redis":
         url = request.getfixturevalue("redis_url")  # unreachable: a failure, never a skip
         try:

@@ -59,15 +59,17 @@ class ConfigurationError(SessionError, ValueError):
 class MissingDependency(SessionError, ImportError):
     """An optional dependency is not installed.
 
-    The message carries the exact ``pip install`` command for the extra.
+    The message carries the exact ``pip install`` command: of sessionware's
+    extra that brings the package, or (``extra=None``, for a framework the app
+    itself depends on, such as FastAPI or Litestar) of the package itself.
     """
 
-    def __init__(self, package: str, extra: str) -> None:
+    def __init__(self, package: str, extra: str | None = None) -> None:
         self.package = package
         self.extra = extra
+        command = f"pip install 'sessionware[{extra}]'" if extra is not None else f"pip install {package}"
         super().__init__(
-            f"sessionware needs the {package!r} package for this feature; "
-            f"install it with: pip install 'sessionware[{extra}]'"
+            f"sessionware needs the {package!r} package for this feature; install it with: {command}"
         )
 
 

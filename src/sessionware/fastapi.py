@@ -42,7 +42,7 @@ try:
     from pydantic import TypeAdapter, ValidationError
     from starlette.requests import HTTPConnection
 except ImportError as exc:  # pragma: no cover - exercised without FastAPI installed
-    raise MissingDependency("fastapi", extra="fastapi") from exc
+    raise MissingDependency("fastapi") from exc  # the app's framework: no extra of ours
 
 __all__ = ["InvalidSessionValue", "SessionDep", "provide_session", "session_value"]
 

@@ -57,7 +57,7 @@ try:
     from litestar.types import Empty
     from litestar.types import Scope as LitestarScope
 except ImportError as exc:  # pragma: no cover - exercised without Litestar installed
-    raise MissingDependency("litestar", extra="litestar") from exc
+    raise MissingDependency("litestar") from exc  # the app's framework: no extra of ours
 
 __all__ = ["SessionDep", "SessionwarePlugin", "provide_session"]
 

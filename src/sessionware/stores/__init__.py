@@ -15,7 +15,9 @@ __all__ = ["CookieStore", "MemoryStore", "SQLiteStore", "from_url"]
 def from_url(url: str, **options: Any) -> Any:
     """A server-side store from a URL (``options`` go to its constructor).
 
-    - ``sqlite:///absolute/path.db`` or ``sqlite:relative/path.db``
+    - ``sqlite:///relative/path.db`` (relative to the current directory) or
+      ``sqlite:////absolute/path.db``: SQLAlchemy's convention, three slashes
+      then the path
     - ``redis://host:6379/0``, ``rediss://...`` (TLS)
     - ``redis+cluster://host:7000`` (any node of a Redis Cluster)
     - ``postgresql://user@host:5432/db`` (or ``postgres://``)
@@ -27,10 +29,7 @@ def from_url(url: str, **options: Any) -> Any:
     """
     scheme, _, rest = url.partition(":")
     if scheme == "sqlite":
-        path = rest[2:] if rest.startswith("//") else rest
-        if not path:
-            raise ConfigurationError(f"from_url expects sqlite:///path/to/file.db, got {url!r}")
-        return SQLiteStore(path, **options)
+        return SQLiteStore(_sqlite_path(url), **options)
     if scheme in ("redis", "rediss"):
         from .redis import RedisStore
 
@@ -49,6 +48,21 @@ def from_url(url: str, **options: Any) -> Any:
         f"from_url does not know the store URL {url!r}; use sqlite:///..., redis://..., "
         "rediss://..., redis+cluster://..., postgresql://... or memory:"
     )
+
+
+def _sqlite_path(url: str) -> str:
+    """The file an ``sqlite:`` URL names, as SQLAlchemy reads it.
+
+    ``sqlite:///sessions.db`` is ``sessions.db`` in the current directory;
+    ``sqlite:////var/lib/app/sessions.db`` is ``/var/lib/app/sessions.db``.
+    """
+    rest = url.partition(":")[2]
+    if not rest.startswith("///") or len(rest) == 3:
+        raise ConfigurationError(
+            f"from_url expects sqlite:///relative/path.db or sqlite:////absolute/path.db "
+            f"(three slashes, then the path), got {url!r}"
+        )
+    return rest[3:]
 
 
 def __getattr__(name: str) -> object:

@@ -126,6 +126,12 @@ class MemoryStore(CheckedArguments):
             records = [(key, self._records[key]) for key in self._users.get(user, ())]
         return [(key, record.head) for key, record in records if record.expires > now]
 
+    def registry_keys(self, user_id: str) -> list[str]:
+        """Every registry key (``"<group>/<user id>"``) sessions of ``user_id`` are filed under,
+        whatever secret made them (for diagnostics, as the other stores' ``registry_keys``)."""
+        with self._lock:
+            return sorted(user for user in self._users if user.partition("/")[2] == user_id)
+
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
         now = self._clock()
         deleted = 0

@@ -42,6 +42,7 @@ logger = logging.getLogger("sessionware")
 T = TypeVar("T")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _PURGE_BATCH = 10_000
+_DEFAULT_TABLE = "sessionware_sessions"
 #: The columns :func:`migration_sql` makes, as ``format_type`` names their types.
 _LAYOUT = {
     "key": "text",
@@ -102,6 +103,11 @@ class _SQL:
             f"DELETE FROM {table} WHERE user_key = %s AND key IS DISTINCT FROM %s "
             "RETURNING expires_at > now()"
         )
+        # A scan (no index serves it): only for the CLI's diagnostics, never per request.
+        self.registries = (
+            f"SELECT DISTINCT user_key FROM {table} WHERE user_key IS NOT NULL "
+            "AND substr(user_key, strpos(user_key, '/') + 1) = %s AND expires_at > now()"
+        )
         self.purge = (
             f"DELETE FROM {table} WHERE key IN "
             f"(SELECT key FROM {table} WHERE expires_at <= now() LIMIT {_PURGE_BATCH})"
@@ -116,7 +122,9 @@ class _SQL:
         # the insert (its key is new: nobody else knows it yet, so nothing can
         # have changed or deleted it in between). Never the DELETEs: a repeat
         # finds nothing and would report a log-out or revocation as not done.
-        self.resendable = frozenset({self.load, self.create, self.update, self.user, self.purge})
+        self.resendable = frozenset(
+            {self.load, self.create, self.update, self.user, self.registries, self.purge}
+        )
 
 
 def _data(fields: Mapping[str, str]) -> str:
@@ -150,14 +158,27 @@ def _live(rows: list[Any]) -> int:
     return sum(1 for (live,) in rows if live)
 
 
+def _migrate_command(table: str) -> str:
+    """The command that creates ``table``."""
+    named = "" if table == _DEFAULT_TABLE else f" --table {table}"
+    return f"python -m sessionware migrate --store postgresql://...{named}"
+
+
+def _missing_table(table: str) -> str:
+    return (
+        f"PostgresStore: the table {table!r} does not exist; create it with "
+        f"`{_migrate_command(table)}` (or run the SQL that --print-sql shows)"
+    )
+
+
 def _wrong_layout(table: str) -> StoreError:
     return StoreError(
         f"PostgresStore: the table {table!r} does not have the columns this sessionware needs "
         f"({', '.join(f'{name} {kind}' for name, kind in _LAYOUT.items())}). A table with `data bytea` "
         "and `version` columns is the layout of sessionware before its v2 store contract, whose "
         "sessions cannot be read: rename it (ALTER TABLE ... RENAME TO ...) or drop it, which logs "
-        "every user out, then create the table with `python -m sessionware migrate --store "
-        "postgresql://...` (or the SQL from --print-sql)"
+        f"every user out, then create the table with `{_migrate_command(table)}` (or the SQL "
+        "from --print-sql)"
     )
 
 
@@ -172,10 +193,7 @@ def _failed(
             f"PostgresStore: a lock on the table {table!r} stayed held too long: {cause_of(exc)}"
         )
     if isinstance(exc, psycopg.errors.UndefinedTable):
-        return StoreError(
-            f"PostgresStore: the table {table!r} does not exist; create it with "
-            "`python -m sessionware migrate --store postgresql://...` (or run the SQL from --print-sql)"
-        )
+        return StoreError(_missing_table(table))
     # The statements use built-in functions and operators only: one "missing" is
     # a column of another type (`data bytea || jsonb`, in the old layout).
     if isinstance(exc, psycopg.errors.UndefinedColumn | psycopg.errors.UndefinedFunction):
@@ -401,6 +419,11 @@ class PostgresStore:
 
     def delete_user_sessions(self, user: str, keep: str | None) -> int:
         return _live(self._execute(self._sql.delete_user, (user, keep))[1])
+
+    def registry_keys(self, user_id: str) -> list[str]:
+        """Every registry key (``"<group>/<user id>"``) live sessions of ``user_id`` are filed
+        under, whatever secret made them: a scan, for diagnostics (the CLI), not for requests."""
+        return [user_key for (user_key,) in self._execute(self._sql.registries, (user_id,))[1]]
 
     def purge_expired(self) -> int:
         """Delete expired rows, in batches of 10,000 (one statement each); return how many."""

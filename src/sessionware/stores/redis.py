@@ -114,6 +114,11 @@ def _failed(store: str, exc: Exception) -> StoreError:
     return StoreError(f"{store}: Redis failed: {exc}")
 
 
+def _glob(text: str) -> str:
+    """``text`` as a Redis glob pattern that matches only itself."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
 def _shown(url: str) -> str:
     """``url`` with its password masked, for reprs and error messages."""
     parts = urlsplit(url)
@@ -318,6 +323,23 @@ class RedisStore(CheckedArguments):
         kept = "" if keep is None else split(keep)[1]
         keys = [index, self._keys.receipt(index)]
         return int(self._script(DELETE_ALL_SCRIPT, keys, (self._keys.prefix, group, kept, _call_id())))
+
+    def registry_keys(self, user_id: str) -> list[str]:
+        """Every registry key (``"<group>/<user id>"``) sessions of ``user_id`` are filed under,
+        whatever secret made them: a ``SCAN`` of the keyspace (of every node, on a Cluster),
+        for diagnostics (the CLI), not for requests."""
+        prefix, marker = self._keys.prefix, "}:u:" + user_id
+        pattern = _glob(prefix) + "{*" + _glob(marker)
+        found = []
+        try:
+            for name in self.client.scan_iter(match=pattern, count=1000):
+                text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                group = text[len(prefix) + 1 : len(text) - len(marker)]
+                if text.startswith(prefix + "{") and text.endswith(marker) and "}" not in group:
+                    found.append(f"{group}/{user_id}")
+        except _ERRORS as exc:
+            raise _failed(self._name, exc) from exc
+        return sorted(set(found))
 
     def close(self) -> None:
         """Close the synchronous client's connections."""

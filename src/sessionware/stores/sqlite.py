@@ -95,6 +95,10 @@ class SQLiteStore(CheckedArguments):
             Defaults to 300; ``0`` disables them.
         clock: A function returning unix time in seconds, used for TTLs only.
             Defaults to :func:`time.time`; tests pass a fake.
+        create: Create the file and the table if they are missing. Defaults
+            to ``True``. With ``False`` (the command-line tools that only read
+            or delete) a missing file or table is a
+            :class:`~sessionware.ConfigurationError` that names it.
 
     Example::
 
@@ -109,6 +113,7 @@ class SQLiteStore(CheckedArguments):
         timeout: float = 5.0,
         purge_interval: float = 300,
         clock: Callable[[], float] = time.time,
+        create: bool = True,
     ) -> None:
         path = os.fspath(path)
         if path == ":memory:" or path.startswith("file::memory:"):
@@ -122,6 +127,11 @@ class SQLiteStore(CheckedArguments):
             raise ConfigurationError(f"SQLiteStore expects timeout to be positive seconds, got {timeout!r}")
         self.path = path
         self.table = table
+        if not create and not os.path.isfile(path):
+            raise ConfigurationError(
+                f"SQLiteStore: there is no database file {os.path.abspath(path)!r}; check the path, "
+                f"or create it with `{self._migrate_command()}`"
+            )
         self._timeout = timeout
         self._clock = clock
         self._purge_interval = purge_interval
@@ -150,6 +160,11 @@ class SQLiteStore(CheckedArguments):
         self._sql_delete_user = (
             f"DELETE FROM {table} WHERE user_key = ? AND key IS NOT ? RETURNING expires_at > ?"
         )
+        # A scan (no index serves it): only for the CLI's diagnostics, never per request.
+        self._sql_registries = (
+            f"SELECT DISTINCT user_key FROM {table} WHERE user_key IS NOT NULL "
+            "AND substr(user_key, instr(user_key, '/') + 1) = ? AND expires_at > ?"
+        )
         # Expired rows are found by walking the primary key (expires_at has no index: it
         # changes on every write, and keeping an index of it would double a write's cost),
         # in batches deleted each by a short statement of its own.
@@ -160,7 +175,7 @@ class SQLiteStore(CheckedArguments):
             f"DELETE FROM {table} WHERE key IN (SELECT value FROM json_each(?)) AND expires_at <= ?"
         )
         try:
-            self._migrate()
+            self._migrate(create)
         except sqlite3.Error as exc:
             raise ConfigurationError(f"SQLiteStore could not open or create {path!r}: {exc}") from exc
         self._async = _AsyncSQLiteStore(self)
@@ -174,7 +189,7 @@ class SQLiteStore(CheckedArguments):
 
     # -- the database ----------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool = True) -> None:
         # On a connection of its own, closed after: the constructing process (a
         # forking server's master, say) then holds no connection its workers inherit.
         with contextlib.closing(self._open()) as connection:
@@ -185,7 +200,18 @@ class SQLiteStore(CheckedArguments):
                     f"SQLiteStore needs SQLite's JSON functions, which this SQLite "
                     f"({sqlite3.sqlite_version}) lacks: use SQLite 3.38 or newer"
                 ) from exc
-            self._create_table(connection)
+            if create:
+                self._create_table(connection)
+            elif (
+                connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,)
+                ).fetchone()
+                is None
+            ):
+                raise ConfigurationError(
+                    f"SQLiteStore: the database {os.path.abspath(self.path)!r} has no table "
+                    f"{self.table!r}; check the table name, or create it with `{self._migrate_command()}`"
+                )
 
     def _create_table(self, connection: sqlite3.Connection) -> None:
         table = self.table
@@ -236,8 +262,18 @@ class SQLiteStore(CheckedArguments):
                     f"SQLiteStore({self.path!r}): the database stayed locked for {self._timeout} s "
                     f"(another process or thread kept a write transaction open): {exc}"
                 )
+            if str(exc).startswith("no such table"):  # dropped, or the file replaced, since start-up
+                return StoreError(
+                    f"SQLiteStore({self.path!r}): the table {self.table!r} does not exist; create it "
+                    f"with `{self._migrate_command()}` (or restart the app: SQLiteStore creates it)"
+                )
             return StoreUnavailable(f"SQLiteStore({self.path!r}): {exc}")
         return StoreError(f"SQLiteStore({self.path!r}): {exc}")
+
+    def _migrate_command(self) -> str:
+        """The command that creates this store's file and table."""
+        named = "" if self.table == "sessionware_sessions" else f" --table {self.table}"
+        return f"python -m sessionware migrate --store sqlite:///{self.path}{named}"
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -341,6 +377,12 @@ class SQLiteStore(CheckedArguments):
             self._waiting.get(), self._sql_delete_user, (user, keep, self._now_ms())
         ).fetchall()
         return sum(1 for (live,) in rows if live)
+
+    def registry_keys(self, user_id: str) -> list[str]:
+        """Every registry key (``"<group>/<user id>"``) live sessions of ``user_id`` are filed
+        under, whatever secret made them: a scan, for diagnostics (the CLI), not for requests."""
+        rows = self._execute(self._waiting.get(), self._sql_registries, (user_id, self._now_ms())).fetchall()
+        return [user_key for (user_key,) in rows]
 
     def purge_expired(self) -> int:
         cursor = self._waiting.get()
