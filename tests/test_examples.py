@@ -581,6 +581,20 @@ def example(name: str) -> Any:
     return importlib.import_module(f"examples.{name}.app")
 
 
+@pytest.fixture
+def logging_as_it_was() -> Iterator[None]:
+    """Litestar's app installs logging handlers on the stream of the moment (here capsys's,
+    closed after the test): put every logger's handlers back as they were."""
+    import logging
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    before = {id(lg): (lg, list(lg.handlers)) for lg in loggers if isinstance(lg, logging.Logger)}
+    yield
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            logger.handlers[:] = before.get(id(logger), (logger, []))[1]
+
+
 def test_each_example_has_its_own_port_and_says_how_to_run_it() -> None:
     from examples import settings
 
@@ -608,6 +622,7 @@ def test_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.port(8001) == 9123
 
 
+@pytest.mark.usefixtures("logging_as_it_was")
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_without_secret_key_base_an_example_warns_once_on_stderr(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -622,6 +637,7 @@ def test_without_secret_key_base_an_example_warns_once_on_stderr(
         assert words in lines[0]
 
 
+@pytest.mark.usefixtures("logging_as_it_was")
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_the_secret_comes_from_secret_key_base(
     name: str,
