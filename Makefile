@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# `make demo` installs only what the demo needs (sessionware, Starlette, uvicorn): its own stamp.
+DEMO_STAMP := $(VENV)/.installed-demo
+PORT ?= 8000
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -16,8 +19,12 @@ $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/python -m uvicorn --factory examples.demo.app:create_app --host 127.0.0.1 --port 8000
+$(DEMO_STAMP): pyproject.toml $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/python -m uvicorn --factory examples.demo.app:create_app --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,14 @@ FastAPI's and Litestar's ``TestClient``, Quart's ``test_client()``, Flask's
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -562,3 +569,179 @@ class TestLitestarPlugin:
 class Cart:
     items: list[str]
     owner: str
+
+
+# -- every example: its secret from the environment, its own port ------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ["starlette_app", "fastapi_app", "litestar_app", "quart_app", "flask_app"]
+
+
+def example(name: str) -> Any:
+    return importlib.import_module(f"examples.{name}.app")
+
+
+@pytest.fixture
+def logging_as_it_was() -> Iterator[None]:
+    """Litestar's app installs logging handlers on the stream of the moment (here capsys's,
+    closed after the test): put every logger's handlers back as they were."""
+    import logging
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    before = {id(lg): (lg, list(lg.handlers)) for lg in loggers if isinstance(lg, logging.Logger)}
+    yield
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            logger.handlers[:] = before.get(id(logger), (logger, []))[1]
+
+
+def test_each_example_has_its_own_port_and_says_how_to_run_it() -> None:
+    from examples import settings
+
+    ports = {name: example(name).PORT for name in EXAMPLES}
+    assert len(set(ports.values())) == len(EXAMPLES), ports
+    assert 8000 not in ports.values()  # the demo's (make demo)
+    for name, port in ports.items():
+        doc = example(name).__doc__ or ""
+        assert f"python -m examples.{name}.app" in doc, name
+        assert f"http://127.0.0.1:{port} (``PORT`` picks another port)" in doc, name
+        row = re.search(rf"``{name}``\s+``python -m examples\.{name}\.app``\s+(\d+)", settings.__doc__ or "")
+        assert row is not None, f"{name} missing from the table in examples/settings.py"
+        assert int(row.group(1)) == port, name
+    readme = (ROOT / "README.md").read_text()
+    for name, port in ports.items():
+        assert re.search(rf"`python -m examples\.{name}\.app`[^|\n]*\|[^|\n]*{port}", readme), name
+
+
+def test_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from examples import settings
+
+    monkeypatch.delenv("PORT", raising=False)
+    assert settings.port(8001) == 8001
+    monkeypatch.setenv("PORT", "9123")
+    assert settings.port(8001) == 9123
+
+
+@pytest.mark.usefixtures("logging_as_it_was")
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_without_secret_key_base_an_example_warns_once_on_stderr(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from examples import settings
+
+    monkeypatch.delenv("SECRET_KEY_BASE", raising=False)
+    example(name).create_app(database=tmp_path / "s.db")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [settings.NO_SECRET_WARNING]
+    for words in ("SECRET_KEY_BASE", "restart", "workers", "python -m sessionware gen-secret"):
+        assert words in lines[0]
+
+
+@pytest.mark.usefixtures("logging_as_it_was")
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_secret_comes_from_secret_key_base(
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Set, it is used (a cookie from one app works on a second one built from it), and
+    nothing is printed or logged at start-up."""
+    monkeypatch.setenv("SECRET_KEY_BASE", SECRET)
+    with caplog.at_level("WARNING"):
+        first = example(name).create_app(database=tmp_path / "s.db")
+        second = example(name).create_app(database=tmp_path / "s.db")
+    assert capsys.readouterr().err == ""
+    assert [record.getMessage() for record in caplog.records] == []
+    if name == "flask_app":
+        one, two = first.test_client(), second.test_client()
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', one.get("/").get_data(as_text=True))
+        assert token is not None
+        one.post("/counter", data={"_csrf_token": token.group(1)})
+        cookie = one.get_cookie("session")
+        assert cookie is not None
+        two.set_cookie("session", cookie.value)
+        assert Page(200, two.get("/").get_data(as_text=True)).counter == 1
+    elif name == "quart_app":
+        return  # the same code path as the others; its test client needs an event loop of its own
+    else:
+        from starlette.testclient import TestClient
+
+        with TestClient(first) as one, TestClient(second) as two:
+            browser = HttpxBrowser(one)
+            page = browser.get("/")
+            browser.post("/counter", {"_csrf_token": page.token})
+            value = browser.cookie()
+            assert value is not None
+            other = HttpxBrowser(two)
+            other.set_cookie(value)
+            assert other.get("/").counter == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+#: What an example may print when it starts and serves a page: its documented warning,
+#: the server's own lines (uvicorn's INFO lines; Flask's development server, which warns
+#: that it is one), and access-log lines.
+DOCUMENTED_OUTPUT = [
+    r"WARNING: SECRET_KEY_BASE is not set, .*",
+    r"INFO: .*",
+    r" \* Serving Flask app .*",
+    r" \* Debug mode: off",
+    r"WARNING: This is a development server\. Do not use it in a production deployment\. .*",
+    r" \* Running on http://127\.0\.0\.1:\d+",
+    r"Press CTRL\+C to quit",
+    r'127\.0\.0\.1 - - \[.*\] "GET / HTTP/1\.1" 200 -',
+]
+
+
+def test_every_example_starts_at_once_on_its_own_port_with_only_documented_output(tmp_path: Path) -> None:
+    """``python -m examples.<name>.app`` for all five at once (``$PORT`` each, no secret set)."""
+    from examples import settings
+
+    env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY_BASE"}
+    env["PYTHONPATH"] = str(ROOT)
+    servers: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
+    try:
+        for name in EXAMPLES:
+            port = free_port()
+            log = tmp_path / f"{name}.log"
+            with log.open("wb") as output:
+                servers[name] = (
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"examples.{name}.app"],
+                        cwd=tmp_path,
+                        env={**env, "PORT": str(port)},
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    port,
+                    log,
+                )
+        for name, (server, port, log) in servers.items():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                        assert 'action="/login"' in response.read().decode(), name
+                    break
+                except OSError:
+                    assert server.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, f"{name} did not start within 30 s"
+                    time.sleep(0.2)
+    finally:
+        for server, _, _ in servers.values():
+            server.terminate()
+        for server, _, _ in servers.values():
+            server.wait(10)
+    for name, (_, _, log) in servers.items():
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text())  # werkzeug colours its lines
+        lines = [line for line in plain.splitlines() if line.strip()]
+        assert settings.NO_SECRET_WARNING in lines, name
+        unexpected = [line for line in lines if not any(re.fullmatch(p, line) for p in DOCUMENTED_OUTPUT)]
+        assert unexpected == [], f"{name} printed:\n" + "\n".join(lines)

@@ -9,7 +9,13 @@ and log-out leave a flash message.
 
 The secret and the session database live in ``.demo/`` in the working
 directory, so sessions survive a restart. Set ``SECRET_KEY_BASE`` to use your
-own secret and ``SESSIONWARE_DEMO_DIR`` to keep the files elsewhere.
+own secret and ``SESSIONWARE_DEMO_DIR`` to keep the files elsewhere; ``make
+demo PORT=8080`` serves it on another port.
+
+It needs only ``pip install -e '.[demo]'`` (Starlette and uvicorn), which is
+what ``make demo`` installs. A refused form (the CSRF check) gets a friendly
+page through ``CSRFMiddleware(error_app=...)``; the sessions page names each
+browser and system from its user agent with a small parser of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -27,8 +34,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sessionware import (
+    CSRFError,
     CSRFMiddleware,
     Session,
     SessionMiddleware,
@@ -71,12 +80,53 @@ def _password_ok(form: dict[str, str]) -> bool:
     return secrets.compare_digest(form.get("password", ""), DEMO_PASSWORD)
 
 
-def _when(timestamp: int | None) -> str:
+def relative_time(timestamp: int, now: int) -> str:
+    """``timestamp`` as people say it: "just now", "5 minutes ago", "in 29 minutes"."""
+    seconds = abs(timestamp - now)
+    if seconds < 60:
+        return "just now" if timestamp <= now else "in less than a minute"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            amount = f"{count} {unit}{'s' if count != 1 else ''}"
+            break
+    return f"{amount} ago" if timestamp < now else f"in {amount}"
+
+
+def _time_cell(timestamp: int | None, now: int, element_id: str = "") -> str:
+    """A table cell with a relative time, and the exact one (UTC) as its tooltip."""
+    id_attribute = f' id="{element_id}"' if element_id else ""
     if timestamp is None:
-        return "never"
-    left = timestamp - int(time.time())
-    moment = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
-    return f"{moment} (in {left // 60} min {left % 60} s)" if left > 0 else moment
+        return f"<td{id_attribute}>never</td>"
+    exact = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+    return f'<td{id_attribute} title="{exact}">{relative_time(timestamp, now)}</td>'
+
+
+# (pattern, name), first match wins: Edge and Opera say "Chrome" too, Chrome says "Safari".
+_BROWSERS = [
+    (re.compile(r"Edg(?:e|A|iOS)?/"), "Edge"),
+    (re.compile(r"OPR/|Opera"), "Opera"),
+    (re.compile(r"Firefox/|FxiOS/"), "Firefox"),
+    (re.compile(r"Chrome/|CriOS/|Chromium/"), "Chrome"),
+    (re.compile(r"Version/[\d.]+.*Safari/|Mobile/\w+ Safari/"), "Safari"),
+]
+# iOS and Android before macOS and Linux: their user agents say "like Mac OS X" and "Linux".
+_SYSTEMS = [
+    (re.compile(r"iPhone|iPad|iPod"), "iOS"),
+    (re.compile(r"Android"), "Android"),
+    (re.compile(r"Windows"), "Windows"),
+    (re.compile(r"Macintosh|Mac OS X"), "macOS"),
+    (re.compile(r"CrOS"), "ChromeOS"),
+    (re.compile(r"Linux|X11"), "Linux"),
+]
+
+
+def describe_user_agent(user_agent: str | None) -> str:
+    """ "Firefox on Linux", "Safari on iOS"...; "Unknown" for the part it cannot tell."""
+    text = user_agent or ""
+    browser = next((name for pattern, name in _BROWSERS if pattern.search(text)), "Unknown browser")
+    system = next((name for pattern, name in _SYSTEMS if pattern.search(text)), "Unknown system")
+    return f"{browser} on {system}"
 
 
 def _post(request: Request, action: str, label: str, element_id: str, fields: str = "") -> str:
@@ -87,9 +137,7 @@ def _post(request: Request, action: str, label: str, element_id: str, fields: st
     )
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sessionware demo</title>
-<style>
+STYLE = """<style>
  body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }}
  pre {{ background: #f4f4f4; padding: .75rem; overflow-x: auto; }}
  form {{ display: inline-block; margin: .25rem .5rem .25rem 0; }}
@@ -98,8 +146,22 @@ PAGE = """<!doctype html>
  .note {{ color: #555; font-size: .9rem; }}
  .flash {{ padding: .5rem .75rem; border-radius: .3rem; background: #eef6ee; }}
  .flash.error {{ background: #f8e8e8; }}
-</style></head>
-<body>
+</style>"""
+
+HEAD = (
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+"""
+    + STYLE
+    + """</head>
+<body>"""
+)
+
+PAGE = (
+    HEAD.replace("{title}", "sessionware demo")
+    + """
 <h1>sessionware demo</h1>
 <nav><a href="/">Home</a><a href="/sessions">Where I am logged in</a><a href="/sudo">Sudo mode</a></nav>
 {flashes}
@@ -107,18 +169,19 @@ PAGE = """<!doctype html>
 <h2>What the session holds</h2>
 <pre id="session">{data}</pre>
 <table>
- <tr><td>Session started</td><td id="created">{created}</td></tr>
- <tr><td>Last recorded activity</td><td id="active">{active}</td></tr>
- <tr><td>Expires</td><td id="expires">{expires}</td></tr>
+ <tr><td>Session started</td>{created}</tr>
+ <tr><td>Last recorded activity</td>{active}</tr>
+ <tr><td>Expires</td>{expires}</tr>
 </table>
 <p class="note">Store: SQLite ({db}). Policy: 30 minutes idle, 12 hours absolute (NIST AAL2).
 The cookie holds only a signed random ID; the data stays on the server. Forms carry a masked
 CSRF token, new on every page.</p>
 </body></html>
 """
+)
 
 
-def _page(request: Request, body: str, db: str) -> HTMLResponse:
+def _page(request: Request, body: str, db: str, now: int) -> HTMLResponse:
     session = get_session(request)
     flashes = "".join(
         f'<p class="flash {html.escape(kind)}" id="flash-{html.escape(kind)}">{html.escape(message)}</p>'
@@ -131,12 +194,34 @@ def _page(request: Request, body: str, db: str) -> HTMLResponse:
             flashes=flashes,
             body=body,
             data=html.escape(data),
-            created="-" if new else _when(session.created_at),
-            active="-" if new else _when(session.last_active),
-            expires="-" if new else _when(session.expires_at),
+            created='<td id="created">-</td>' if new else _time_cell(session.created_at, now, "created"),
+            active='<td id="active">-</td>' if new else _time_cell(session.last_active, now, "active"),
+            expires='<td id="expires">-</td>' if new else _time_cell(session.expires_at, now, "expires"),
             db=html.escape(db),
         )
     )
+
+
+REFUSED = (
+    HEAD.replace("{title}", "Please try again - sessionware demo")
+    + """
+<h1>That form could not be accepted</h1>
+<p id="refused">Nothing was changed. The form was probably out of date -- you logged in or out
+in another tab since it was shown -- or it was sent from another website.</p>
+<p><a href="/" id="back">Go back to the demo</a> and try again; the page will have a fresh form.</p>
+<p class="note">Details for developers: the CSRF check refused the request
+(<span id="csrf-reason">{reason}</span>).</p>
+</body></html>
+"""
+)
+
+
+async def csrf_refused(scope: Scope, receive: Receive, send: Send) -> None:
+    """``CSRFMiddleware``'s ``error_app``: a friendly 403 page instead of the plain-text checklist."""
+    error: CSRFError = scope["sessionware.csrf_error"]
+    page = REFUSED.format(reason=html.escape(error.reason))
+    response = HTMLResponse(page, status_code=403, headers={"cache-control": "no-store"})
+    await response(scope, receive, send)
 
 
 def _visible(session: Session) -> dict[str, object]:
@@ -168,7 +253,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
  <input name="password" type="password" placeholder="password" autocomplete="current-password">
  <button id="login">Log in</button>
 </form>"""
-        return _page(request, body, db)
+        return _page(request, body, db, int(clock()))
 
     async def login(request: Request) -> Response:
         form = await _form(request)
@@ -198,9 +283,11 @@ password <code>{DEMO_PASSWORD}</code>.</p>
             put_flash(request, "error", "Log in first.")
             return RedirectResponse("/", status_code=303)
         listing = await user_sessions(request).list(session.user_id, current=session)
+        now = int(clock())
         rows = "".join(
-            f"<tr class='session'><td>{html.escape(info.user_agent or '-')}</td>"
-            f"<td>{_when(info.logged_in_at)}</td><td>{_when(info.last_active)}</td><td>"
+            f"<tr class='session'><td title=\"{html.escape(info.user_agent or '')}\">"
+            f"{html.escape(describe_user_agent(info.user_agent))}</td>"
+            f"{_time_cell(info.logged_in_at, now)}{_time_cell(info.last_active, now)}<td>"
             + (
                 "<strong>this browser</strong>"
                 if info.current
@@ -219,7 +306,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
 <h2>Where you are logged in</h2>
 <table id="sessions"><tr><th>Browser</th><th>Logged in</th><th>Last active</th><th></th></tr>{rows}</table>
 {_post(request, "/sessions/revoke-others", "Log out everywhere else", "revoke-others")}"""
-        return _page(request, body, db)
+        return _page(request, body, db, int(clock()))
 
     async def revoke(request: Request) -> Response:
         session = get_session(request)
@@ -248,7 +335,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         left = SUDO_MAX_AGE - (int(clock()) - (session.auth_at or 0))
         body = f"""<h2 id="sudo">Sensitive settings</h2>
 <p>You confirmed your password recently; this page stays open for another {left} s.</p>"""
-        return _page(request, body, db)
+        return _page(request, body, db, int(clock()))
 
     async def reauth(request: Request) -> Response:
         session = get_session(request)
@@ -263,7 +350,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
  <input name="password" type="password" placeholder="password" autocomplete="current-password">
  <button id="confirm">Confirm</button>
 </form>"""
-        return _page(request, body, db)
+        return _page(request, body, db, int(clock()))
 
     app = Starlette(
         routes=[
@@ -278,7 +365,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
             Route("/reauth", reauth, methods=["GET", "POST"]),
         ]
     )
-    app.add_middleware(CSRFMiddleware)
+    app.add_middleware(CSRFMiddleware, error_app=csrf_refused)
     app.add_middleware(
         SessionMiddleware, secret_key_base=_secret(directory), store=SQLiteStore(db), clock=clock
     )

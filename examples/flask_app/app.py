@@ -7,17 +7,17 @@ messages, with ``flask.session``, ``flask.flash`` and Jinja templates as usual.
 
 Run it (from the repository root)::
 
-    flask --app examples.flask_app.app run
+    python -m examples.flask_app.app
 
-and open http://127.0.0.1:5000; log in as ``alice``, password ``wonderland``. Sessions live
-in ``sessions.db`` (SQLite) in the working directory. The secret comes from
-``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``); without it a fresh
-one is made at each start, which logs everyone out on a restart.
+and open http://127.0.0.1:8005 (``PORT`` picks another port); log in as ``alice``, password
+``wonderland``. Sessions live in ``sessions.db`` (SQLite) in the working directory. The
+secret comes from ``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``);
+without it a random one is made, with a warning on stderr: sessions then end at every
+restart and break across workers (see ``examples/settings.py``).
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from flask import Flask, flash, redirect, render_template_string, request, sessi
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from examples import settings
 from sessionware import SQLiteStore, csrf_input
 from sessionware.flask import Sessionware, current_session
 
@@ -58,7 +59,7 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
     app = Flask(__name__)
     Sessionware(
         app,
-        secret_key_base=secret_key_base or os.environ.get("SECRET_KEY_BASE") or secrets.token_urlsafe(64),
+        secret_key_base=settings.secret_key_base(secret_key_base),
         store=SQLiteStore(database),
         csrf=True,  # every unsafe request needs this session's token (form field or header)
     )
@@ -99,3 +100,11 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
         return redirect("/", 303)
 
     return app
+
+
+PORT = 8005  #: this example's own port (``$PORT`` overrides it), so several run at once
+
+
+if __name__ == "__main__":
+    # Flask's development server (it prints its own "development server" warning).
+    create_app().run(host="127.0.0.1", port=settings.port(PORT))

@@ -4,18 +4,18 @@ session, and handlers can ask for it, typed, as ``session: SessionDep``.
 
 Run it (from the repository root)::
 
-    python -m uvicorn --factory examples.litestar_app.app:create_app
+    python -m examples.litestar_app.app
 
-and open http://127.0.0.1:8000; log in as ``alice``, password ``wonderland``. Sessions live
-in ``sessions.db`` (SQLite) in the working directory. The secret comes from
-``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``); without it a fresh
-one is made at each start, which logs everyone out on a restart.
+and open http://127.0.0.1:8003 (``PORT`` picks another port); log in as ``alice``, password
+``wonderland``. Sessions live in ``sessions.db`` (SQLite) in the working directory. The
+secret comes from ``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``);
+without it a random one is made, with a warning on stderr: sessions then end at every
+restart and break across workers (see ``examples/settings.py``).
 """
 
 from __future__ import annotations
 
 import html
-import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect
 
+from examples import settings
 from sessionware import SQLiteStore, csrf_input, get_flashes, put_flash
 from sessionware.litestar import SessionDep, SessionwarePlugin
 
@@ -111,7 +112,7 @@ async def greet(socket: WebSocket[Any, Any, Any], session: SessionDep) -> None:
 
 def create_app(*, secret_key_base: str | None = None, database: str | Path = "sessions.db") -> Litestar:
     """The app; tests pass their own secret and database."""
-    secret = secret_key_base or os.environ.get("SECRET_KEY_BASE") or secrets.token_urlsafe(64)
+    secret = settings.secret_key_base(secret_key_base)
     return Litestar(
         route_handlers=[home, login, count, logout, greet],
         plugins=[
@@ -122,3 +123,12 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
             )
         ],
     )
+
+
+PORT = 8003  #: this example's own port (``$PORT`` overrides it), so several run at once
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=settings.port(PORT))

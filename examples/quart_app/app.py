@@ -7,19 +7,19 @@ sessionware is ASGI middleware around ``app.asgi_app``; handlers find the sessio
 
 Run it (from the repository root)::
 
-    python -m hypercorn --bind 127.0.0.1:8000 'examples.quart_app.app:create_app()'
+    python -m examples.quart_app.app
 
-and open http://127.0.0.1:8000; log in as ``alice``, password ``wonderland``. The session
-lives in an encrypted cookie; log-outs are recorded in ``revocations.db`` (SQLite) in the
-working directory, so a copy of a logged-out cookie stops working. The secret comes from
-``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``); without it a fresh
-one is made at each start, which logs everyone out on a restart.
+and open http://127.0.0.1:8004 (``PORT`` picks another port); log in as ``alice``, password
+``wonderland``. The session lives in an encrypted cookie; log-outs are recorded in
+``revocations.db`` (SQLite) in the working directory, so a copy of a logged-out cookie stops
+working. The secret comes from ``SECRET_KEY_BASE`` (make one with ``python -m sessionware
+gen-secret``); without it a random one is made, with a warning on stderr: sessions then end
+at every restart and break across workers (see ``examples/settings.py``).
 """
 
 from __future__ import annotations
 
 import html
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from quart import Quart, redirect, request, websocket
 from quart.typing import ResponseReturnValue
 
+from examples import settings
 from sessionware import (
     CookieStore,
     CSRFMiddleware,
@@ -124,7 +125,16 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "re
     quart_asgi: Any = app.asgi_app
     app.asgi_app = SessionMiddleware(  # type: ignore[method-assign, assignment]
         CSRFMiddleware(quart_asgi),
-        secret_key_base=secret_key_base or os.environ.get("SECRET_KEY_BASE") or secrets.token_urlsafe(64),
+        secret_key_base=settings.secret_key_base(secret_key_base),
         store=CookieStore(revocation=SQLiteStore(database)),
     )
     return app
+
+
+PORT = 8004  #: this example's own port (``$PORT`` overrides it), so several run at once
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=settings.port(PORT))

@@ -3,18 +3,18 @@ messages and a websocket that reads the session.
 
 Run it (from the repository root)::
 
-    python -m uvicorn --factory examples.starlette_app.app:create_app
+    python -m examples.starlette_app.app
 
-and open http://127.0.0.1:8000; log in as ``alice``, password ``wonderland``. Sessions live
-in ``sessions.db`` (SQLite) in the working directory. The secret comes from
-``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``); without it a fresh
-one is made at each start, which logs everyone out on a restart.
+and open http://127.0.0.1:8001 (``PORT`` picks another port); log in as ``alice``, password
+``wonderland``. Sessions live in ``sessions.db`` (SQLite) in the working directory. The
+secret comes from ``SECRET_KEY_BASE`` (make one with ``python -m sessionware gen-secret``);
+without it a random one is made, with a warning on stderr: sessions then end at every
+restart and break across workers (see ``examples/settings.py``).
 """
 
 from __future__ import annotations
 
 import html
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from examples import settings
 from sessionware import (
     CSRFMiddleware,
     SessionMiddleware,
@@ -132,7 +133,16 @@ def create_app(*, secret_key_base: str | None = None, database: str | Path = "se
     app.add_middleware(CSRFMiddleware)  # added first: it runs inside SessionMiddleware
     app.add_middleware(
         SessionMiddleware,
-        secret_key_base=secret_key_base or os.environ.get("SECRET_KEY_BASE") or secrets.token_urlsafe(64),
+        secret_key_base=settings.secret_key_base(secret_key_base),
         store=SQLiteStore(database),
     )
     return app
+
+
+PORT = 8001  #: this example's own port (``$PORT`` overrides it), so several run at once
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=settings.port(PORT))

@@ -6,8 +6,25 @@ One middleware, a pluggable store and a small session API::
 
     app.add_middleware(SessionMiddleware, secret_key_base=secret, store=SQLiteStore("sessions.db"))
 
-This module only re-exports; the public submodules are ``asgi``, ``stores``,
-``testing``, ``errors`` and ``typing``.
+This module only re-exports. The public submodules:
+
+- ``sessionware.asgi``: ``SessionMiddleware`` for any ASGI app, ``get_session``, ``user_sessions``
+- ``sessionware.wsgi``: the same for WSGI apps, and its ``CSRFMiddleware``
+- ``sessionware.csrf``: ``CSRFMiddleware`` and the token functions
+- ``sessionware.stores``: ``CookieStore``, ``MemoryStore``, ``SQLiteStore`` and ``from_url``;
+  ``sessionware.stores.redis`` (``RedisStore``) and ``sessionware.stores.postgres``
+  (``PostgresStore``) need the ``redis`` and ``postgres`` extras; the stores' own modules are
+  ``sessionware.stores.cookie``, ``sessionware.stores.memory`` and ``sessionware.stores.sqlite``
+- ``sessionware.errors``: every exception, under ``SessionError``
+- ``sessionware.typing``: the ``Store``, ``AsyncStore`` and ``Registry`` protocols, ``Change``
+- ``sessionware.testing``: ``FakeClock``, test-client helpers, the store contract suites
+- ``sessionware.pytest_plugin``: the ``session_clock``, ``session_secret`` and
+  ``session_store`` fixtures (installed as a pytest plugin)
+- ``sessionware.starlette``: a drop-in for Starlette's ``SessionMiddleware``
+- ``sessionware.fastapi``: ``SessionDep`` and ``session_value`` dependencies
+- ``sessionware.litestar``: ``SessionwarePlugin``
+- ``sessionware.flask``: the ``Sessionware`` extension (``flask`` extra)
+- ``sessionware.phoenix``: Plug/Phoenix session cookies (``phoenix`` extra for encrypted ones)
 """
 
 from ._expiry import AAL1 as AAL1

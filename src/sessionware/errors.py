@@ -1,6 +1,6 @@
 """Every exception sessionware raises.
 
-The hierarchy::
+The hierarchy (``tests/test_docs.py`` checks it against the classes)::
 
     SessionError
     ├── ConfigurationError   (also ValueError)   bad options; raised at construction, never later
@@ -13,6 +13,8 @@ The hierarchy::
     ├── ReauthenticationRequired                 status_code 401: a sensitive action needs a fresh log-in
     ├── NotSupported                             the store cannot do that (e.g. list cookie sessions)
     ├── SessionLimitReached                      status_code 409: a user has max_sessions_per_user already
+    ├── phoenix.EtfError     (also ValueError)   an Erlang term could not be decoded or encoded
+    ├── fastapi.InvalidSessionValue (also TypeError)  a session_value() dependency found another type
     └── StoreError                               a server-side store failed
         ├── StoreUnavailable                     the store could not be reached or did not answer
         └── StoreBusy                            the store answered, but a lock stayed held too long
