@@ -167,6 +167,38 @@ def test_a_burst_larger_than_the_pool_waits_for_a_connection_instead_of_failing(
     assert len(loaded[1]) == 21
 
 
+def test_the_asyncio_face_reuses_its_connections_and_never_opens_more_than_max_connections(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Commands go straight on connections kept between calls: 400 calls, 40 at a time, on 3."""
+    store = RedisStore(redis_url, prefix=unique_prefix(), max_connections=3)
+    request.addfinalizer(store.close)
+    store.create("g/k", b"h", {"a": "1"}, 60, None)
+    face = store.asyncio()
+    monitor = redis.Redis.from_url(redis_url)
+    request.addfinalizer(monitor.close)
+
+    def received() -> int:
+        return int(monitor.info("stats")["total_connections_received"])
+
+    async def waves() -> list[Any]:
+        outcomes: list[Any] = []
+        for wave in range(10):
+            loads = [face.load("g/k") for _ in range(20)]
+            updates = [face.update("g/k", change(b"h", {f"w{wave}n{n}": "1"})) for n in range(20)]
+            outcomes += await asyncio.gather(*loads, *updates, return_exceptions=True)
+        await face.aclose()
+        return outcomes
+
+    before = received()
+    outcomes = asyncio.run(waves())
+    assert received() - before <= 3
+    assert not [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    loaded = store.load("g/k")
+    assert loaded is not None
+    assert len(loaded[1]) == 1 + 200
+
+
 def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: str) -> None:
     """Every connection taken: a call waits for one to come back instead of failing."""
     store = RedisStore(redis_url, prefix=unique_prefix(), timeout=5, max_connections=2)

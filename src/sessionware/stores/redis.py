@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -359,39 +360,53 @@ def _pack(command: Sequence[bytes | str | int]) -> bytes:
 
 
 def _is_direct(client: Any) -> bool:
-    """Whether commands may go straight on a pooled connection (a plain asyncio client)."""
+    """Whether commands may go straight on pooled connections (a plain asyncio client)."""
     return isinstance(client, redis.asyncio.Redis) and not client.single_connection_client
 
 
+# Per client, the connections _direct holds idle, taken from its pool once. (Keyed by
+# the client, not the pool: connections refer to their pool, so the entry would never go.)
+_IDLE: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
 async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
-    """Send one command straight on a pooled connection and read the reply.
+    """Send one command straight on a connection of the client's pool and read the reply.
 
     Every request with a session pays for a command, and redis-py's general
-    command path costs more on the client than the round trip itself. The
-    reply is read by the connection's own parser (hiredis when installed). A
-    connection that turns out dead (Redis restarted) is dropped and the command
-    sent once more on a fresh one; an error reply leaves the connection in use;
-    any other failure (a cancellation, a timeout) drops it and propagates.
+    command path costs more on the client than the round trip itself: its
+    pool takes two locks, records four metrics and polls the socket on every
+    checkout and return. So connections are taken from the pool once, when
+    none is idle, and kept in a plain list between commands (the store's
+    semaphore bounds how many are in use, so the list never outgrows
+    ``max_connections``). The reply is read by the connection's own parser
+    (hiredis when installed). A connection that turns out dead (Redis
+    restarted) is disconnected and the command sent once more, on the same
+    connection reconnecting; an error reply leaves the connection in use; any
+    other failure (a cancellation, a timeout) disconnects it and propagates.
+    A disconnected connection reconnects on its next command.
     """
-    pool = client.connection_pool
+    idle = _IDLE.get(client)
+    if idle is None:
+        idle = _IDLE[client] = []
     packed = _pack(command)
-    for attempt in (1, 2):
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await connection.send_packed_command(packed)
-            return await connection.read_response()
-        except RedisConnectionError:
-            await connection.disconnect()
-            if attempt == 2:
+    connection = idle.pop() if idle else await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        for attempt in (1, 2):
+            try:
+                await connection.send_packed_command(packed, check_health=False)
+                return await connection.read_response()
+            except RedisConnectionError:
+                await connection.disconnect()
+                if attempt == 2:
+                    raise
+            except ResponseError:
+                raise  # the whole reply was read: the connection is fine
+            except BaseException:
+                await connection.disconnect()
                 raise
-        except ResponseError:
-            raise  # the whole reply was read: the connection is fine
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-    raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        idle.append(connection)
 
 
 class _AsyncRedisStore:
