@@ -29,7 +29,7 @@ from sessionware import (
 from sessionware.testing import FakeClock
 from sessionware.typing import Change, Message, Receive, Scope, Send
 
-from .conftest import SECRET, build_app, call
+from .conftest import SECRET, build_app, call, make_scope
 from .doubles import Recording
 
 FlakyStore = Recording  # a MemoryStore whose connection can be cut, as a network store's can
@@ -347,3 +347,43 @@ def test_a_store_failure_in_the_app_is_a_503_when_the_middleware_wraps_the_app_f
     assert b"sessions cannot be loaded or saved" in reply.body
     store.inner.user_sessions = real
     assert call(app, "/sessions", cookie=cookie).json() == 1
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_a_finished_request_leaves_no_cycle_for_the_garbage_collector(kind: str) -> None:
+    """scope["session"] holds the session, which holds the scope: once the request is over,
+    reference counting alone frees both (the middleware drops the session's link)."""
+    import gc
+    import weakref
+
+    seen: list[weakref.ref[Any]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(weakref.ref(scope["session"]))
+        if kind == "http":
+            scope["session"]["n"] = 1
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    middleware = SessionMiddleware(app, secret_key_base=SECRET, store=CookieStore(revocation=False))
+
+    async def run() -> None:
+        scope = make_scope("/")
+        scope["type"] = kind
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            pass
+
+        await middleware(scope, receive, send)
+
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(run())
+        assert len(seen) == 1
+        assert seen[0]() is None, gc.get_referrers(seen[0]())
+    finally:
+        gc.enable()

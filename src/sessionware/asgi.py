@@ -240,7 +240,10 @@ class SessionMiddleware(CheckedArguments):
         session._scope = scope
         if kind == "websocket":
             session._read_only = True
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                session._scope = None
             return
         started = failed = False
 
@@ -292,6 +295,11 @@ class SessionMiddleware(CheckedArguments):
             if started:
                 raise
             await _plain(send, 401, str(exc))
+        finally:
+            # scope["session"] is the session and the session holds the scope: a cycle
+            # only the garbage collector would free. Broken here (the request is over;
+            # a session used later sees no request, like one made outside a request).
+            session._scope = None
 
     #: Reads a session cookie another library wrote (see ``sessionware.starlette``):
     #: given the cookie's value, the session data, or None. Asked only when the
