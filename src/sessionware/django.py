@@ -208,16 +208,20 @@ class SessionStore(SessionBase):
     # -- saving -----------------------------------------------------------------
 
     def save(self, must_create: bool = False) -> None:
-        if self.session_key is not None and must_create:
+        if self.session_key is None and not self._interrupted:
+            return self.create()  # as Django's database backend does (and so marked modified)
+        if must_create:
             raise CreateError  # this key exists: it was made by a save
         configured = current()
-        run_sync(self._saving(configured, new=self.session_key is None), configured.store)
+        run_sync(self._saving(configured), configured.store)
 
     async def asave(self, must_create: bool = False) -> None:
-        if self.session_key is not None and must_create:
+        if self.session_key is None and not self._interrupted:
+            return await self.acreate()
+        if must_create:
             raise CreateError
         configured = current()
-        await run_async(self._saving(configured, new=self.session_key is None), configured.async_store())
+        await run_async(self._saving(configured), configured.async_store())
 
     def create(self) -> None:
         configured = current()
