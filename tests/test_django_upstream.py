@@ -27,7 +27,9 @@ Run = tuple[dict[str, str], str, int]
 
 
 def _sections(output: str) -> dict[str, str]:
-    parts = re.split(r"^== Django \S+ sessions_tests against sessionware\.django on (\w+)$", output, flags=re.M)
+    parts = re.split(
+        r"^== Django \S+ sessions_tests against sessionware\.django on (\w+)$", output, flags=re.M
+    )
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 

@@ -179,7 +179,7 @@ def _store(options: Mapping[str, Any]) -> Store:
         store = with_options
     elif extra:
         raise Misconfigured("SESSIONWARE['store_options'] applies to a store URL, not to a store object")
-    if isinstance(store, CookieStore) or isinstance(store, type):
+    if isinstance(store, CookieStore | type):
         raise Misconfigured(
             "SESSIONWARE['store'] must be a server-side store (SQLite, Redis, PostgreSQL, memory), "
             f"as a URL or an instance; got {store!r}"

@@ -209,7 +209,8 @@ class SessionStore(SessionBase):
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None and not self._interrupted:
-            return self.create()  # as Django's database backend does (and so marked modified)
+            self.create()  # as Django's database backend does (and so marked modified)
+            return
         if must_create:
             raise CreateError  # this key exists: it was made by a save
         configured = current()
@@ -217,7 +218,8 @@ class SessionStore(SessionBase):
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None and not self._interrupted:
-            return await self.acreate()
+            await self.acreate()
+            return
         if must_create:
             raise CreateError
         configured = current()
@@ -380,7 +382,9 @@ def _watched(pending: Pending[T], key: str | None, lost: list[bool]) -> Steps[T]
 
 
 def _note(call: Call, answer: Any, key: str | None, lost: list[bool]) -> None:
-    if not answer and (type(call) is Update or (type(call) is Delete and key is not None and call.key == key)):
+    if not answer and (
+        type(call) is Update or (type(call) is Delete and key is not None and call.key == key)
+    ):
         lost.append(True)
 
 
