@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_POST
 
-from sessionware.django import user_sessions
+from sessionware.django import current_session, user_sessions
 
 
 def _page(request: HttpRequest, body: str) -> HttpResponse:
@@ -71,6 +71,12 @@ def log_out(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/")
 
 
+def _user_id(request: HttpRequest) -> int:
+    """The logged-in user's ID (the views that call it require a log-in)."""
+    assert request.user.pk is not None
+    return int(request.user.pk)
+
+
 def _when(seconds: int | None) -> str:
     if seconds is None:
         return "never"
@@ -80,7 +86,7 @@ def _when(seconds: int | None) -> str:
 @login_required
 def sessions(request: HttpRequest) -> HttpResponse:
     rows = []
-    for info in user_sessions(request).list(request.user.pk, current=request.session.sessionware):
+    for info in user_sessions(request).list(_user_id(request), current=current_session(request).sessionware):
         button = (
             "this device"
             if info.current
@@ -112,7 +118,7 @@ def sessions(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def revoke(request: HttpRequest) -> HttpResponse:
-    ended = user_sessions(request).revoke(request.user.pk, request.POST.get("handle", ""))
+    ended = user_sessions(request).revoke(_user_id(request), request.POST.get("handle", ""))
     request.session["flash"] = "Session ended." if ended else "No such session."
     return HttpResponseRedirect("/sessions")
 
@@ -121,6 +127,6 @@ def revoke(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_others(request: HttpRequest) -> HttpResponse:
     # This session stays (under a new key); every other one of the user's ends.
-    ended = user_sessions(request).revoke_all(request.user.pk, keep=request.session.sessionware)
+    ended = user_sessions(request).revoke_all(_user_id(request), keep=current_session(request).sessionware)
     request.session["flash"] = f"Ended {ended} other session(s)."
     return HttpResponseRedirect("/sessions")

@@ -85,10 +85,10 @@ from ._loading import open_session
 from ._registry import AsyncUserSessions, UserSessions
 from ._session import NONE, Session
 from ._steps import Call, Delete, Pending, Then, Update, run_async, run_sync
-from .errors import InvalidCookie
+from .errors import ConfigurationError, InvalidCookie
 from .typing import Purgeable
 
-__all__ = ["SessionStore", "async_user_sessions", "log_out_everywhere", "user_sessions"]
+__all__ = ["SessionStore", "async_user_sessions", "current_session", "log_out_everywhere", "user_sessions"]
 
 T = TypeVar("T")
 Steps = Generator[Call, Any, T]
@@ -448,15 +448,27 @@ def _user_id(user: Any) -> str | int:
     return pk if isinstance(pk, int | str) and not isinstance(pk, bool) else str(pk)
 
 
+def current_session(request: HttpRequest) -> SessionStore:
+    """``request.session``, typed as the :class:`SessionStore` it is (``.sessionware``...)."""
+    session = getattr(request, "session", None)
+    if not isinstance(session, SessionStore):
+        raise ConfigurationError(
+            "request.session is not a sessionware session: set SESSION_ENGINE = 'sessionware.django' "
+            "and put django.contrib.sessions.middleware.SessionMiddleware in MIDDLEWARE"
+        )
+    return session
+
+
 def user_sessions(request: HttpRequest | None = None) -> UserSessions:
     """List and revoke any user's sessions (synchronously), through the configured store.
 
     Pass the ``request`` to have its own session marked ``current`` in listings::
 
         sessions = user_sessions(request)
-        for info in sessions.list(request.user.pk, current=request.session.sessionware):
+        mine = current_session(request).sessionware
+        for info in sessions.list(request.user.pk, current=mine):
             ...
-        sessions.revoke_all(request.user.pk, keep=request.session.sessionware)  # "log out elsewhere"
+        sessions.revoke_all(request.user.pk, keep=mine)  # "log out everywhere else"
     """
     configured = current()
     users = UserSessions(configured.engine, configured.store, clock=configured.clock)
