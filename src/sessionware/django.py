@@ -67,35 +67,23 @@ What Django's backends lack, on top:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Generator, Sequence
-from datetime import datetime
-from types import GeneratorType
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 from django.http import HttpRequest
 
 from ._closing import close_session
-from ._codec import IdCodec
 from ._django_config import Configured, current
-from ._engine import Engine
-from ._loading import open_session
+from ._django_steps import Steps, deleting, fresh, needs_save, opening, watched
 from ._registry import AsyncUserSessions, UserSessions
-from ._session import NONE, Session
-from ._steps import Call, Delete, Pending, Then, Update, run_async, run_sync
-from .errors import ConfigurationError, InvalidCookie
+from ._session import Session
+from ._steps import run_async, run_sync
+from .errors import ConfigurationError
 from .typing import Purgeable
 
 __all__ = ["SessionStore", "async_user_sessions", "current_session", "log_out_everywhere", "user_sessions"]
-
-T = TypeVar("T")
-Steps = Generator[Call, Any, T]
-
-#: What a session key this engine made can look like; anything else is not looked up.
-_KEY = re.compile(r"[A-Za-z0-9._-]{8,512}")
-_EXPIRY = "_session_expiry"  # where Django's set_expiry() keeps a session's own expiry
 
 
 class SessionStore(SessionBase):
@@ -130,7 +118,7 @@ class SessionStore(SessionBase):
         if self._modified:
             return True
         session: Session | None = self.__dict__.get("_session_cache")
-        return session is not None and _needs_save(session)
+        return session is not None and needs_save(session)
 
     @modified.setter
     def modified(self, value: bool) -> None:
@@ -160,7 +148,7 @@ class SessionStore(SessionBase):
             return cached
         except AttributeError:
             if self.session_key is None or no_load:
-                self._session_cache = _fresh(current())
+                self._session_cache = fresh(current())
             else:
                 self._session_cache = self.load()
         return self._session_cache
@@ -172,7 +160,7 @@ class SessionStore(SessionBase):
             return cached
         except AttributeError:
             if self.session_key is None or no_load:
-                self._session_cache = _fresh(current())
+                self._session_cache = fresh(current())
             else:
                 self._session_cache = await self.aload()
         return self._session_cache
@@ -181,12 +169,12 @@ class SessionStore(SessionBase):
 
     def load(self) -> Session:
         configured = current()
-        return self._loaded(run_sync(_opening(configured, self.session_key), configured.store))
+        return self._loaded(run_sync(opening(configured, self.session_key), configured.store))
 
     async def aload(self) -> Session:
         configured = current()
-        opening = _opening(configured, self.session_key)
-        return self._loaded(await run_async(opening, configured.async_store()))
+        steps = opening(configured, self.session_key)
+        return self._loaded(await run_async(steps, configured.async_store()))
 
     def _loaded(self, session: Session) -> Session:
         if session._origin is None:
@@ -198,11 +186,11 @@ class SessionStore(SessionBase):
 
     def exists(self, session_key: str | None) -> bool:
         configured = current()
-        return run_sync(_opening(configured, session_key), configured.store)._origin is not None
+        return run_sync(opening(configured, session_key), configured.store)._origin is not None
 
     async def aexists(self, session_key: str | None) -> bool:
         configured = current()
-        session = await run_async(_opening(configured, session_key), configured.async_store())
+        session = await run_async(opening(configured, session_key), configured.async_store())
         return session._origin is not None
 
     # -- saving -----------------------------------------------------------------
@@ -255,15 +243,15 @@ class SessionStore(SessionBase):
         now = configured.now()
         session: Session | None = self.__dict__.get("_session_cache")
         if session is None and self.session_key is not None:
-            session = self._loaded((yield from _opening(configured, self.session_key)))
+            session = self._loaded((yield from opening(configured, self.session_key)))
         if self._interrupted and not (new or renew):
             raise UpdateError  # a concurrent request deleted the session since this object saved it
         if session is None:
-            session = _fresh(configured)
+            session = fresh(configured)
         if self.session_key is None:
             new = True  # nothing stored under a key: a new record
         if new and session._origin is not None:
-            copy = _fresh(configured, now)
+            copy = fresh(configured, now)
             copy.update(dict(dict.items(session)))  # a write: every key goes into the new record
             session = copy
         if new or renew:
@@ -271,12 +259,12 @@ class SessionStore(SessionBase):
         lost: list[bool] = []
         closed = close_session(engine, session, 200, now, False)
         if closed is not None and not isinstance(closed, str):
-            closed = yield from _watched(closed, session._key, lost)
+            closed = yield from watched(closed, session._key, lost)
         if lost:
             if renew:
                 # cycle_key() of a session another request ended: it stays ended.
                 self._session_key = None
-                self._session_cache = _fresh(configured, now)
+                self._session_cache = fresh(configured, now)
                 return
             raise UpdateError  # deleted by a concurrent request: never written back
         if closed is not None:
@@ -291,12 +279,12 @@ class SessionStore(SessionBase):
     def delete(self, session_key: str | None = None) -> None:
         configured = current()
         key = self.session_key if session_key is None else session_key
-        run_sync(_deleting(configured.engine, key), configured.store)
+        run_sync(deleting(configured.engine, key), configured.store)
 
     async def adelete(self, session_key: str | None = None) -> None:
         configured = current()
         key = self.session_key if session_key is None else session_key
-        await run_async(_deleting(configured.engine, key), configured.async_store())
+        await run_async(deleting(configured.engine, key), configured.async_store())
 
     def clear(self) -> None:
         # The loaded session's keys are removed (a save then removes them from the
@@ -307,14 +295,14 @@ class SessionStore(SessionBase):
 
     def flush(self) -> None:
         """Log-out: the record is deleted (the key stops working) and the session starts afresh."""
-        self._session_cache = _fresh(current())
+        self._session_cache = fresh(current())
         self.accessed = True
         self.modified = True
         self.delete()
         self._session_key = None
 
     async def aflush(self) -> None:
-        self._session_cache = _fresh(current())
+        self._session_cache = fresh(current())
         self.accessed = True
         self.modified = True
         await self.adelete()
@@ -332,102 +320,6 @@ class SessionStore(SessionBase):
         from asgiref.sync import sync_to_async
 
         await sync_to_async(cls.clear_expired)()
-
-
-# -- the steps (sans-IO, driven by run_sync or run_async) -------------------------------
-
-
-def _fresh(configured: Configured, now: int | None = None) -> Session:
-    return configured.engine.new_session(configured.now() if now is None else now)
-
-
-def _needs_save(session: Session) -> bool:
-    """Whether sessionware has something to write though Django's flag is not set."""
-    if session._action != NONE or session._stale:
-        return True
-    origin = session._origin
-    engine = session._engine
-    return (
-        origin is not None
-        and isinstance(engine, Engine)
-        and engine.expiry.touch_due(origin.touched_at, session._now)
-    )
-
-
-def _steps(pending: Pending[T]) -> Steps[T]:
-    """``pending`` (a :class:`Then` or a generator) as a generator, to ``yield from``."""
-    result = yield from _watched(pending, None, [])
-    return result
-
-
-def _watched(pending: Pending[T], key: str | None, lost: list[bool]) -> Steps[T]:
-    """``pending``'s calls, noting in ``lost`` an update that found no record or a delete
-    of ``key`` that found it gone: a concurrent request deleted the session."""
-    if type(pending) is Then:
-        answer = yield pending.call
-        _note(pending.call, answer, key, lost)
-        done = pending.then(answer)
-        if type(done) is not GeneratorType:
-            return done  # type: ignore[return-value]
-        pending = done
-    assert isinstance(pending, GeneratorType)
-    try:
-        call = next(pending)
-        while True:
-            answer = yield call
-            _note(call, answer, key, lost)
-            call = pending.send(answer)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-
-
-def _note(call: Call, answer: Any, key: str | None, lost: list[bool]) -> None:
-    if not answer and (
-        type(call) is Update or (type(call) is Delete and key is not None and call.key == key)
-    ):
-        lost.append(True)
-
-
-def _opening(configured: Configured, session_key: str | None) -> Steps[Session]:
-    """The session a key names (a fresh one for an unknown, forged or expired key)."""
-    engine = configured.engine
-    now = configured.now()
-    if session_key is None or not _KEY.fullmatch(session_key):
-        return engine.new_session(now)
-    opened = open_session(engine, engine.targets[0] + session_key, now)
-    session = opened if isinstance(opened, Session) else (yield from _steps(opened))
-    if session._origin is not None and session._key is not None:
-        deadline = _own_deadline(dict.get(session, _EXPIRY), session._origin.touched_at)
-        if deadline is not None and deadline <= now:
-            # Past the expiry set_expiry() gave it: deleted as it is met.
-            yield Delete(session._key)
-            return engine.refuse("expired (set_expiry)", now)
-    return session
-
-
-def _own_deadline(expiry: object, touched_at: int) -> float | None:
-    """Unix seconds at which ``set_expiry()``'s value ends a session last active at ``touched_at``."""
-    if isinstance(expiry, bool) or not expiry:
-        return None  # none, or 0 (a browser-session cookie): the engine's expiry applies
-    if isinstance(expiry, int | float):
-        return touched_at + expiry
-    if isinstance(expiry, str):
-        try:
-            return datetime.fromisoformat(expiry).timestamp()  # naive: local time, as Django's
-        except ValueError:
-            return None
-    return None
-
-
-def _deleting(engine: Engine, session_key: str | None) -> Steps[bool]:
-    """Delete the record a session key names; whether there was one."""
-    if session_key is None or not _KEY.fullmatch(session_key) or engine.ids is None:
-        return False
-    try:
-        session_id, _ = engine.ids.decode(session_key)
-    except InvalidCookie:
-        return False  # not a key this app made: nothing of it is stored
-    return bool((yield Delete(IdCodec.store_key(session_id))))
 
 
 # -- users ---------------------------------------------------------------------------
