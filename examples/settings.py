@@ -16,6 +16,7 @@ example                run it with (from the repository root)      port
 ``litestar_app``       ``python -m examples.litestar_app.app``     8003
 ``quart_app``          ``python -m examples.quart_app.app``        8004
 ``flask_app``          ``python -m examples.flask_app.app``        8005
+``django_app``         ``python -m examples.django_app.app``       8006
 =====================  ==========================================  =========
 """
 

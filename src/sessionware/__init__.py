@@ -24,6 +24,8 @@ This module only re-exports. The public submodules:
 - ``sessionware.fastapi``: ``SessionDep`` and ``session_value`` dependencies
 - ``sessionware.litestar``: ``SessionwarePlugin``
 - ``sessionware.flask``: the ``Sessionware`` extension (``flask`` extra)
+- ``sessionware.django``: a Django session engine, ``SESSION_ENGINE = "sessionware.django"``
+  (``django`` extra)
 - ``sessionware.phoenix``: Plug/Phoenix session cookies (``phoenix`` extra for encrypted ones)
 """
 
