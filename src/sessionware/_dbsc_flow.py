@@ -38,6 +38,7 @@ from ._dbsc_state import (
     FIELD,
     Binding,
     BoundCookies,
+    challenge_age,
     challenge_key,
     challenge_record,
     dump_binding,
@@ -170,6 +171,8 @@ class Runtime:
             verify(proof, proof.alg, public)
         except ProofRefused as exc:
             return self._failed(400, exc.reason, _REGISTER)
+        if not self._fresh(proof.jti, now):
+            return self._failed(400, "unknown or expired challenge", _REGISTER)
         # The challenge is consumed by deleting its record: exactly one proof wins it.
         if not (yield Delete(challenge_key(key, proof.jti))):
             return self._failed(400, "unknown, used or expired challenge", _REGISTER)
@@ -203,6 +206,8 @@ class Runtime:
             verify(proof, binding.alg, public)
         except ProofRefused as exc:
             return self._failed(400, exc.reason, _REFRESH)
+        if not self._fresh(proof.jti, now):
+            return (yield from self._challenged(key, binding, now, "unknown or expired challenge"))
         if not (yield Delete(challenge_key(key, proof.jti))):
             return (yield from self._challenged(key, binding, now, "unknown, used or expired challenge"))
         renewed = binding._replace(generation=binding.generation + 1, refreshed_at=now)
@@ -222,10 +227,15 @@ class Runtime:
     # -- shared --------------------------------------------------------------------
 
     def _new_challenge(self, key: str, now: int) -> Steps[str]:
-        challenge = new_challenge()
+        challenge = new_challenge(now)
         lifetime = self.options.challenge_lifetime
         yield Create(challenge_key(key, challenge), challenge_record(now), {}, lifetime, None)
         return challenge
+
+    def _fresh(self, challenge: str, now: int) -> bool:
+        """Whether ``challenge`` is one of ours, issued no longer than its lifetime ago (no store call)."""
+        age = challenge_age(challenge, now)
+        return age is not None and 0 <= age <= self.options.challenge_lifetime
 
     @staticmethod
     def _challenge_header(challenge: str, binding: Binding) -> str:

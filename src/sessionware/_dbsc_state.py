@@ -11,7 +11,8 @@
   it is taken out before the data is decoded, so the app never sees it. A
   renewed session (new ID: ``renew()``, ``log_in()``) does not carry it: a
   new ID is a new binding.
-- **Challenges** are random 256-bit nonces, each a record of its own with the
+- **Challenges** are random 256-bit nonces with their issue time (checked
+  against the server's clock on use), each a record of its own with the
   challenge's lifetime as TTL, under a key derived from the session's key and
   the nonce (so a challenge made for one session is no use for another). A
   proof's challenge is consumed by *deleting* its record: the store says
@@ -42,6 +43,7 @@ __all__ = [
     "FIELD",
     "Binding",
     "BoundCookies",
+    "challenge_age",
     "challenge_key",
     "challenge_record",
     "dump_binding",
@@ -75,8 +77,24 @@ def new_identifier() -> str:
     return b64encode(os.urandom(16))
 
 
-def new_challenge() -> str:
-    return b64encode(os.urandom(32))
+def new_challenge(now: int) -> str:
+    """A fresh challenge: its issue time (8 bytes) and 256 random bits, base64url.
+
+    The time is not secret and needs no MAC: the challenge's record key is
+    derived from the whole string, so an altered time names no record.
+    """
+    return b64encode(struct.pack("!Q", now) + os.urandom(32))
+
+
+def challenge_age(challenge: str, now: int) -> int | None:
+    """Seconds since ``challenge`` was issued (None if it is not one of ours)."""
+    try:
+        raw = b64decode(challenge)
+    except InvalidCookie:
+        return None
+    if len(raw) != 40:
+        return None
+    return now - int.from_bytes(raw[:8], "big")
 
 
 def dump_binding(binding: Binding) -> str:
