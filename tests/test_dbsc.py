@@ -245,7 +245,7 @@ def test_registering_binds_the_key_and_answers_the_session_config(world: World) 
 
 def test_rs256_keys_register_and_refresh_too(world: World) -> None:
     client, browser = world.bound(algorithm="RS256")
-    world.clock.advance(LIFETIME)
+    world.clock.advance(LIFETIME + 1)
     assert client.get("/whoami").status_code == 401
     assert browser.refresh().status_code == 200
     assert client.get("/whoami").text == "alice"
@@ -297,7 +297,7 @@ def test_registration_over_plain_http_is_not_offered(memory_world: World) -> Non
 
 def test_an_expired_bound_cookie_is_refused_server_side_until_the_browser_refreshes(world: World) -> None:
     client, browser = world.bound()
-    world.clock.advance(LIFETIME)  # the client still sends the cookie: only the server knows
+    world.clock.advance(LIFETIME + 1)  # the client still sends it: only the server knows
     assert client.get("/whoami").status_code == 401
     browser.challenge = None  # no pushed challenge: the 403 round trip
     first = browser._refresh_once(quoted=False)
@@ -510,7 +510,7 @@ def test_a_stolen_pair_of_cookies_lapses_with_the_bound_cookie(world: World) -> 
     for name in (world.cookie, "__Host-dbsc"):
         thief.cookies.set(name, client.cookies[name], domain="testserver.local")
     assert thief.get("/whoami").text == "alice"  # within the bound cookie's short life...
-    world.clock.advance(LIFETIME)
+    world.clock.advance(LIFETIME + 1)
     assert thief.get("/whoami").status_code == 401  # ...and not a second longer
     assert browser.refresh().status_code == 200
     assert client.get("/whoami").text == "alice"

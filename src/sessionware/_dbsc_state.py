@@ -180,7 +180,10 @@ class BoundCookies:
         else:
             return "bound cookie does not verify (another session's, or altered)"
         expires, generation = _BODY.unpack(body)
-        if expires <= now:
+        # Valid through the second it expires in: the browser counts Max-Age from the
+        # fraction of the second it got the cookie, so a stricter check would refuse a
+        # cookie the browser still holds (and it would not refresh before sending it).
+        if expires < now:
             return "bound cookie expired"
         if generation < binding.generation - 1:
             return "bound cookie of an older generation"

@@ -261,6 +261,13 @@ class Session(dict[str, Any]):
         return self._times()[1]
 
     @property
+    def device_bound(self) -> bool:
+        """Whether this session is bound to its browser's device key (DBSC; see
+        :class:`sessionware.DBSC`): this request came with a valid bound cookie."""
+        self._accessed = True
+        return self._dbsc is not None
+
+    @property
     def user_id(self) -> str | int | None:
         """The user this session is logged in as (see :meth:`log_in`), or None."""
         self._accessed = True
