@@ -33,6 +33,7 @@ from sessionware import (
 )
 from sessionware import wsgi as sw_wsgi
 from sessionware._codec import IdCodec
+from sessionware._dbsc_flow import REGISTRATION_GRACE
 from sessionware._dbsc_state import FIELD, challenge_key, new_challenge
 from sessionware._engine import Engine
 from sessionware.flask import Sessionware, current_session
@@ -487,6 +488,7 @@ def test_refresh_without_any_session_is_a_401(memory_world: World) -> None:
 
 def test_a_stolen_session_cookie_without_the_key_gets_nothing(world: World) -> None:
     client, browser = world.bound()
+    world.clock.advance(REGISTRATION_GRACE + 1)
     thief = world.client()
     thief.cookies.set(world.cookie, client.cookies[world.cookie], domain="testserver.local")
     assert thief.get("/whoami").status_code == 401
@@ -504,6 +506,22 @@ def test_a_stolen_session_cookie_without_the_key_gets_nothing(world: World) -> N
     assert client.get("/whoami").text == "alice"  # the owner is unaffected
 
 
+def test_requests_sent_before_the_bound_cookie_arrived_are_served_for_a_moment(memory_world: World) -> None:
+    """The log-in's redirect races the registration: it comes without the bound cookie."""
+    client, browser = memory_world.bound()
+    early = memory_world.client()
+    early.cookies.set(memory_world.cookie, client.cookies[memory_world.cookie], domain="testserver.local")
+    assert early.get("/whoami").text == "alice"
+    early.cookies.set("__Host-dbsc", "b1.wrong", domain="testserver.local")
+    assert early.get("/whoami").status_code == 401  # a wrong bound cookie: never served
+    early.cookies.delete("__Host-dbsc")
+    memory_world.clock.advance(REGISTRATION_GRACE + 1)
+    assert early.get("/whoami").status_code == 401
+    memory_world.clock.advance(-(REGISTRATION_GRACE + 1))
+    assert browser.refresh().status_code == 200
+    assert early.get("/whoami").status_code == 401  # refreshed: the moment is over
+
+
 def test_a_stolen_pair_of_cookies_lapses_with_the_bound_cookie(world: World) -> None:
     client, browser = world.bound()
     thief = world.client()
@@ -519,6 +537,7 @@ def test_a_stolen_pair_of_cookies_lapses_with_the_bound_cookie(world: World) -> 
 def test_the_refusal_can_be_a_redirect(clock: FakeClock) -> None:
     world = make_world("asgi", MemoryStore(clock=clock), clock, refusal="/login")
     client, _ = world.bound()
+    clock.advance(REGISTRATION_GRACE + 1)
     client.cookies.delete("__Host-dbsc")
     answer = client.get("/whoami", follow_redirects=False)
     assert answer.status_code == 303
@@ -527,6 +546,7 @@ def test_the_refusal_can_be_a_redirect(clock: FakeClock) -> None:
 
 def test_refusals_are_logged_with_the_reason(memory_world: World, caplog: pytest.LogCaptureFixture) -> None:
     client, browser = memory_world.bound()
+    memory_world.clock.advance(REGISTRATION_GRACE + 1)
     client.cookies.delete("__Host-dbsc")
     with caplog.at_level(logging.WARNING, logger="sessionware"):
         assert client.get("/whoami").status_code == 401

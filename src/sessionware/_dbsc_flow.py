@@ -54,12 +54,15 @@ from .dbsc import DBSC
 from .errors import InvalidCookie
 from .typing import Change
 
-__all__ = ["Answer", "Request", "Runtime"]
+__all__ = ["REGISTRATION_GRACE", "Answer", "Request", "Runtime"]
 
 logger = logging.getLogger("sessionware")
 
 _ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=Lax"
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+#: Seconds after registration, until the first refresh, when a request without any bound
+#: cookie is still served: the browser sent it before the registration's answer reached it.
+REGISTRATION_GRACE = 2
 _NOT_FOUND = 0
 _REGISTER = 1
 _REFRESH = 2
@@ -309,6 +312,14 @@ class Runtime:
                 else find_cookie(cookie_header, self.options.bound_cookie_name, self._target)
             )
             if value is None:
+                if (
+                    count == 0
+                    and binding.generation == 0
+                    and now - binding.registered_at <= REGISTRATION_GRACE
+                ):
+                    # A request the browser sent before it had the bound cookie (the log-in's
+                    # redirect, racing the registration): served. A wrong cookie never is.
+                    return None
                 reason = "no bound cookie" if count == 0 else "the bound cookie came more than once"
             else:
                 found = self.cookies.check(value, binding, now)

@@ -82,7 +82,10 @@ class DBSC:
             the page a log-in redirects to should not be one of them (the
             browser registers right after the log-in response).
         refusal: The answer to a request of a bound session without a valid
-            bound cookie (and, with ``required``, of an unbound logged-in
+            bound cookie (except, for 2 seconds after registration and until
+            the first refresh, a request with no bound cookie at all: one the
+            browser sent before it had the cookie, such as the log-in's
+            redirect) (and, with ``required``, of an unbound logged-in
             session on a required path): ``401`` (default) or ``403``, a
             plain-text response; or a path such as ``"/login"``, a ``303``
             redirect there. The app does not run, the session is not touched,
