@@ -7,6 +7,7 @@ SW-37 malformed input never a 500, SW-40 atomic single use).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -726,3 +727,58 @@ def test_the_bound_cookie_name_must_differ_from_the_sessions() -> None:
 def test_challenge_keys_live_in_the_sessions_group() -> None:
     assert challenge_key("GROUP/abc", "c1").startswith("GROUP/")
     assert challenge_key("GROUP/abc", "c1") != challenge_key("GROUP/abd", "c1")
+
+
+# -- revocation, websockets, store failures ----------------------------------------------------------
+
+
+def test_log_out_everywhere_ends_the_dbsc_session(world: World) -> None:
+    """SW-19: revoking every session of the user deletes the binding with the record."""
+    client, browser = world.bound()
+    assert UserSessions(world.engine, clock=world.clock).revoke_all("alice") == 1
+    assert browser.refresh().status_code == 401
+    assert client.get("/whoami").text == "anonymous"  # the session is gone: nothing to bind to
+
+
+def test_a_bound_sessions_websocket_without_the_bound_cookie_is_closed(clock: FakeClock) -> None:
+    world = make_world("asgi", MemoryStore(clock=clock), clock)
+    client, _ = world.bound()
+    clock.advance(REGISTRATION_GRACE + 1)
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        messages.append(dict(message))
+
+    headers = [(b"cookie", f"__Host-session={client.cookies['__Host-session']}".encode())]
+    scope = {"type": "websocket", "scheme": "wss", "path": "/ws", "headers": headers}
+    asyncio.run(world.app(scope, receive, send))
+    assert messages == [{"type": "websocket.close", "code": 1008}]
+
+
+class FailingDeletes(MemoryStore):
+    """A MemoryStore whose deletions fail once ``failing`` is set (a store outage)."""
+
+    failing = False
+
+    def delete(self, key: str) -> bool:
+        if self.failing:
+            raise ConnectionError("store down")
+        return super().delete(key)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_a_store_failure_during_a_refresh_is_a_503_and_the_browser_keeps_its_session(
+    adapter: str, clock: FakeClock
+) -> None:
+    """SW-39: fail closed, with the status that tells the browser to back off, not to end."""
+    store = FailingDeletes(clock=clock)
+    world = make_world(adapter, store, clock)
+    _client, browser = world.bound()
+    store.failing = True
+    answer = browser.refresh()
+    assert answer.status_code == 503
+    store.failing = False
+    assert browser.refresh().status_code == 200
