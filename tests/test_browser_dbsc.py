@@ -35,7 +35,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
 from examples.demo.app import DEMO_PASSWORD
@@ -166,11 +165,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture
-def browser(demo: Demo, tmp_path: Path) -> Iterator[Callable[[str], WebDriver]]:
+def browser(demo: Demo, tmp_path: Path) -> Iterator[Callable[[str], webdriver.Chrome]]:
     """Makes headless Chromiums with DBSC on, each with a fresh profile of its own."""
-    started: list[WebDriver] = []
+    started: list[webdriver.Chrome] = []
 
-    def start(profile: str) -> WebDriver:
+    def start(profile: str) -> webdriver.Chrome:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for argument in [*CHROMIUM_ARGS, FEATURES, f"--user-data-dir={tmp_path / profile}"]:
@@ -194,12 +193,13 @@ def browser(demo: Demo, tmp_path: Path) -> Iterator[Callable[[str], WebDriver]]:
 class Events:
     """The DBSC events a browser reported through the DevTools protocol, collected as they come."""
 
-    def __init__(self, driver: WebDriver) -> None:
+    def __init__(self, driver: webdriver.Chrome) -> None:
         self.driver = driver
         self.seen: list[dict[str, Any]] = []
 
     def collect(self) -> list[dict[str, Any]]:
-        for entry in self.driver.get_log("performance"):
+        entries: list[dict[str, Any]] = self.driver.get_log("performance")  # type: ignore[no-untyped-call]
+        for entry in entries:
             message = json.loads(entry["message"])["message"]
             if message["method"] == "Network.deviceBoundSessionEventOccurred":
                 self.seen.append(message["params"])
@@ -211,7 +211,7 @@ class Events:
         return [e for e in self.collect() if details in e and e[details].get("fetchResult") == "Success"]
 
 
-def _log_in(driver: WebDriver, demo: Demo) -> None:
+def _log_in(driver: webdriver.Chrome, demo: Demo) -> None:
     driver.get(demo.url + "/")
     driver.find_element(By.NAME, "password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.ID, "login").click()
@@ -222,7 +222,7 @@ def _log_in(driver: WebDriver, demo: Demo) -> None:
 
 
 def test_chromium_binds_the_session_refreshes_by_itself_and_a_copied_cookie_is_refused(
-    demo: Demo, browser: Callable[[str], WebDriver]
+    demo: Demo, browser: Callable[[str], webdriver.Chrome]
 ) -> None:
     chrome = browser("owner")
     events = Events(chrome)
