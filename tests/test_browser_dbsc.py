@@ -17,11 +17,8 @@ import datetime
 import ipaddress
 import json
 import os
-import re
-import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,9 +36,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from examples.demo.app import DEMO_PASSWORD
 
-from .test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS, in_ci
+from .test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS, in_ci, serve_demo
 
-ROOT = Path(__file__).resolve().parents[1]
 CERTUTIL = shutil.which("certutil") or "/usr/bin/certutil"
 FEATURES = "--enable-features=DeviceBoundSessions,EnableBoundSessionCredentialsSoftwareKeysForManualTesting"
 LIFETIME = 2  # seconds: the bound cookie's, through SESSIONWARE_DEMO_DBSC_LIFETIME
@@ -131,37 +127,11 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     _needed()
     served = Demo(tmp_path_factory.mktemp("dbsc-demo"))
-    env = {
-        **os.environ,
-        "SESSIONWARE_DEMO_DIR": str(served.directory),
-        "SECRET_KEY_BASE": secrets.token_urlsafe(64),
-        "SESSIONWARE_DEMO_DBSC_LIFETIME": str(LIFETIME),
-    }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "examples.demo.app:create_app"]
     tls = ["--ssl-certfile", str(served.cert), "--ssl-keyfile", str(served.key)]
-    with served.log.open("wb") as output:
-        server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", "0", *tls],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while (started := re.search(r"running on (https://127\.0\.0\.1:\d+)", served.log_text())) is None:
-            assert server.poll() is None, f"uvicorn exited:\n{served.log_text()}"
-            assert time.monotonic() < deadline, f"uvicorn did not start within 20 s:\n{served.log_text()}"
-            time.sleep(0.05)
-        served.url = started.group(1)
+    with serve_demo(served.directory, *tls, SESSIONWARE_DEMO_DBSC_LIFETIME=str(LIFETIME)) as url:
+        assert url.startswith("https://")
+        served.url = url
         yield served
-    finally:
-        server.terminate()  # by PID
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
 
 
 @pytest.fixture
