@@ -30,6 +30,7 @@ from sessionware import (
     MemoryStore,
     SessionMiddleware,
     UserSessions,
+    _record,
     get_session,
 )
 from sessionware import wsgi as sw_wsgi
@@ -37,6 +38,7 @@ from sessionware._codec import IdCodec
 from sessionware._dbsc_flow import REGISTRATION_GRACE
 from sessionware._dbsc_state import FIELD, challenge_key, new_challenge
 from sessionware._engine import Engine
+from sessionware._loading import allow_key
 from sessionware.flask import Sessionware, current_session
 from sessionware.testing import DBSCBrowser, FakeClock
 
@@ -166,16 +168,25 @@ class World:
         """The session cookie's name (Flask's comes from its config: ``session``)."""
         return "session" if self.adapter == "flask" else "__Host-session"
 
+    @property
+    def records(self) -> Any:
+        """Where the session's record lives: the store, or a cookie store's revocation store."""
+        return self.store.revocation if isinstance(self.store, CookieStore) else self.store
+
     def key_of(self, client: httpx.Client) -> str:
-        """The store key of the client's session."""
+        """The key of the client's session record (a cookie session's revocation record)."""
         value = client.cookies.get(self.cookie)
         assert value is not None
-        assert self.engine.ids is not None
+        if self.engine.ids is None:
+            assert self.engine.codec is not None
+            key = allow_key(_record.unpack(self.engine.codec.decode(value)[0]).meta)
+            assert key is not None
+            return key
         session_id, _ = self.engine.ids.decode(value)
         return IdCodec.store_key(session_id)
 
     def record(self, client: httpx.Client) -> Any:
-        return self.store.load(self.key_of(client))
+        return self.records.load(self.key_of(client))
 
     def logged_in(self, *, algorithm: str = "ES256") -> tuple[httpx.Client, DBSCBrowser, httpx.Response]:
         client = self.client()
@@ -203,9 +214,9 @@ def make_world(adapter: str, store: Any, clock: FakeClock, **options: Any) -> Wo
 
 
 @pytest.fixture(params=ADAPTERS)
-def world(request: pytest.FixtureRequest, server_store: Any, clock: FakeClock) -> World:
-    """Every adapter on every server-side store."""
-    return make_world(str(request.param), server_store, clock)
+def world(request: pytest.FixtureRequest, registry_store: Any, clock: FakeClock) -> World:
+    """Every adapter on every server-side store, and on a CookieStore with a revocation store."""
+    return make_world(str(request.param), registry_store, clock)
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -574,7 +585,7 @@ def test_log_out_ends_the_dbsc_session_too(world: World) -> None:
     out = client.post("/logout")
     assert out.status_code == 200
     assert any(v.startswith("__Host-dbsc=; Max-Age=0") for v in out.headers.get_list("set-cookie"))
-    assert world.store.load(key) is None
+    assert world.records.load(key) is None
     assert browser.refresh().status_code == 401
 
 
@@ -591,7 +602,6 @@ def test_writes_of_a_bound_session_keep_the_binding(world: World) -> None:
 def test_the_binding_never_shows_in_the_session_data(world: World) -> None:
     client, _ = world.bound()
     client.post("/write")
-    assert world.engine.ids is not None
     session = sw_wsgi.open_session(
         world.engine, f"{world.cookie}={client.cookies[world.cookie]}", int(world.clock()), True
     )
@@ -638,12 +648,16 @@ def test_concurrent_refreshes_with_one_challenge_succeed_once(world: World) -> N
 
 
 def test_the_session_list_shows_a_device_bound_session(world: World) -> None:
-    _client, _ = world.bound()
+    client, browser = world.bound()
     plain = world.client()
     plain.post("/login")
     users = UserSessions(world.engine, clock=world.clock)
-    listing = users.list("alice")
-    assert sorted(info.device_bound for info in listing) == [False, True]
+    assert sorted(info.device_bound for info in users.list("alice")) == [False, True]
+    world.clock.advance(minutes=10)  # past the touch interval: both records are touched
+    assert browser.refresh().status_code == 200  # (the bound cookie expired meanwhile)
+    assert client.post("/write").status_code == 200
+    assert plain.post("/write").status_code == 200
+    assert sorted(info.device_bound for info in users.list("alice")) == [False, True]
 
 
 # -- required, and apps without DBSC -----------------------------------------------------------------
@@ -681,12 +695,13 @@ async def _login(request: Request) -> Response:
 # -- configuration --------------------------------------------------------------------------------
 
 
-def test_dbsc_refuses_the_cookie_store_at_construction() -> None:
-    for store in (CookieStore(), CookieStore(revocation=MemoryStore())):
-        with pytest.raises(ConfigurationError, match="server-side store with dbsc="):
+def test_dbsc_refuses_a_cookie_store_without_a_revocation_store_at_construction() -> None:
+    for store in (CookieStore(), None):
+        with pytest.raises(ConfigurationError, match=r"CookieStore\(revocation=SQLiteStore"):
             SessionMiddleware(Starlette(), secret_key_base=SECRET, store=store, dbsc=DBSC())
-    with pytest.raises(ConfigurationError, match="server-side store with dbsc="):
-        SessionMiddleware(Starlette(), secret_key_base=SECRET, dbsc=DBSC())
+    SessionMiddleware(
+        Starlette(), secret_key_base=SECRET, store=CookieStore(revocation=MemoryStore()), dbsc=DBSC()
+    )
 
 
 @pytest.mark.parametrize(

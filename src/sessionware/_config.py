@@ -122,12 +122,12 @@ def _dbsc_runtime(dbsc: object, engine: Engine, owner: str) -> Runtime:
     """DBSC for ``engine``, or a ConfigurationError saying what to change."""
     if not isinstance(dbsc, DBSC):
         raise ConfigurationError(f"{owner} expects dbsc to be a sessionware.DBSC(...) or None, got {dbsc!r}")
-    if not engine.server_side:
+    if not engine.server_side and engine.revocation is None:
         raise ConfigurationError(
-            f"{owner} expects a server-side store with dbsc=: the device's public key and the "
-            "single-use challenges must be kept on the server, which a CookieStore (even with a "
-            "revocation store) does not do; pass store=SQLiteStore(...), RedisStore(...), "
-            "PostgresStore(...) or MemoryStore()"
+            f"{owner} expects a server-side store, or a CookieStore with a revocation store, with "
+            "dbsc=: the device's public key and the single-use challenges must be kept on the "
+            "server; pass store=CookieStore(revocation=SQLiteStore(...)) or a server-side store "
+            "(SQLiteStore(...), RedisStore(...), PostgresStore(...), MemoryStore())"
         )
     if dbsc.bound_cookie_name in (engine.cookie.name_for(False), engine.cookie.name_for(True)):
         raise ConfigurationError(

@@ -57,7 +57,7 @@ def with_length(answer: Answer) -> list[tuple[str, str]]:
 
 
 def _store_of(engine: Engine) -> Any:
-    return engine.registry_store  # a server-side store: DBSC refuses cookie stores
+    return engine.registry_store  # the server-side store, or a cookie store's revocation store
 
 
 def endpoint_sync(engine: Engine, session: Session, request: Request, now: int) -> Answer:

@@ -47,6 +47,8 @@ from ._dbsc_state import (
     new_identifier,
 )
 from ._engine import Engine
+from ._loading import allow_key
+from ._registry import _current_key
 from ._session import DROP, LOG_OUT, RENEW, Session
 from ._steps import Create, Delete, Steps, Update
 from ._verified import VerifiedCache
@@ -96,6 +98,18 @@ def _plain(status: int, text: str, headers: list[tuple[str, str]] | None = None)
         [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store"), *(headers or [])],
         body,
     )
+
+
+def _issued_key(engine: Engine, value: str) -> str | None:
+    """The record key of the session a ``Set-Cookie`` value carries: its server-side record,
+    or a logged-in cookie session's revocation record (None if it has none)."""
+    try:
+        if engine.ids is not None:
+            return IdCodec.store_key(engine.ids.decode(value)[0])
+        assert engine.codec is not None
+        return allow_key(_record.unpack(engine.codec.decode(value)[0]).meta)
+    except InvalidCookie:
+        return None
 
 
 class Runtime:
@@ -158,7 +172,7 @@ class Runtime:
         return _plain(status, f"DBSC {what} refused", headers)
 
     def _register(self, engine: Engine, session: Session, request: Request, now: int) -> Steps[Answer]:
-        key, origin = session._key, session._origin
+        key, origin = _current_key(session), session._origin
         if key is None or origin is None or origin.meta.get("uid") is None:
             return self._failed(401, "no logged-in session", _REGISTER)
         if session._dbsc is not None:
@@ -191,7 +205,7 @@ class Runtime:
         identifier = parse_item(request.session_id)
         if identifier is None:
             return self._failed(400, "no or malformed Sec-Secure-Session-Id", _REFRESH)
-        key, binding = session._key, session._dbsc
+        key, binding = _current_key(session), session._dbsc
         if key is None or binding is None:
             return self._failed(401, "no bound session (logged out, revoked, expired or unknown)", _REFRESH)
         if identifier != binding.identifier:
@@ -247,7 +261,7 @@ class Runtime:
     @staticmethod
     def _write(engine: Engine, session: Session, binding: Binding, now: int, touched: int | None) -> Update:
         """The one atomic write of a binding: its field, and the head's ``dbsc`` mark (for listings)."""
-        origin, key = session._origin, session._key
+        origin, key = session._origin, _current_key(session)
         assert origin is not None
         assert key is not None
         meta = {**origin.meta, "dbsc": 1}
@@ -347,20 +361,16 @@ class Runtime:
     ) -> Steps[str] | None:
         """Steps producing ``Secure-Session-Registration`` when this response gave a logged-in
         session a new ID (a log-in or a renewal), over https; else None."""
-        if set_cookie is None or not https or engine.ids is None:
+        if set_cookie is None or not https:
             return None
         if session._current_meta().get("uid") is None:
             return None
         value = set_cookie.partition(";")[0].partition("=")[2]
         if not value:
             return None  # an expired cookie: the session ended
-        try:
-            session_id, _ = engine.ids.decode(value)
-        except InvalidCookie:
-            return None
-        key = IdCodec.store_key(session_id)
-        if key == session._key:
-            return None  # the same session re-sent (a persistent cookie's Max-Age), bound or not
+        key = _issued_key(engine, value)
+        if key is None or key == _current_key(session):
+            return None  # the same session re-sent (a refreshed Max-Age, a re-issue), bound or not
         return self._offered(key, request_root, now)
 
     def _offered(self, key: str, root: str, now: int) -> Steps[str]:

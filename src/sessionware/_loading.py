@@ -113,6 +113,8 @@ def _check_allowed(
             return engine.refuse("revoked", now)
         try:
             touched_at = _record.unpack(loaded[0], b"{}").touched_at
+            if engine.dbsc is not None and _DBSC_FIELD in loaded[1]:  # bound: the binding is kept here
+                session._dbsc = engine.dbsc.split(loaded[1])[1]
         except InvalidCookie:
             return engine.refuse("revocation record", now)
         session._allow = (key, touched_at)

@@ -158,7 +158,8 @@ class SessionMiddleware(CheckedArguments):
             (:class:`~sessionware.SessionLimitReached`) and creates nothing.
         dbsc: A :class:`~sessionware.DBSC` to bind logged-in sessions to the
             browser's device key (Device Bound Session Credentials), or None
-            (default). Needs a server-side store. See ``docs/dbsc.md``.
+            (default). Needs a server-side store, or a ``CookieStore`` with a
+            revocation store. See ``docs/dbsc.md``.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
 

@@ -49,9 +49,11 @@ class DBSC:
     The middleware serves both endpoints itself. Everything lives in the
     session's server-side record (the key, the DBSC session identifier, the
     bound cookie's generation) and in single-use challenge records, through
-    the store's atomic writes, on every server-side store. The cookie-only
-    :class:`~sessionware.CookieStore` is refused at construction: the
-    device's key must be held server-side.
+    the store's atomic writes, on every server-side store -- and, with a
+    :class:`~sessionware.CookieStore`, in its revocation store (a logged-in
+    cookie session's record there). A ``CookieStore`` without a revocation
+    store is refused at construction: the device's key must be held
+    server-side.
 
     Browsers without DBSC keep working unchanged: their sessions never get
     bound. Log-out, revocation and "log out everywhere" delete the record,
