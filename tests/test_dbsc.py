@@ -8,10 +8,13 @@ SW-37 malformed input never a 500, SW-40 atomic single use).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -29,6 +32,7 @@ from sessionware import (
     CookieStore,
     MemoryStore,
     SessionMiddleware,
+    SQLiteStore,
     UserSessions,
     _record,
     get_session,
@@ -797,3 +801,19 @@ def test_a_store_failure_during_a_refresh_is_a_503_and_the_browser_keeps_its_ses
     assert answer.status_code == 503
     store.failing = False
     assert browser.refresh().status_code == 200
+
+
+def test_the_command_line_session_list_shows_device_bound_sessions(tmp_path: Path) -> None:
+    from .test_cli import run
+
+    clock = FakeClock(start=time.time())  # the CLI reads the wall clock
+    store = SQLiteStore(tmp_path / "cli.db")
+    world = make_world("wsgi", store, clock)
+    world.bound()
+    world.client().post("/login")
+    options = ["--store", f"sqlite:///{store.path}", "--user", "alice", "--secret-key-base", SECRET]
+    listed = run("sessions", "list", *options, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(info["device_bound"] for info in json.loads(listed.stdout)) == [False, True]
+    lines = run("sessions", "list", *options).stdout.splitlines()
+    assert sum("device-bound" in line for line in lines) == 1
