@@ -165,11 +165,14 @@ class Runtime:
 
     # -- registration --------------------------------------------------------------
 
-    def _failed(self, status: int, reason: str, kind: int, level: int = logging.WARNING) -> Answer:
+    def _failed(
+        self, status: int, reason: str, kind: int, level: int = logging.WARNING, *, clear: bool = False
+    ) -> Answer:
+        """A refusal, logged with its reason; ``clear`` also expires the bound cookie (a refresh
+        of a session that has no binding, or whose proofs can never be right)."""
         what = "registration" if kind == _REGISTER else "refresh"
         logger.log(level, "sessionware refused a DBSC %s (%d): %s", what, status, reason)
-        headers = [("Set-Cookie", self._deleted)] if status != 403 else []
-        return _plain(status, f"DBSC {what} refused", headers)
+        return _plain(status, f"DBSC {what} refused", [("Set-Cookie", self._deleted)] if clear else [])
 
     def _register(self, engine: Engine, session: Session, request: Request, now: int) -> Steps[Answer]:
         key, origin = _current_key(session), session._origin
@@ -204,32 +207,35 @@ class Runtime:
     def _refresh(self, engine: Engine, session: Session, request: Request, now: int) -> Steps[Answer]:
         identifier = parse_item(request.session_id)
         if identifier is None:
-            return self._failed(400, "no or malformed Sec-Secure-Session-Id", _REFRESH)
+            return self._failed(400, "no or malformed Sec-Secure-Session-Id", _REFRESH, clear=True)
         key, binding = _current_key(session), session._dbsc
         if key is None or binding is None:
-            return self._failed(401, "no bound session (logged out, revoked, expired or unknown)", _REFRESH)
+            reason = "no bound session (logged out, revoked, expired or unknown)"
+            return self._failed(401, reason, _REFRESH, clear=True)
         if identifier != binding.identifier:
+            # Another DBSC session of this browser (one from before a renewal, say): it ends,
+            # but the bound cookie, which may be this session's, stays.
             return self._failed(401, "the session identifier is not this session's", _REFRESH)
         if request.proof is None:
             # The browser asks for a challenge: a 403 carrying one, which it signs and retries with.
             return (yield from self._challenged(key, binding, now, "no proof yet", logging.DEBUG))
         token = parse_item(request.proof)
         if token is None:
-            return self._failed(400, "malformed Secure-Session-Response", _REFRESH)
+            return self._failed(400, "malformed Secure-Session-Response", _REFRESH, clear=True)
         try:
             proof = parse_proof(token)
             # Only the key stored at registration verifies; a jwk in the header is ignored.
             public, _ = public_key(binding.alg, binding.jwk)
             verify(proof, binding.alg, public)
         except ProofRefused as exc:
-            return self._failed(400, exc.reason, _REFRESH)
+            return self._failed(400, exc.reason, _REFRESH, clear=True)
         if not self._fresh(proof.jti, now):
             return (yield from self._challenged(key, binding, now, "unknown or expired challenge"))
         if not (yield Delete(challenge_key(key, proof.jti))):
             return (yield from self._challenged(key, binding, now, "unknown, used or expired challenge"))
         renewed = binding._replace(generation=binding.generation + 1, refreshed_at=now)
         if not (yield self._write(engine, session, renewed, now, touched=None)):
-            return self._failed(401, "the session ended meanwhile", _REFRESH)
+            return self._failed(401, "the session ended meanwhile", _REFRESH, clear=True)
         logger.debug("sessionware refreshed a DBSC bound cookie")
         return (yield from self._configured(session, key, renewed, request, now))
 
