@@ -221,3 +221,60 @@ def test_a_bound_cookie_is_checked_against_the_clock_the_session_and_the_generat
     # Made under the secret that is now the second: still valid until it expires.
     assert BoundCookies(KeyRing([OLD_SECRET, SECRET]), "session").check(value, BINDING, NOW) is None
     assert BoundCookies(KeyRing(SECRET), "other-cookie").check(value, BINDING, NOW) is not None
+
+
+# -- whatever arrives: a refusal, never another exception (SW-37) ---------------------------------------
+
+
+@given(st.text(max_size=300))
+def test_any_header_text_is_an_item_or_none(text: str) -> None:
+    value = parse_item(text)
+    assert value is None or isinstance(value, str)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300), st.lists(st.binary(max_size=80).map(b64encode), max_size=4).map(".".join)
+    )
+)
+def test_any_token_parses_or_is_refused(token: str) -> None:
+    try:
+        proof = parse_proof(token)
+    except ProofRefused:
+        return
+    assert proof.alg in ("ES256", "RS256")
+
+
+_JWK_VALUES = st.one_of(
+    st.sampled_from(["EC", "RSA", "P-256", "P-384", "AQAB", ""]),
+    st.binary(max_size=300).map(b64encode),
+    st.integers(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+_HEADERS = st.fixed_dictionaries(
+    {
+        "alg": st.sampled_from(["ES256", "RS256", "none", "HS256"]),
+        "typ": st.sampled_from(["dbsc+jwt", "JWT"]),
+    },
+    optional={
+        "jwk": st.one_of(
+            st.dictionaries(st.sampled_from(["kty", "crv", "x", "y", "n", "e"]), _JWK_VALUES, max_size=6),
+            _JWK_VALUES,
+        )
+    },
+)
+
+
+@given(_HEADERS, st.dictionaries(st.sampled_from(["jti", "authorization", "aud"]), _JWK_VALUES))
+def test_any_json_header_and_key_parse_or_are_refused(
+    header: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    """Whatever the shapes, a ProofRefused (a 400) and nothing else: never a 500."""
+    try:
+        proof = parse_proof(_token(header, payload))
+        key, _ = public_key(proof.alg, proof.jwk)
+        verify(proof, proof.alg, key)
+    except ProofRefused:
+        return
+    raise AssertionError("a made-up signature verified")
