@@ -1,5 +1,6 @@
 """DBSC in a real browser: headless Chromium registers a device key with the demo, refreshes
-its 2-second bound cookie by itself, and a copy of its session cookie is refused elsewhere.
+its 2-second bound cookie by itself, a copy of its session cookie is refused elsewhere, and
+logging out ends the browser's DBSC session.
 
 The demo runs under uvicorn over https with a self-signed certificate made here, trusted
 (``"CP,,"``) in an NSS database under a temporary ``HOME`` -- where Chromium on Linux looks
@@ -191,7 +192,7 @@ def _log_in(driver: webdriver.Chrome, demo: Demo) -> None:
     )
 
 
-def test_chromium_binds_the_session_refreshes_by_itself_and_a_copied_cookie_is_refused(
+def test_chromium_binds_refreshes_by_itself_a_copied_cookie_is_refused_and_log_out_ends_it(
     demo: Demo, browser: Callable[[str], webdriver.Chrome]
 ) -> None:
     chrome = browser("owner")
@@ -240,3 +241,17 @@ def test_chromium_binds_the_session_refreshes_by_itself_and_a_copied_cookie_is_r
     # The owner is unaffected.
     chrome.get(demo.url + "/")
     assert chrome.find_element(By.ID, "user").text == "demo"
+
+    # Logging out ends the DBSC session too: the browser's next refresh is refused, it gives
+    # the session up, and the pages load as for anyone logged out.
+    ended = demo.requests('"POST /dbsc/refresh HTTP/1.1" 401')
+    chrome.find_element(By.ID, "logout").click()
+    WebDriverWait(chrome, WAIT).until(lambda d: d.find_elements(By.ID, "login"), "the log-out did not land")
+    time.sleep(LIFETIME + 1.5)
+    chrome.get(demo.url + "/")
+    assert chrome.find_elements(By.ID, "login"), chrome.page_source
+    WebDriverWait(chrome, WAIT).until(
+        lambda _: [e for e in events.collect() if "terminationEventDetails" in e],
+        f"Chromium kept its DBSC session after the log-out; the demo's log:\n{demo.log_text()}",
+    )
+    assert demo.requests('"POST /dbsc/refresh HTTP/1.1" 401') > ended
