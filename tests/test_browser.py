@@ -10,6 +10,7 @@ test is skipped, except in CI (``CI=true``), where that is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -59,30 +60,33 @@ def in_ci() -> bool:
 # -- the servers: the demo, and a page on another origin ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo under uvicorn on a free port of 127.0.0.1, with its files in a temporary directory."""
-    directory = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "SESSIONWARE_DEMO_DIR": str(directory), "SECRET_KEY_BASE": secrets.token_urlsafe(64)}
+@contextlib.contextmanager
+def serve_demo(directory: Path, *options: str, **env: str) -> Iterator[str]:
+    """The demo under uvicorn on a free port of 127.0.0.1 (with uvicorn ``options``, and
+    ``env`` added to the environment), its files and ``uvicorn.log`` in ``directory``; its URL."""
+    environment = {
+        **os.environ,
+        "SESSIONWARE_DEMO_DIR": str(directory),
+        "SECRET_KEY_BASE": secrets.token_urlsafe(64),
+        **env,
+    }
     command = [sys.executable, "-m", "uvicorn", "--factory", "examples.demo.app:create_app"]
     log = directory / "uvicorn.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", "0"],
+            [*command, "--host", "127.0.0.1", "--port", "0", *options],
             cwd=ROOT,
-            env=env,
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 20
-        while (started := re.search(r"running on (http://127\.0\.0\.1:\d+)", log.read_text())) is None:
+        while (started := re.search(r"running on (https?://127\.0\.0\.1:\d+)", log.read_text())) is None:
             assert server.poll() is None, f"uvicorn exited:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"uvicorn did not start within 20 s:\n{log.read_text()}"
             time.sleep(0.05)
-        url = started.group(1)
-        assert "sessionware demo" in httpx.get(url + "/", timeout=5).text
-        yield url
+        yield started.group(1)
     finally:
         server.terminate()  # by PID
         try:
@@ -90,6 +94,14 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo under uvicorn on a free port of 127.0.0.1, with its files in a temporary directory."""
+    with serve_demo(tmp_path_factory.mktemp("demo")) as url:
+        assert "sessionware demo" in httpx.get(url + "/", timeout=5).text
+        yield url
 
 
 class OtherSite:

@@ -15,6 +15,7 @@ PUBLIC = [
     "AAL1",
     "AAL2",
     "AAL3",
+    "DBSC",
     "AsyncUserSessions",
     "CSRFError",
     "CSRFMiddleware",

@@ -166,6 +166,7 @@ def test_every_document_with_python_is_covered() -> None:
         "docs/migration.md",
         "docs/phoenix.md",
         "docs/stores.md",
+        "docs/dbsc.md",
     }
 
 
@@ -335,6 +336,20 @@ def revocation_store(namespace: dict[str, Any]) -> None:
     from sessionware import CookieStore
 
     assert isinstance(namespace["store"], CookieStore)
+
+
+@exercise("dbsc=DBSC(bound_cookie_lifetime=600)")
+def dbsc_app(namespace: dict[str, Any]) -> None:
+    from sessionware.testing import DBSCBrowser
+
+    client = TestClient(namespace["app"], base_url="https://testserver")
+    browser = DBSCBrowser(client)
+    assert browser.register(client.post("/login")).status_code == 200
+    assert client.get("/me").text == "alice (device-bound: True)"
+    assert browser.refresh().status_code == 200
+    plain = TestClient(namespace["app"])  # plain http: never offered, works as without DBSC
+    assert "secure-session-registration" not in plain.post("/login").headers
+    assert plain.get("/me").text == "alice (device-bound: False)"
 
 
 @exercise('templates.env.globals["csrf_input"] = csrf_input')

@@ -7,6 +7,10 @@ page that asks for the password again after five minutes, list the places you
 are logged in and log them out, log out. Every form is CSRF-protected; log-in
 and log-out leave a flash message.
 
+Sessions are device-bound where the browser supports it (Device Bound Session
+Credentials, over https: ``DBSC``); ``SESSIONWARE_DEMO_DBSC_LIFETIME`` sets the
+bound cookie's lifetime in seconds (default 600; the browser test makes it 2).
+
 The secret and the session database live in ``.demo/`` in the working
 directory, so sessions survive a restart. Set ``SECRET_KEY_BASE`` to use your
 own secret and ``SESSIONWARE_DEMO_DIR`` to keep the files elsewhere; ``make
@@ -37,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from sessionware import (
+    DBSC,
     CSRFError,
     CSRFMiddleware,
     Session,
@@ -181,6 +186,23 @@ CSRF token, new on every page.</p>
 )
 
 
+def _bound(session: Session) -> str:
+    if session.device_bound:
+        return (
+            '<p id="bound">This session is bound to this device (DBSC): '
+            "a copy of its cookie is useless elsewhere.</p>"
+        )
+    return (
+        '<p id="unbound" class="note">This session is not device-bound '
+        "(DBSC needs https and a browser that supports it).</p>"
+    )
+
+
+def dbsc_lifetime() -> int:
+    """The bound cookie's lifetime: ``SESSIONWARE_DEMO_DBSC_LIFETIME`` seconds, 600 by default."""
+    return int(os.environ.get("SESSIONWARE_DEMO_DBSC_LIFETIME", "600"))
+
+
 def _page(request: Request, body: str, db: str, now: int) -> HTMLResponse:
     session = get_session(request)
     flashes = "".join(
@@ -241,6 +263,7 @@ def create_app(directory: Path | None = None, clock: Callable[[], float] = time.
         if session.user_id is not None:
             body = f"""
 <p>Logged in as <strong id="user">{html.escape(str(session.user_id))}</strong>.</p>
+{_bound(session)}
 <p>Counter: <strong id="counter">{session.get("counter", 0)}</strong></p>
 {_post(request, "/counter", "Bump the counter", "bump")}
 {_post(request, "/logout", "Log out", "logout")}"""
@@ -367,6 +390,10 @@ password <code>{DEMO_PASSWORD}</code>.</p>
     )
     app.add_middleware(CSRFMiddleware, error_app=csrf_refused)
     app.add_middleware(
-        SessionMiddleware, secret_key_base=_secret(directory), store=SQLiteStore(db), clock=clock
+        SessionMiddleware,
+        secret_key_base=_secret(directory),
+        store=SQLiteStore(db),
+        clock=clock,
+        dbsc=DBSC(bound_cookie_lifetime=dbsc_lifetime()),
     )
     return app

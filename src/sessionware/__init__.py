@@ -15,6 +15,7 @@ This module only re-exports. The public submodules:
   ``sessionware.stores.redis`` (``RedisStore``) and ``sessionware.stores.postgres``
   (``PostgresStore``) need the ``redis`` and ``postgres`` extras; the stores' own modules are
   ``sessionware.stores.cookie``, ``sessionware.stores.memory`` and ``sessionware.stores.sqlite``
+- ``sessionware.dbsc``: ``DBSC``, Device Bound Session Credentials for the middleware
 - ``sessionware.errors``: every exception, under ``SessionError``
 - ``sessionware.typing``: the ``Store``, ``AsyncStore`` and ``Registry`` protocols, ``Change``
 - ``sessionware.testing``: ``FakeClock``, test-client helpers, the store contract suites
@@ -46,6 +47,7 @@ from .csrf import CSRFMiddleware as CSRFMiddleware
 from .csrf import csrf_input as csrf_input
 from .csrf import csrf_token as csrf_token
 from .csrf import verify_csrf_token as verify_csrf_token
+from .dbsc import DBSC as DBSC
 from .errors import ConfigurationError as ConfigurationError
 from .errors import CSRFError as CSRFError
 from .errors import InvalidCookie as InvalidCookie
@@ -67,6 +69,7 @@ __all__ = [
     "AAL1",
     "AAL2",
     "AAL3",
+    "DBSC",
     "AsyncUserSessions",
     "CSRFError",
     "CSRFMiddleware",

@@ -205,7 +205,7 @@ def _list(args: argparse.Namespace) -> int:
         for info in infos:
             print(
                 f"{info.handle}  logged in {iso(info.logged_in_at)}, active {iso(info.last_active)}  "
-                f"{info.user_agent or '-'}"
+                f"{'device-bound  ' if info.device_bound else ''}{info.user_agent or '-'}"
             )
     _unverified(args, registry)
     if not infos and not args.json:

@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from ._cookies import CookieAttributes
+from ._dbsc_flow import Runtime
 from ._engine import Engine
 from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
+from .dbsc import DBSC
 from .errors import ConfigurationError, StoreBusy, StoreUnavailable
 from .stores.cookie import CookieStore
 from .typing import AsyncStore, Store
@@ -79,6 +81,7 @@ def build_engine(
     record_ip: bool = False,
     max_sessions_per_user: int | None = None,
     on_session_limit: str = "evict_oldest",
+    dbsc: Any = None,
     owner: str = "SessionMiddleware",
 ) -> Engine:
     """The engine for one configuration of the session options (see ``SessionMiddleware``)."""
@@ -99,7 +102,7 @@ def build_engine(
         persistent=persistent,
         owner=owner,
     )
-    return Engine(
+    engine = Engine(
         secret_key_base=secret_key_base,
         store=checked,
         cookie=cookie,
@@ -110,3 +113,25 @@ def build_engine(
         on_session_limit=on_session_limit,
         owner=owner,
     )
+    if dbsc is not None:
+        engine.dbsc = _dbsc_runtime(dbsc, engine, owner)
+    return engine
+
+
+def _dbsc_runtime(dbsc: object, engine: Engine, owner: str) -> Runtime:
+    """DBSC for ``engine``, or a ConfigurationError saying what to change."""
+    if not isinstance(dbsc, DBSC):
+        raise ConfigurationError(f"{owner} expects dbsc to be a sessionware.DBSC(...) or None, got {dbsc!r}")
+    if not engine.server_side and engine.revocation is None:
+        raise ConfigurationError(
+            f"{owner} expects a server-side store, or a CookieStore with a revocation store, with "
+            "dbsc=: the device's public key and the single-use challenges must be kept on the "
+            "server; pass store=CookieStore(revocation=SQLiteStore(...)) or a server-side store "
+            "(SQLiteStore(...), RedisStore(...), PostgresStore(...), MemoryStore())"
+        )
+    if dbsc.bound_cookie_name in (engine.cookie.name_for(False), engine.cookie.name_for(True)):
+        raise ConfigurationError(
+            f"{owner} expects DBSC's bound_cookie_name to differ from the session cookie's name, "
+            f"both are {dbsc.bound_cookie_name!r}"
+        )
+    return Runtime(dbsc, engine)

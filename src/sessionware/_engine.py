@@ -51,6 +51,7 @@ class Engine:
         "check_header",
         "codec",
         "cookie",
+        "dbsc",
         "dump_data",
         "empty_data",
         "expiry",
@@ -130,6 +131,8 @@ class Engine:
             self.ids = IdCodec(self.keys, cookie.name)
             self.registry_store = store
         self.empty_data = self.dump_data({})
+        #: DBSC's runtime (``_dbsc_flow.Runtime``) when the middleware has ``dbsc=``, else None.
+        self.dbsc: Any = None
         self.session_limit: tuple[int, bool] | None = None  # (limit, reject?)
         if max_sessions_per_user is not None:
             self.session_limit = self._limit(max_sessions_per_user, on_session_limit, owner)

@@ -92,6 +92,9 @@ def close_revocable(
     elif old is not None and (planned.kind == TOUCH or engine.expiry.touch_due(old[1], now)):
         # Activity is recorded in the revocation record too -- on a touch, and on a
         # write once a touch is due there -- or it would expire under a session in use.
+        if session._dbsc is not None:  # device-bound (DBSC): the record's head keeps saying so
+            meta_json = _record.dump_meta({**planned.meta, "dbsc": 1})
+            head = _record.pack_head(planned.created, planned.touched, planned.auth, meta_json)
         yield Update(old[0], Change(head, {}, (), ttl, engine.user_of(old[0], planned.meta)))
     return cookie
 

@@ -17,6 +17,7 @@ from typing import Any
 from . import _record
 from ._codec import MAX_COOKIE_BYTES, IdCodec, b64encode
 from ._cookies import find_cookie
+from ._dbsc_state import FIELD as _DBSC_FIELD
 from ._engine import Engine, logger
 from ._session import Session
 from ._steps import Delete, Load, Pending, Steps, Then, WouldBlock, failed
@@ -112,6 +113,8 @@ def _check_allowed(
             return engine.refuse("revoked", now)
         try:
             touched_at = _record.unpack(loaded[0], b"{}").touched_at
+            if engine.dbsc is not None and _DBSC_FIELD in loaded[1]:  # bound: the binding is kept here
+                session._dbsc = engine.dbsc.split(loaded[1])[1]
         except InvalidCookie:
             return engine.refuse("revocation record", now)
         session._allow = (key, touched_at)
@@ -162,6 +165,9 @@ def _loaded(
             engine.heads.put(head, record)
         if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
             return _expired(engine, key, now)
+        binding = None
+        if engine.dbsc is not None and _DBSC_FIELD in fields:  # a device-bound session
+            fields, binding = engine.dbsc.split(fields)
         data = _record.load_fields(fields)
     except InvalidCookie as exc:
         return engine.refuse(exc.reason, now)
@@ -170,6 +176,8 @@ def _loaded(
     session.__dict__.update(
         _engine=engine, _now=now, _origin=record, _sid=session_id, _key=key, _fields=fields
     )
+    if binding is not None:
+        session._dbsc = binding
     if stale:
         session._stale = True
     return session

@@ -42,6 +42,8 @@ class SessionInfo:
     user_agent: str | None
     ip: str | None  #: only when the middleware has ``record_ip=True``
     current: bool  #: the session of the request that asked
+    #: bound to its browser's device key (DBSC; see ``sessionware.DBSC``)
+    device_bound: bool = False
 
 
 def _current_key(session: Session | None) -> str | None:
@@ -79,6 +81,7 @@ def _listing(
                     user_agent=meta.get("ua"),
                     ip=meta.get("ip"),
                     current=key == current_key,
+                    device_bound=meta.get("dbsc") == 1,
                 )
             )
     infos.sort(key=lambda info: info.last_active, reverse=True)

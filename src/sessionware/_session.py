@@ -103,6 +103,9 @@ class Session(dict[str, Any]):
     # binding and the like); not part of the dict. None: unchanged since loading,
     # and not decoded unless someone asks (see _meta_for_update).
     _meta: dict[str, Any] | None = None
+    # The session's DBSC binding (``_dbsc_state.Binding``) when its record has one and
+    # the middleware has ``dbsc=``; None otherwise.
+    _dbsc: Any = None
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         if data:
@@ -256,6 +259,13 @@ class Session(dict[str, Any]):
         """Unix seconds of the last authentication, or None."""
         self._accessed = True
         return self._times()[1]
+
+    @property
+    def device_bound(self) -> bool:
+        """Whether this session is bound to its browser's device key (DBSC; see
+        :class:`sessionware.DBSC`): this request came with a valid bound cookie."""
+        self._accessed = True
+        return self._dbsc is not None
 
     @property
     def user_id(self) -> str | int | None:

@@ -11,6 +11,8 @@ from ._arguments import STARLETTE_NAMES, CheckedArguments
 from ._closing import close_session
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure, find_cookie
+from ._dbsc_adapt import asgi_request, relative
+from ._dbsc_flow import Answer
 from ._engine import engine_of
 from ._expiry import Expiry
 from ._keys import SecretInput
@@ -18,6 +20,7 @@ from ._loading import open_session
 from ._registry import AsyncUserSessions
 from ._session import Session
 from ._steps import run_async, run_inline
+from .dbsc import DBSC
 from .errors import (
     ReauthenticationRequired,
     SessionError,
@@ -153,6 +156,10 @@ class SessionMiddleware(CheckedArguments):
             ``"evict_oldest"`` (default) ends the user's least recently active
             sessions; ``"reject"`` refuses the log-in with a 409
             (:class:`~sessionware.SessionLimitReached`) and creates nothing.
+        dbsc: A :class:`~sessionware.DBSC` to bind logged-in sessions to the
+            browser's device key (Device Bound Session Credentials), or None
+            (default). Needs a server-side store, or a ``CookieStore`` with a
+            revocation store. See ``docs/dbsc.md``.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
 
@@ -186,6 +193,7 @@ class SessionMiddleware(CheckedArguments):
         record_ip: bool = False,
         max_sessions_per_user: int | None = None,
         on_session_limit: str = "evict_oldest",
+        dbsc: DBSC | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -204,6 +212,7 @@ class SessionMiddleware(CheckedArguments):
             record_ip=record_ip,
             max_sessions_per_user=max_sessions_per_user,
             on_session_limit=on_session_limit,
+            dbsc=dbsc,
         )
         store = self.engine.store
         self.store = store
@@ -224,8 +233,9 @@ class SessionMiddleware(CheckedArguments):
         engine = self.engine
         store = self._async_store
         https = scope.get("scheme") in ("https", "wss")
+        cookie_header = _cookie_header(scope["headers"])
         try:
-            opened = open_session(engine, _cookie_header(scope["headers"]), now, https, self._inline)
+            opened = open_session(engine, cookie_header, now, https, self._inline)
             if isinstance(opened, Session):
                 session = opened
             else:
@@ -236,6 +246,22 @@ class SessionMiddleware(CheckedArguments):
             return
         if session._had_cookie and self._legacy is not None and session._origin is None:
             self._import_legacy(session, scope, https)
+        dbsc = engine.dbsc
+        if dbsc is not None:
+            root = scope.get("root_path", "")
+            path = relative(scope.get("path", "/"), root)
+            if kind == "http" and dbsc.is_endpoint(path):
+                await self._dbsc_endpoint(
+                    scope, receive, send, session, path, root, https, cookie_header, now
+                )
+                return
+            refused = dbsc.refusal(session, path, root, cookie_header, now)
+            if refused is not None:
+                if kind == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await _answer(send, refused)
+                return
         scope["session"] = session
         session._scope = scope
         if kind == "websocket":
@@ -279,6 +305,15 @@ class SessionMiddleware(CheckedArguments):
                     message["headers"] = _with_session_headers(
                         message.get("headers", ()), closed, session._accessed
                     )
+                if dbsc is not None:
+                    try:
+                        extra = await self._dbsc_headers(session, closed, scope, https, now)
+                    except StoreError as exc:
+                        failed = True
+                        await self._store_failed(scope, receive, send, exc)
+                        return
+                    if extra:
+                        message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
@@ -318,10 +353,60 @@ class SessionMiddleware(CheckedArguments):
             dict.update(session, data)
             session._dirty = True  # written back, in sessionware's format
 
+    async def _dbsc_endpoint(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        session: Session,
+        path: str,
+        root: str,
+        https: bool,
+        cookie_header: str | None,
+        now: int,
+    ) -> None:
+        """A DBSC registration or refresh, answered here; the app does not run."""
+        engine = self.engine
+        assert engine.dbsc is not None
+        request = asgi_request(scope, path, root, https, cookie_header)
+        try:
+            answer = engine.dbsc.endpoint(engine, session, request, now)
+            if not isinstance(answer, Answer):
+                answer = await run_async(answer, self._async_store)
+        except StoreError as exc:
+            await self._store_failed(scope, receive, send, exc)
+            return
+        await _answer(send, answer)
+
+    async def _dbsc_headers(
+        self, session: Session, closed: str | None, scope: Scope, https: bool, now: int
+    ) -> list[tuple[bytes, bytes]]:
+        """DBSC's headers on an app's response: a registration offer, an expired bound cookie."""
+        engine = self.engine
+        dbsc = engine.dbsc
+        assert dbsc is not None
+        extra: list[tuple[bytes, bytes]] = []
+        ended = dbsc.ended(session)
+        if ended is not None:
+            extra.append((b"set-cookie", ended.encode("latin-1")))
+        offer = dbsc.offer(engine, session, closed, scope.get("root_path", ""), https, now)
+        if offer is not None:
+            header = await run_async(offer, self._async_store)
+            extra.append((b"secure-session-registration", header.encode("latin-1")))
+        return extra
+
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         log_store_failure(exc, "the store error app")
         scope["sessionware.error"] = exc
         await self._store_error_app(scope, receive, send)
+
+
+async def _answer(send: Send, answer: Answer) -> None:
+    """Send a response DBSC made itself."""
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def _cookie_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

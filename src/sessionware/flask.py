@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from ._arguments import check_options
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import find_cookie
+from ._dbsc_adapt import after_close_sync, endpoint_sync, wsgi_request
+from ._dbsc_flow import Answer, Runtime
 from ._engine import Engine, engine_of
 from ._keys import SecretInput
 from ._registry import UserSessions
@@ -329,6 +331,16 @@ class SessionInterface(FlaskSessionInterface):
         accessed = session._accessed
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
+        if engine.dbsc is not None:
+            root = environ.get("SCRIPT_NAME", "") if environ is not None else ""
+            try:
+                extra = after_close_sync(engine, session, set_cookie, root, https, session._now)
+            except StoreError as exc:
+                log_store_failure(exc)
+                _replace(response, 503, STORE_DOWN_TEXT)
+                return
+            for name, value in extra:
+                response.headers.add(name, value)
 
 
 def _add_session_headers(headers: Headers, set_cookie: str | None, vary: bool) -> None:
@@ -402,6 +414,9 @@ class Sessionware:
         if not (store is None or (isinstance(store, CookieStore) and store.revocation is None)):
             # Opening a session may have asked a store that failed: refuse before the view.
             app.before_request(_refuse_when_unavailable)
+        if self.interface.options.get("dbsc") is not None:
+            # Before the CSRF check: a browser's DBSC requests carry a proof, not a CSRF token.
+            app.before_request(_dbsc_before_request)
         if self.csrf is not None:
             app.before_request(self._check_csrf)
             if CSRFError not in app.error_handler_spec[None][None]:  # the app's own wins
@@ -422,6 +437,35 @@ class Sessionware:
         reason = checker.refusal(environ, current_session())
         if reason is not None:
             raise CSRFError(reason)
+
+
+def _dbsc_before_request() -> flask.Response | None:
+    """DBSC's endpoints, and its refusal of a bound session without its bound cookie."""
+    session = request_ctx._session
+    if not isinstance(session, FlaskSession) or isinstance(session, _Unavailable):
+        return None
+    engine = engine_of(session)
+    dbsc: Runtime | None = engine.dbsc
+    assert dbsc is not None
+    environ = flask.request.environ
+    answer: Answer | None
+    path = environ.get("PATH_INFO", "/") or "/"
+    try:
+        if dbsc.is_endpoint(path):
+            https = environ.get("wsgi.url_scheme") == "https"
+            answer = endpoint_sync(engine, session, wsgi_request(environ, https), session._now)
+        else:
+            answer = dbsc.refusal(
+                session, path, environ.get("SCRIPT_NAME", ""), environ.get("HTTP_COOKIE"), session._now
+            )
+    except StoreError as exc:
+        log_store_failure(exc)
+        session.ignore()
+        return flask.Response(STORE_DOWN_TEXT, status=503, mimetype="text/plain")
+    if answer is None:
+        return None
+    session.ignore()  # answered by DBSC: the session is not written
+    return flask.Response(answer.body, status=answer.status, headers=answer.headers)
 
 
 def csrf_exempt(view: V) -> V:

@@ -27,6 +27,10 @@ response left, and move time by hand:
   cookie, for a raw ``Cookie`` header.
 - :class:`FakeClock` -- a clock to pass as ``clock=`` to the middleware and
   the stores, moved by hand in expiry tests.
+- :class:`DBSCBrowser` -- plays a browser with Device Bound Session
+  Credentials (a software ES256 or RS256 key) through an httpx-style client,
+  to test an app's ``dbsc=`` flows: register, refresh, and proofs of any
+  shape.
 
 The helpers find the app's sessionware middleware by themselves: inside a
 Starlette or FastAPI app's middleware stack, behind any middleware that keeps
@@ -87,6 +91,7 @@ from urllib.parse import urlsplit
 from ._closing import close_session
 from ._contract import RegistryContract, StoreContract, change
 from ._cookies import find_cookie
+from ._dbsc_browser import DBSCBrowser
 from ._engine import Engine
 from ._loading import open_session
 from ._session import Session
@@ -96,6 +101,7 @@ from .errors import ConfigurationError, SessionError
 from .wsgi import SessionMiddleware as _WsgiMiddleware
 
 __all__ = [
+    "DBSCBrowser",
     "FakeClock",
     "RegistryContract",
     "SessionSnapshot",

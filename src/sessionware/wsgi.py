@@ -14,6 +14,8 @@ from ._arguments import STARLETTE_NAMES, CheckedArguments
 from ._closing import close_session as _close
 from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import Secure
+from ._dbsc_adapt import after_close_sync, endpoint_sync, status_line, with_length, wsgi_request
+from ._dbsc_flow import Answer, Runtime
 from ._engine import Engine, engine_of
 from ._expiry import Expiry
 from ._keys import SecretInput
@@ -21,6 +23,7 @@ from ._loading import open_session as _open
 from ._registry import UserSessions
 from ._session import Session
 from ._steps import run_sync
+from .dbsc import DBSC
 from .errors import (
     ConfigurationError,
     CSRFError,
@@ -88,8 +91,8 @@ class SessionMiddleware(CheckedArguments):
     servers run requests in threads or processes).
 
     Options: the same as :class:`sessionware.SessionMiddleware` (see there),
-    except that ``store`` must offer synchronous methods (every built-in store
-    does) and ``store_error_app`` is a WSGI app.
+    ``dbsc`` included, except that ``store`` must offer synchronous methods
+    (every built-in store does) and ``store_error_app`` is a WSGI app.
 
     Example::
 
@@ -117,6 +120,7 @@ class SessionMiddleware(CheckedArguments):
         record_ip: bool = False,
         max_sessions_per_user: int | None = None,
         on_session_limit: str = "evict_oldest",
+        dbsc: DBSC | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -135,6 +139,7 @@ class SessionMiddleware(CheckedArguments):
             record_ip=record_ip,
             max_sessions_per_user=max_sessions_per_user,
             on_session_limit=on_session_limit,
+            dbsc=dbsc,
         )
         self.store_error_app = store_error_app
         self.clock = clock
@@ -147,6 +152,16 @@ class SessionMiddleware(CheckedArguments):
             session = open_session(engine, environ.get("HTTP_COOKIE"), now, https)
         except StoreError as exc:
             return self._store_failed(environ, start_response, exc)
+        dbsc = engine.dbsc
+        if dbsc is not None:
+            path = environ.get("PATH_INFO", "/") or "/"
+            try:
+                answer = self._dbsc_answer(environ, session, path, https, now)
+            except StoreError as exc:
+                return self._store_failed(environ, start_response, exc)
+            if answer is not None:
+                start_response(status_line(answer.status), with_length(answer))
+                return [answer.body]
         environ[ENVIRON_KEY] = session
         session._scope = environ
         state: dict[str, Any] = {"replaced": None, "started": False}
@@ -169,6 +184,13 @@ class SessionMiddleware(CheckedArguments):
                 return lambda data: None
             if set_cookie is not None or session._accessed:
                 headers = with_session_headers(headers, set_cookie, session._accessed)
+            if dbsc is not None:
+                try:
+                    root = environ.get("SCRIPT_NAME", "")
+                    headers = [*headers, *after_close_sync(engine, session, set_cookie, root, https, now)]
+                except StoreError as exc:
+                    state["replaced"] = self._store_failed(environ, start_response, exc)
+                    return lambda data: None
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
@@ -182,6 +204,17 @@ class SessionMiddleware(CheckedArguments):
         if state["started"] and state["replaced"] is None:
             return result  # as the app made it: the server may use wsgi.file_wrapper's fast path
         return _Response(result, state)  # started later (a generator), or replaced by an error
+
+    def _dbsc_answer(
+        self, environ: Environ, session: Session, path: str, https: bool, now: int
+    ) -> Answer | None:
+        """DBSC's own answer to this request (an endpoint, or a refusal), or None to run the app."""
+        engine = self.engine
+        dbsc: Runtime | None = engine.dbsc
+        assert dbsc is not None
+        if dbsc.is_endpoint(path):
+            return endpoint_sync(engine, session, wsgi_request(environ, https), now)
+        return dbsc.refusal(session, path, environ.get("SCRIPT_NAME", ""), environ.get("HTTP_COOKIE"), now)
 
     def _store_failed(
         self, environ: Environ, start_response: StartResponse, exc: StoreError
