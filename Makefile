@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_asgi.py --write docs/benchmarks.md
 	$(BIN)/python bench/bench_stores.py --write docs/benchmarks.md
 	$(BIN)/python bench/bench_wsgi.py --write docs/benchmarks.md
+	$(BIN)/python bench/bench_django.py --write docs/benchmarks.md
 	$(BIN)/python bench/bench_http.py --write docs/benchmarks.md
 
 clean:

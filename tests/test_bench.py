@@ -122,3 +122,35 @@ def test_the_http_benchmark_runs_real_servers_under_wrk_and_writes_its_own_secti
     assert re.search(r"\| - \| \d+\.\d\d \|$", pg_row), pg_row  # SQL statements counted
     assert "| bare Flask (no session) | " in tables[3]
     assert "| sessionware SQLiteStore | " in tables[3]
+
+
+def test_the_django_benchmark_runs_every_engine_against_redis_and_writes_its_own_section(
+    tmp_path: Path, redis_url: str
+) -> None:
+    out = tmp_path / "bench.md"
+    out.write_text(
+        "# Benchmarks\n\n<!-- bench_django:start -->\nold figures\n<!-- bench_django:end -->\n\ntail\n"
+    )
+    command = [sys.executable, "bench/bench_django.py", "--rounds", "1", "--requests", "5"]
+    subprocess.run(
+        [*command, "--redis-url", redis_url, "--write", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\n<!-- bench_django:start -->\n# Django (WSGI)")
+    assert text.endswith("<!-- bench_django:end -->\n\ntail\n")
+    assert "old figures" not in text
+    for heading in ("## (a)", "## (b)", "## Targets"):
+        assert heading in text
+    for variant in (
+        "bare Django (no session)",
+        "Django cache backend (RedisCache)",
+        "Django signed_cookies backend",
+        "sessionware.django (RedisStore)",
+    ):
+        assert f"| {variant} |" in text
+    # one HGETALL per read; a write adds one script (its commands counted as Redis ran them)
+    assert re.search(r"\| sessionware\.django \(RedisStore\) \|[^\n]*\| 1\.00 \|\n", text)

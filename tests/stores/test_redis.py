@@ -4,8 +4,8 @@ concurrent writers on one session, errors, and the commands it sends straight.""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -199,29 +199,68 @@ def test_the_asyncio_face_reuses_its_connections_and_never_opens_more_than_max_c
     assert len(loaded[1]) == 1 + 200
 
 
-def test_the_sync_face_waits_for_a_pooled_connection_held_by_others(redis_url: str) -> None:
-    """Every connection taken: a call waits for one to come back instead of failing."""
+def test_the_sync_face_runs_a_burst_larger_than_max_connections_on_that_many_connections(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    """40 threads at once on max_connections=2: each waits its turn, none fails, 2 connections."""
     store = RedisStore(redis_url, prefix=unique_prefix(), timeout=5, max_connections=2)
+    request.addfinalizer(store.close)
     store.create("g/k", b"v", {"a": "1"}, 60, None)
-    client: Any = store.client
-    pool = client.connection_pool
-    held = [pool.get_connection(), pool.get_connection()]
-    outcome: list[Any] = []
+    monitor = redis.Redis.from_url(redis_url)
+    request.addfinalizer(monitor.close)
+    before = int(monitor.info("stats")["total_connections_received"])
+    outcomes: list[Any] = []
+    start = threading.Barrier(40)
 
-    def load() -> None:
+    def work(n: int) -> None:
+        start.wait()
         try:
-            outcome.append(store.load("g/k"))
+            if n % 2:
+                outcomes.append(store.load("g/k"))
+            else:
+                outcomes.append(store.update("g/k", change(b"v", {f"f{n}": "1"})))
         except Exception as exc:
-            outcome.append(exc)
+            outcomes.append(exc)
 
-    thread = threading.Thread(target=load)
-    thread.start()
-    time.sleep(0.2)  # the load is waiting (or has already failed)
-    pool.release(held.pop())
-    thread.join(10)
-    assert outcome == [(b"v", {"a": "1"})]
-    pool.release(held.pop())
-    store.close()
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(outcomes) == 40
+    wrong = [o for o in outcomes if o is not True and not (isinstance(o, tuple) and o[1].get("a") == "1")]
+    assert not wrong, wrong
+    assert int(monitor.info("stats")["total_connections_received"]) - before <= 2
+    loaded = store.load("g/k")
+    assert loaded is not None
+    assert len(loaded[1]) == 21
+
+
+def test_a_forked_process_uses_connections_of_its_own(redis_url: str, request: pytest.FixtureRequest) -> None:
+    """A store used before fork() (gunicorn --preload): the child never shares the parent's sockets."""
+    store = RedisStore(redis_url, prefix=unique_prefix())
+    request.addfinalizer(store.close)
+    store.create("g/k", b"v", {"a": "1"}, 60, None)
+    assert store.load("g/k") == (b"v", {"a": "1"})  # the parent now holds an idle connection
+    monitor = redis.Redis.from_url(redis_url)
+    request.addfinalizer(monitor.close)
+    names = {entry["id"] for entry in monitor.client_list()}
+    pid = os.fork()
+    if pid == 0:  # the child: a load and an update on the inherited store, then out
+        status = 1
+        try:
+            if store.load("g/k") == (b"v", {"a": "1"}) and store.update("g/k", change(b"v", {"child": "1"})):
+                status = 0
+        finally:
+            os._exit(status)
+    for _ in range(50):  # the parent keeps using its connection meanwhile
+        assert store.load("g/k") is not None
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    loaded = store.load("g/k")
+    assert loaded is not None
+    assert loaded[1].get("child") == "1"
+    assert {entry["id"] for entry in monitor.client_list()} >= names  # the parent's connection survived
 
 
 # -- lost replies ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import threading
 import weakref
@@ -245,6 +246,7 @@ class RedisStore(CheckedArguments):
         async_options = {**options, "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1)}
         self._client: SyncClient | None = client
         self._make_client: Callable[[], SyncClient] | None = None
+        self._direct: _SyncDirect | None = None  # the session calls' own connections (see _SyncDirect)
         self._lock = threading.Lock()
         if client is None and url is not None:
             # Blocking pools: a burst above max_connections waits (up to the
@@ -258,6 +260,7 @@ class RedisStore(CheckedArguments):
             else:
                 pool = redis.BlockingConnectionPool.from_url(url, timeout=timeout, **sync_options)
                 self._client = redis.Redis.from_pool(pool)
+                self._direct = _SyncDirect(pool, max_connections, timeout)
         self._async = _AsyncRedisStore(self._keys, self._name, url, async_client, cluster, async_options)
 
     def __repr__(self) -> str:
@@ -284,19 +287,25 @@ class RedisStore(CheckedArguments):
                 self._client = self._make_client()
             return self._client
 
+    def _send(self, *command: Any) -> Any:
+        direct = self._direct
+        if direct is not None:
+            return direct.send(command)
+        return self.client.execute_command(*command)  # type: ignore[no-untyped-call]
+
     def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             try:
-                return self.client.evalsha(script.sha, len(keys), *keys, *args)
+                return self._send("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:
-                return self.client.eval(script.source, len(keys), *keys, *args)
+                return self._send("EVAL", script.source, len(keys), *keys, *args)
         except _ERRORS as exc:
             raise _failed(self._name, exc) from exc
 
     def load(self, key: str) -> StoredRecord | None:
         name, _ = self._keys.session(key)
         try:
-            reply = self.client.hgetall(name)
+            reply = self._send("HGETALL", name)
         except _ERRORS as exc:
             raise _failed(self._name, exc) from exc
         return _record(reply)
@@ -407,6 +416,78 @@ async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
         idle.append(connection)
+
+
+class _SyncDirect:
+    """The synchronous face's session calls, sent straight on connections of their own.
+
+    redis-py's command path and its blocking pool cost more on the client than
+    the round trip (a queue, a lock, metrics and a socket poll per checkout).
+    These connections are made by the client's pool (so closing the store
+    closes them) but never go back to its queue: they wait in a plain list
+    between calls (``list.pop`` and ``append`` are atomic), and a semaphore
+    lets at most ``max_connections`` calls run at once, each waiting up to the
+    timeout for its turn. The client's own queue keeps its ``max_connections``
+    for everything else (listing registry keys, the CLI). A dead connection is
+    disconnected and the command sent once more on it, reconnecting; a
+    process forked from this one starts with none (the parent's sockets are
+    not its to use).
+    """
+
+    def __init__(self, pool: redis.BlockingConnectionPool, limit: int, timeout: float) -> None:
+        self._pool = pool
+        self._limit = limit
+        self._timeout = timeout
+        self._reset()
+        _SYNC_DIRECTS.add(self)
+
+    def _reset(self) -> None:
+        self._idle: list[Any] = []
+        self._slots = threading.BoundedSemaphore(self._limit)
+
+    def send(self, command: Sequence[Any]) -> Any:
+        packed = [_pack(command)]
+        slots = self._slots
+        if not slots.acquire(timeout=self._timeout):
+            raise RedisConnectionError(
+                f"all {self._limit} connections stayed in use for {self._timeout} s (max_connections)"
+            )
+        try:
+            idle = self._idle
+            try:
+                connection = idle.pop()
+            except IndexError:
+                connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            try:
+                for attempt in (1, 2):
+                    try:
+                        connection.send_packed_command(packed, check_health=False)
+                        return connection.read_response()
+                    except RedisConnectionError:
+                        connection.disconnect()
+                        if attempt == 2:
+                            raise
+                    except ResponseError:
+                        raise  # the whole reply was read: the connection is fine
+                    except BaseException:
+                        connection.disconnect()
+                        raise
+                raise AssertionError("unreachable")  # pragma: no cover
+            finally:
+                idle.append(connection)
+        finally:
+            slots.release()
+
+
+_SYNC_DIRECTS: weakref.WeakSet[_SyncDirect] = weakref.WeakSet()
+
+
+def _forget_parents_connections() -> None:
+    for direct in list(_SYNC_DIRECTS):
+        direct._reset()
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)
 
 
 class _AsyncRedisStore:
