@@ -18,13 +18,13 @@ from ._loading import open_session
 from ._registry import AsyncUserSessions
 from ._session import Session
 from ._steps import run_async, run_inline
-from .legacy import LegacyReader, adopt, aread_old, readers_of
 from .errors import (
     ReauthenticationRequired,
     SessionError,
     SessionLimitReached,
     StoreError,
 )
+from .legacy import LegacyReader, adopt, aread_old, readers_of
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
@@ -291,7 +291,9 @@ class SessionMiddleware(CheckedArguments):
                         message.get("headers", ()), closed, session._accessed
                     )
                     if closed is not None and session._also_set:
-                        message["headers"] += [(b"set-cookie", c.encode("latin-1")) for c in session._also_set]
+                        message["headers"] += [
+                            (b"set-cookie", c.encode("latin-1")) for c in session._also_set
+                        ]
             await send(message)
 
         try:

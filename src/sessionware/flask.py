@@ -25,7 +25,7 @@ import secrets
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._arguments import check_options
@@ -37,6 +37,7 @@ from ._registry import UserSessions
 from ._session import Session
 from .csrf import csrf_input, csrf_token
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
+from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
 from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
 
@@ -191,7 +192,10 @@ class SessionInterface(FlaskSessionInterface):
             them in sessionware's format. Defaults to ``True``. Values JSON
             cannot hold are converted: tuples to lists, bytes to base64 text,
             dates to ISO 8601 text, UUIDs and ``Markup`` to text (pending
-            flashes keep their ``Markup``).
+            flashes keep their ``Markup``). A reader from
+            :mod:`sessionware.legacy` (``FlaskSessionRedis`` for Flask-Session),
+            or a list of them, reads those sessions too (Flask's own cookies
+            are still read); ``False`` reads nothing.
 
     Cookie settings left unset come from Flask's config, read on the app's first
     request: ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``,
@@ -208,14 +212,15 @@ class SessionInterface(FlaskSessionInterface):
         *,
         secret_key_base: SecretInput | None = None,
         store: Any = None,
-        legacy: bool = True,
+        legacy: bool | LegacyReader | Sequence[LegacyReader] = True,
         clock: Callable[[], float] = time.time,
         **options: Any,
     ) -> None:
         check_options("Sessionware", options, _ENGINE_OPTIONS)
         self.secret_key_base = secret_key_base
         self.store = store
-        self.legacy = legacy
+        self.legacy = legacy is not False
+        self._readers = readers_of(None if isinstance(legacy, bool) else legacy, "Sessionware")
         self.clock = clock
         self.options = options
         self._engines: dict[int, Engine] = {}
@@ -272,17 +277,21 @@ class SessionInterface(FlaskSessionInterface):
         try:
             https = environ.get("wsgi.url_scheme") == "https"
             session = open_session(engine, header, now, https)
+            session._scope = environ
+            if session._had_cookie and self.legacy:
+                assert header is not None
+                # A cookie of the session's name came and was refused: perhaps one Flask's own session wrote.
+                self._import_legacy(app, engine, header, session)
+            if self._readers and session._origin is None and header and not session._dirty:
+                found = read_old(self._readers, header, now)
+                if found is not None:
+                    adopt(session, found[0], found[1], engine.cookie.name_for(https), convert=_json_safe)
+            session._accessed = False
         except StoreError as exc:
             log_store_failure(exc)
             unavailable = _Unavailable.__new__(_Unavailable)
             unavailable.error = exc
             return unavailable
-        session._scope = environ
-        # A cookie of the session's name came and was refused: perhaps one Flask's own session wrote.
-        if session._had_cookie and self.legacy:
-            assert header is not None
-            self._import_legacy(app, engine, header, session)
-            session._accessed = False
         return session  # type: ignore[return-value]
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
@@ -329,6 +338,9 @@ class SessionInterface(FlaskSessionInterface):
         accessed = session._accessed
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
+        if set_cookie is not None:
+            for cookie in session._also_set:  # an old library's cookie, expired once its session was read
+                response.headers.add("Set-Cookie", cookie)
 
 
 def _add_session_headers(headers: Headers, set_cookie: str | None, vary: bool) -> None:

@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import binascii
+import datetime
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -314,7 +313,9 @@ class StarsessionsCookie:
             import itsdangerous
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise MissingDependency("itsdangerous", extra="starlette") from exc
-        self._signer = itsdangerous.TimestampSigner(str(secret_key) if not isinstance(secret_key, bytes) else secret_key)
+        self._signer = itsdangerous.TimestampSigner(
+            str(secret_key) if not isinstance(secret_key, bytes) else secret_key
+        )
         self._bad = itsdangerous.BadSignature
         self.lifetime = lifetime if lifetime > 0 else 3600 * 24 * 30 * 12
         self.cookie_name = cookie_name
@@ -395,7 +396,8 @@ class DjangoDB:
     Options:
         database: ``"sqlite:///path/to/db.sqlite3"``, a ``postgresql://`` URL
             (needs ``sessionware[postgres]``), or a function returning a new
-            DB-API connection (``qmark`` or ``format`` parameters). Required.
+            DB-API connection (``qmark`` or ``format`` parameters), opened
+            for each read and closed after it. Required.
         secret_key: Django's ``SECRET_KEY``. Required.
         fallback_keys: ``SECRET_KEY_FALLBACKS``. Defaults to none.
         cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``"sessionid"``.
@@ -435,29 +437,22 @@ class DjangoDB:
         self._connect, marker = _connector(database)
         self._select = f"SELECT session_data, expire_date FROM {table} WHERE session_key = {marker}"  # noqa: S608
         self._delete = f"DELETE FROM {table} WHERE session_key = {marker}"  # noqa: S608
-        self._local = threading.local()
         self.cookie_name = cookie_name
         self.naive_timezone = naive_timezone
         self.delete = delete
         self.user_key = user_key
 
     def _run(self, sql: str, key: str) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
+        # A connection per read: a legacy read happens once per user, and nothing stays open.
+        connection = self._connect()
         try:
             cursor = connection.cursor()
             cursor.execute(sql, (key,))
             row = cursor.fetchone() if cursor.description is not None else None
             connection.commit()
             return row
-        except Exception:
-            self._local.connection = None
-            try:
-                connection.close()
-            except Exception:  # noqa: S110 - already failing; the first error is the one reported
-                pass
-            raise
+        finally:
+            connection.close()
 
     def read(self, value: str, now: int) -> dict[str, Any] | None:
         if not _DJANGO_KEY.fullmatch(value):
@@ -472,7 +467,9 @@ class DjangoDB:
             _refused(self.owner, "an expired session")
             return None
         try:
-            data = django_loads(str(session_data), secrets=self.secrets, salt=self.salt, max_age=None, now=now)
+            data = django_loads(
+                str(session_data), secrets=self.secrets, salt=self.salt, max_age=None, now=now
+            )
         except Refused as exc:
             _refused(self.owner, str(exc))
             return None
@@ -484,7 +481,9 @@ class DjangoDB:
         return data
 
 
-def _django_secrets(owner: str, secret_key: str | bytes, fallbacks: Iterable[str | bytes]) -> list[str | bytes]:
+def _django_secrets(
+    owner: str, secret_key: str | bytes, fallbacks: Iterable[str | bytes]
+) -> list[str | bytes]:
     if not secret_key:
         raise ConfigurationError(f"{owner} expects secret_key to be Django's SECRET_KEY")
     return [secret_key, *fallbacks]
@@ -497,7 +496,7 @@ def _timestamp(value: Any, zone: datetime.tzinfo) -> float:
         return 0.0  # not a date: treated as expired
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value.timestamp()
+    return float(value.timestamp())
 
 
 def _connector(database: str | Callable[[], Any]) -> tuple[Callable[[], Any], str]:
@@ -521,7 +520,8 @@ def _connector(database: str | Callable[[], Any]) -> tuple[Callable[[], Any], st
             raise MissingDependency("psycopg", extra="postgres") from exc
         return lambda: psycopg.connect(database, connect_timeout=5), "%s"
     raise ConfigurationError(
-        f"DjangoDB expects database to be a sqlite:/// or postgresql:// URL or a connection factory, got {database!r}"
+        "DjangoDB expects database to be a sqlite:/// or postgresql:// URL or a connection factory, "
+        f"got {database!r}"
     )
 
 
@@ -536,7 +536,8 @@ def readers_of(legacy: LegacyReader | Sequence[LegacyReader] | None, owner: str)
     for reader in readers:
         if not isinstance(reader, LegacyReader):
             raise ConfigurationError(
-                f"{owner} expects legacy to be a reader from sessionware.legacy or a list of them, got {reader!r}"
+                f"{owner} expects legacy to be a reader from sessionware.legacy or a list of them, "
+                f"got {reader!r}"
             )
     return readers
 
@@ -551,7 +552,9 @@ def find_legacy(readers: Sequence[LegacyReader], header: str) -> list[tuple[Lega
     return found
 
 
-def read_old(readers: Sequence[LegacyReader], header: str, now: int) -> tuple[LegacyReader, dict[str, Any]] | None:
+def read_old(
+    readers: Sequence[LegacyReader], header: str, now: int
+) -> tuple[LegacyReader, dict[str, Any]] | None:
     """The first old session the readers find in this ``Cookie`` header, read synchronously (WSGI, Flask)."""
     for reader, value in find_legacy(readers, header):
         data = reader.read(value, now)

@@ -21,7 +21,6 @@ from ._loading import open_session as _open
 from ._registry import UserSessions
 from ._session import Session
 from ._steps import run_sync
-from .legacy import LegacyReader, adopt, read_old, readers_of
 from .errors import (
     ConfigurationError,
     CSRFError,
@@ -29,6 +28,7 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
+from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
 from .typing import Store
 
