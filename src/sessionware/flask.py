@@ -17,13 +17,11 @@ format, so switching logs nobody out (``legacy=False`` turns that off).
 
 from __future__ import annotations
 
-import base64
-import datetime
 import inspect
+import json
 import logging
 import secrets
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -44,6 +42,7 @@ from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_ses
 try:
     import flask
     from flask.globals import request_ctx
+    from flask.json.tag import TaggedJSONSerializer
     from flask.sessions import SecureCookieSessionInterface, SessionMixin
     from flask.sessions import SessionInterface as FlaskSessionInterface
     from markupsafe import Markup
@@ -98,28 +97,87 @@ class FlaskSession(Session, SessionMixin):
 
     # Flask's flash() keeps (category, message) tuples under "_flashes", messages
     # often Markup; sessions hold JSON, so they are stored as [category, message]
-    # lists (plus "html" for Markup) and handed back as Flask's tuples.
+    # lists (plus "html" for Markup) and handed back as Flask's tuples. Other values
+    # of the types Flask's tagged JSON holds (tuple, bytes, Markup, UUID, datetime)
+    # are stored in its tagged form and handed back as they were set.
 
     def __getitem__(self, key: str) -> Any:
-        value = Session.__getitem__(self, key)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        return _from_stored(key, Session.__getitem__(self, key))
 
     def get(self, key: str, default: Any = None, /) -> Any:
-        value = Session.get(self, key, default)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        if not dict.__contains__(self, key):
+            Session.get(self, key)  # counts as a read
+            return default
+        return _from_stored(key, Session.get(self, key))
 
     def __setitem__(self, key: str, value: Any) -> None:
-        Session.__setitem__(self, key, _flashes_to_json(value) if key == _FLASHES else value)
+        Session.__setitem__(self, key, _to_stored(key, value))
 
     def pop(self, key: str, *default: Any) -> Any:
-        value = Session.pop(self, key, *default)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        if not dict.__contains__(self, key) and default:
+            return Session.pop(self, key, *default)
+        return _from_stored(key, Session.pop(self, key, *default))
+
+    def setdefault(self, key: str, default: Any = None, /) -> Any:
+        if not dict.__contains__(self, key):
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+        self._write()
 
 
 class _Unavailable(FlaskSession):
     """Stands in for the session when the store failed; the request gets a 503."""
 
     error: StoreError
+
+
+_TAGS = TaggedJSONSerializer()
+_TAG_KEYS = frozenset(_TAGS.tags)
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _needs_tag(value: Any) -> bool:
+    """Whether ``value`` holds something JSON cannot (or a dict that looks like a tag)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return False
+    if kind is list:
+        return any(_needs_tag(item) for item in value)
+    if kind is dict:
+        return (len(value) == 1 and next(iter(value)) in _TAG_KEYS) or any(
+            _needs_tag(item) for item in value.values()
+        )
+    return True  # tuple, bytes, Markup, UUID, datetime; anything else fails when saved, naming the key
+
+
+def _has_tag(stored: Any) -> bool:
+    kind = type(stored)
+    if kind is list:
+        return any(_has_tag(item) for item in stored)
+    if kind is dict:
+        return (len(stored) == 1 and next(iter(stored)) in _TAG_KEYS) or any(
+            _has_tag(item) for item in stored.values()
+        )
+    return False
+
+
+def _to_stored(key: str, value: Any) -> Any:
+    """A value as the session keeps it: itself when it is JSON (so in-place edits are seen), else tagged."""
+    if key == _FLASHES:
+        return _flashes_to_json(value)
+    return _TAGS.tag(value) if _needs_tag(value) else value
+
+
+def _from_stored(key: str, stored: Any) -> Any:
+    if key == _FLASHES:
+        return _flashes_from_json(stored)
+    if type(stored) in _JSON_SCALARS or not _has_tag(stored):
+        return stored
+    return _TAGS.loads(json.dumps(stored))  # the public way to untag: only for tagged values
 
 
 def _flashes_to_json(flashes: Any) -> Any:
@@ -156,23 +214,6 @@ def _flashes_from_json(stored: Any) -> Any:
     return flashes
 
 
-def _json_safe(value: Any) -> Any:
-    """Flask's tagged JSON holds a few types JSON does not: turn them into JSON values."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, str):
-        return str(value)  # Markup becomes a plain str
-    return value
-
-
 #: The session options a Flask app passes through, as ``SessionMiddleware`` takes them.
 _ENGINE_OPTIONS = frozenset(inspect.signature(build_engine).parameters) - {
     "secret_key_base",
@@ -189,10 +230,7 @@ class SessionInterface(FlaskSessionInterface):
 
         legacy: Read cookies Flask's own session wrote (signed with the app's
             ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``) once, and re-issue
-            them in sessionware's format. Defaults to ``True``. Values JSON
-            cannot hold are converted: tuples to lists, bytes to base64 text,
-            dates to ISO 8601 text, UUIDs and ``Markup`` to text (pending
-            flashes keep their ``Markup``). A reader from
+            them in sessionware's format. Defaults to ``True``. A reader from
             :mod:`sessionware.legacy` (``FlaskSessionRedis`` for Flask-Session),
             or a list of them, reads those sessions too (Flask's own cookies
             are still read); ``False`` reads nothing.
@@ -285,7 +323,7 @@ class SessionInterface(FlaskSessionInterface):
             if self._readers and session._origin is None and header and not session._dirty:
                 found = read_old(self._readers, header, now)
                 if found is not None:
-                    adopt(session, found[0], found[1], engine.cookie.name_for(https), convert=_json_safe)
+                    adopt(session, found[0], found[1], engine.cookie.name_for(https), convert=dict)
             session._accessed = False
         except StoreError as exc:
             log_store_failure(exc)
@@ -307,9 +345,9 @@ class SessionInterface(FlaskSessionInterface):
             logger.debug("sessionware could not read a legacy Flask session cookie")
             return
         if isinstance(data, dict) and data:
-            if _FLASHES in data:  # messages flashed just before the switch keep their Markup
-                data[_FLASHES] = _flashes_to_json(data[_FLASHES])
-            session.update(_json_safe(data))  # written in sessionware's format on this response
+            # Written in sessionware's format on this response; tuples, bytes, Markup (pending
+            # flashes' too), UUIDs and datetimes keep their types, as Flask's tagged JSON.
+            session.update(data)
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: flask.Response) -> None:
         if type(session) is not FlaskSession and (
