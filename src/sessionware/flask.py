@@ -223,6 +223,19 @@ _ENGINE_OPTIONS = frozenset(inspect.signature(build_engine).parameters) - {
 _CSRF_OPTIONS = frozenset(list(inspect.signature(_CSRFCheck).parameters))
 
 
+#: The config keys the engine is built from (besides ``SECRET_KEY``), read on every request.
+_CONFIG_READ = (
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+)
+
+
 class SessionInterface(FlaskSessionInterface):
     """Flask's session interface, backed by sessionware.
 
@@ -235,12 +248,18 @@ class SessionInterface(FlaskSessionInterface):
             or a list of them, reads those sessions too (Flask's own cookies
             are still read); ``False`` reads nothing.
 
-    Cookie settings left unset come from Flask's config, read on the app's first
-    request: ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``,
-    ``SESSION_COOKIE_PARTITIONED``, ``SESSION_COOKIE_SECURE`` (``True`` forces
-    ``Secure``; otherwise ``"auto"``) and ``SESSION_COOKIE_SAMESITE`` (default
-    ``"lax"``). The cookie is always ``HttpOnly``. ``secret_key_base`` defaults to
-    the app's ``SECRET_KEY``, which must then be 32 bytes or more.
+    Cookie settings left unset come from Flask's config, read as Flask reads
+    them, on every request (a change applies to the next one):
+    ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``
+    (else ``APPLICATION_ROOT``), ``SESSION_COOKIE_PARTITIONED``,
+    ``SESSION_COOKIE_SECURE`` (``True`` forces ``Secure``; otherwise ``"auto"``)
+    and ``SESSION_COOKIE_SAMESITE`` (``"Lax"``, ``"Strict"`` or ``"None"``; an
+    unknown value raises; Flask's default, Python's None, gives ``Lax``: the
+    attribute is never left out). The cookie is always ``HttpOnly``
+    (``SESSION_COOKIE_HTTPONLY=False`` gives a start-up warning).
+    ``secret_key_base`` defaults to the app's ``SECRET_KEY`` with
+    ``SECRET_KEY_FALLBACKS`` as older keys (they verify, ``SECRET_KEY`` signs and
+    encrypts); each must then be 32 bytes or more.
     """
 
     session_class = FlaskSession
@@ -261,7 +280,7 @@ class SessionInterface(FlaskSessionInterface):
         self._readers = readers_of(None if isinstance(legacy, bool) else legacy, "Sessionware")
         self.clock = clock
         self.options = options
-        self._engines: dict[int, Engine] = {}
+        self._engines: dict[int, tuple[tuple[Any, ...], Engine]] = {}
 
     def check(self, app: flask.Flask) -> None:
         """Raise now, at start-up, the ConfigurationError ``app``'s first request would raise.
@@ -269,23 +288,44 @@ class SessionInterface(FlaskSessionInterface):
         The engine itself is still built on the first request, from the app's
         config as it is then.
         """
-        secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
+        if app.config.get("SESSION_COOKIE_HTTPONLY", True) is False:
+            logger.warning(
+                "Sessionware: SESSION_COOKIE_HTTPONLY=False is not followed: the session cookie is always "
+                "HttpOnly, so that a script injected into a page cannot read it"
+            )
+        secret = self._secret(app)
         self._build(app, secret if secret is not None else secrets.token_urlsafe(48))
 
+    def _secret(self, app: flask.Flask) -> SecretInput | None:
+        """``secret_key_base``, or else ``SECRET_KEY`` with ``SECRET_KEY_FALLBACKS`` as rotated keys."""
+        if self.secret_key_base is not None:
+            return self.secret_key_base
+        if app.secret_key is None:
+            return None
+        fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+        return [app.secret_key, *fallbacks] if fallbacks else app.secret_key
+
     def engine(self, app: flask.Flask) -> Engine:
-        """The engine for ``app``, built from the options and the app's config on first use."""
-        engine = self._engines.get(id(app))
-        if engine is None:
-            secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
-            if secret is None:
-                raise ConfigurationError(
-                    "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
-                )
-            engine = self._build(app, secret)
-            self._engines[id(app)] = engine
+        """The engine for ``app``, built from the options and the app's config, rebuilt when that changes.
+
+        The config is read as Flask reads it, on every request: a change of
+        ``SESSION_COOKIE_*``, ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS`` takes
+        effect on the next request.
+        """
+        config = app.config
+        seen = (app.secret_key, *(config.get(name) for name in _CONFIG_READ))
+        cached = self._engines.get(id(app))
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        secret = self._secret(app)
+        if secret is None:
+            raise ConfigurationError("sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY")
+        engine = self._build(app, secret)
+        if cached is None:
             # Forget it with the app, so an app created later at the same address
             # (app factories in test suites) gets an engine of its own.
             weakref.finalize(app, self._engines.pop, id(app), None)
+        self._engines[id(app)] = (seen, engine)
         return engine
 
     def _build(self, app: flask.Flask, secret: SecretInput) -> Engine:
