@@ -491,3 +491,60 @@ def test_sessionware_cookie_values_are_never_handed_to_a_reader(tmp_path: Path) 
     client = wsgi_client(reader)
     get_json(client, "session=i1.expired-or-forged")
     assert reader.reads == 0
+
+
+# -- Flask-Session's configuration names -------------------------------------------
+
+
+def test_an_app_configured_for_flask_session_moves_with_one_call(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``flask_session.Session(app)`` becomes ``Sessionware.from_flask_session(app)``; users stay logged in."""
+    import datetime
+
+    from sessionware.flask import Sessionware, current_session
+    from sessionware.stores.redis import RedisStore
+
+    prefix = unique_prefix() + "session:"
+    config = {
+        "SESSION_PERMANENT": True,
+        "PERMANENT_SESSION_LIFETIME": datetime.timedelta(hours=2),
+        "SESSION_USE_SIGNER": True,
+        "SESSION_ID_LENGTH": 16,
+    }
+    value, _ = flask_session_cookie(redis_client, prefix, **config)
+
+    app = flask.Flask(__name__)  # the same app, its configuration unchanged
+    app.config.update(
+        SECRET_KEY=FLASK_SECRET, SESSION_TYPE="redis", SESSION_REDIS=redis_client, SESSION_KEY_PREFIX=prefix
+    )
+    app.config.update(config)
+    with caplog.at_level(logging.WARNING, logger="sessionware"):
+        extension = Sessionware.from_flask_session(app, secret_key_base=SECRET)
+    assert "SESSION_ID_LENGTH" in caplog.text  # named: no equivalent
+    interface = extension.interface
+    assert isinstance(interface.store, RedisStore)
+    assert interface.options["persistent"] is True
+    assert interface.options["expiry"].idle_timeout == 7200
+
+    @app.get("/")
+    def show() -> dict[str, Any]:
+        return {"user": current_session().user_id, "cart": flask.session.get("cart")}
+
+    client = app.test_client()
+    client.set_cookie("session", value)
+    reply = client.get("/")
+    assert reply.get_json() == {"user": "42", "cart": [1, 2, 3]}
+    cookie = reply.headers["Set-Cookie"]
+    assert cookie.startswith("session=i1.")
+    assert "Max-Age=" in cookie  # SESSION_PERMANENT: a cookie that outlives the browser
+    assert client.get("/").get_json() == {"user": "42", "cart": [1, 2, 3]}
+
+
+def test_from_flask_session_refuses_other_backends() -> None:
+    from sessionware.flask import Sessionware
+
+    app = flask.Flask(__name__)
+    app.config.update(SECRET_KEY=FLASK_SECRET, SESSION_TYPE="mongodb")
+    with pytest.raises(ConfigurationError, match="SESSION_TYPE='redis' only"):
+        Sessionware.from_flask_session(app, secret_key_base=SECRET)

@@ -484,6 +484,75 @@ class Sessionware:
         if app is not None:
             self.init_app(app)
 
+    @classmethod
+    def from_flask_session(cls, app: flask.Flask, **options: Any) -> Sessionware:
+        """Replace ``flask_session.Session(app)``: Flask-Session's settings, its users' sessions kept.
+
+        Reads the app's Flask-Session configuration and installs sessionware
+        with its equivalent; every Flask-Session session still live is read
+        once (:class:`sessionware.legacy.FlaskSessionRedis`) and re-issued, so
+        nobody is logged out. The mapping (``docs/migration.md``):
+
+        - ``SESSION_TYPE``: ``"redis"`` only (anything else raises
+          :class:`~sessionware.ConfigurationError`).
+        - ``SESSION_REDIS``: the client the new ``RedisStore`` uses, and the
+          reader reads from (default: Redis on localhost, as Flask-Session).
+        - ``SESSION_KEY_PREFIX``: the old records' prefix; new records go
+          under it plus ``"sw:"``.
+        - ``SESSION_USE_SIGNER``: the old IDs are checked with ``SECRET_KEY``.
+        - ``SESSION_PERMANENT``: ``persistent`` (a cookie that outlives the browser).
+        - ``PERMANENT_SESSION_LIFETIME``: the idle timeout, unless ``expiry`` is given.
+        - ``SESSION_COOKIE_*``, ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``: as
+          :class:`SessionInterface` reads them.
+
+        Settings with no equivalent are ignored with a start-up warning
+        naming them (see :data:`FLASK_SESSION_IGNORED`). ``options`` are
+        :class:`Sessionware`'s and win over the mapped ones.
+        """
+        config = app.config
+        kind = config.get("SESSION_TYPE")
+        if kind != "redis":
+            raise ConfigurationError(
+                f"Sessionware.from_flask_session maps SESSION_TYPE='redis' only, got {kind!r}; "
+                "for another backend pass a sessionware store to Sessionware(app, store=...)"
+            )
+        from .legacy import FlaskSessionRedis
+        from .stores.redis import RedisStore
+
+        client = config.get("SESSION_REDIS")
+        if client is None:
+            import redis
+
+            client = redis.Redis()  # Flask-Session's default: localhost
+        prefix = config.get("SESSION_KEY_PREFIX", "session:")
+        defaults = flask.Flask.default_config
+        ignored = sorted(
+            name for name in FLASK_SESSION_IGNORED if name in config and config[name] != defaults.get(name, ...)
+        )
+        if ignored:
+            logger.warning(
+                "Sessionware.from_flask_session: these Flask-Session settings have no equivalent and are "
+                "ignored (see docs/migration.md): %s",
+                ", ".join(ignored),
+            )
+        mapped: dict[str, Any] = {
+            "store": RedisStore(client=client, prefix=prefix + "sw:"),
+            "persistent": bool(config.get("SESSION_PERMANENT", True)),
+            "legacy": FlaskSessionRedis(
+                client,
+                key_prefix=prefix,
+                use_signer=bool(config.get("SESSION_USE_SIGNER", False)),
+                secret_key=app.secret_key,
+                cookie_name=config.get("SESSION_COOKIE_NAME") or "session",
+            ),
+        }
+        lifetime = app.permanent_session_lifetime.total_seconds()
+        if "expiry" not in options:
+            from ._expiry import Expiry
+
+            mapped["expiry"] = Expiry(idle_timeout=int(lifetime), absolute_timeout=None)
+        return cls(app, **{**mapped, **options})
+
     def init_app(self, app: flask.Flask) -> None:
         self.interface.check(app)  # a bad option fails here, not at the first request
         app.session_interface = self.interface
@@ -512,6 +581,16 @@ class Sessionware:
         reason = checker.refusal(environ, current_session())
         if reason is not None:
             raise CSRFError(reason)
+
+
+#: Flask-Session settings :meth:`Sessionware.from_flask_session` has no equivalent for, and why.
+FLASK_SESSION_IGNORED = {
+    "SESSION_ID_LENGTH": "session IDs are always 256 random bits, signed",
+    "SESSION_SERIALIZATION_FORMAT": "sessions are JSON; old records are read in either format",
+    "SESSION_REFRESH_EACH_REQUEST": "a read-only request refreshes the session at most once a minute",
+    "SESSION_CLEANUP_N_REQUESTS": "Redis expires records itself",
+    "SESSION_COOKIE_HTTPONLY": "the cookie is always HttpOnly",
+}
 
 
 def csrf_exempt(view: V) -> V:
