@@ -499,7 +499,7 @@ def test_sessionware_cookie_values_are_never_handed_to_a_reader(tmp_path: Path) 
 def test_an_app_configured_for_flask_session_moves_with_one_call(
     redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``flask_session.Session(app)`` becomes ``Sessionware.from_flask_session(app)``; users stay logged in."""
+    """``flask_session.Session(app)`` becomes ``Sessionware.from_flask_session(app)``; users stay in."""
     import datetime
 
     from sessionware.flask import Sessionware, current_session

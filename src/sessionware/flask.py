@@ -319,7 +319,9 @@ class SessionInterface(FlaskSessionInterface):
             return cached[1]
         secret = self._secret(app)
         if secret is None:
-            raise ConfigurationError("sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY")
+            raise ConfigurationError(
+                "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
+            )
         engine = self._build(app, secret)
         if cached is None:
             # Forget it with the app, so an app created later at the same address
@@ -527,7 +529,9 @@ class Sessionware:
         prefix = config.get("SESSION_KEY_PREFIX", "session:")
         defaults = flask.Flask.default_config
         ignored = sorted(
-            name for name in FLASK_SESSION_IGNORED if name in config and config[name] != defaults.get(name, ...)
+            name
+            for name in FLASK_SESSION_IGNORED
+            if name in config and config[name] != defaults.get(name, ...)
         )
         if ignored:
             logger.warning(
