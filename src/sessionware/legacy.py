@@ -373,15 +373,7 @@ class DjangoSignedCookies:
         self.user_key = user_key
 
     def read(self, value: str, now: int) -> dict[str, Any] | None:
-        try:
-            data = django_loads(value, secrets=self.secrets, salt=self.salt, max_age=self.max_age, now=now)
-        except Refused as exc:
-            _refused(self.owner, str(exc))
-            return None
-        if not isinstance(data, dict):
-            _refused(self.owner, "a session that is not a JSON object")
-            return None
-        return data
+        return _django_session(self.owner, value, self.secrets, self.salt, self.max_age, now)
 
 
 class DjangoDB:
@@ -466,19 +458,27 @@ class DjangoDB:
         if _timestamp(expire_date, self.naive_timezone) <= now:
             _refused(self.owner, "an expired session")
             return None
-        try:
-            data = django_loads(
-                str(session_data), secrets=self.secrets, salt=self.salt, max_age=None, now=now
-            )
-        except Refused as exc:
-            _refused(self.owner, str(exc))
-            return None
-        if not isinstance(data, dict):
-            _refused(self.owner, "a session that is not a JSON object")
+        data = _django_session(self.owner, str(session_data), self.secrets, self.salt, None, now)
+        if data is None:
             return None
         if self.delete:
             _fetch(self.owner, lambda: self._run(self._delete, value))
         return data
+
+
+def _django_session(
+    owner: str, signed: str, secrets: Sequence[str | bytes], salt: str, max_age: int | None, now: int
+) -> dict[str, Any] | None:
+    """A session Django's ``signing.dumps`` made, or None (logged)."""
+    try:
+        data = django_loads(signed, secrets=secrets, salt=salt, max_age=max_age, now=now)
+    except Refused as exc:
+        _refused(owner, str(exc))
+        return None
+    if not isinstance(data, dict):
+        _refused(owner, "a session that is not a JSON object")
+        return None
+    return data
 
 
 def _django_secrets(
