@@ -90,3 +90,16 @@ def test_the_version_comes_from_the_package_metadata() -> None:
     from importlib.metadata import version
 
     assert sessionware.__version__ == version("sessionware")
+
+
+def test_the_legacy_readers_are_pinned() -> None:
+    import sessionware.legacy
+
+    assert sessionware.legacy.__all__ == [
+        "DjangoDB",
+        "DjangoSignedCookies",
+        "FlaskSessionRedis",
+        "LegacyReader",
+        "StarsessionsCookie",
+        "StarsessionsRedis",
+    ]

@@ -542,3 +542,64 @@ def redis_store(namespace: dict[str, Any]) -> None:
         assert store.load(uuid.uuid4().hex) is None  # a round trip to the real server
     finally:
         store.close()
+
+
+@exercise("Sessionware.from_flask_session(app")
+def flask_session_moved(namespace: dict[str, Any]) -> None:
+    """A session the real Flask-Session wrote with the block's settings survives the move."""
+    import flask
+    import flask_session
+
+    app = namespace["app"]
+    old = flask.Flask("old")
+    old.config.update(app.config)
+    flask_session.Session(old)
+
+    @old.get("/login")
+    def login() -> str:
+        flask.session["_user_id"] = "7"
+        return "ok"
+
+    old_client = old.test_client()
+    old_client.get("/login")
+    cookie = old_client.get_cookie("session")
+    assert cookie is not None
+
+    def who() -> dict[str, Any]:
+        from sessionware.flask import current_session
+
+        return {"user": current_session().user_id}
+
+    app.add_url_rule("/", view_func=who)
+    client = app.test_client()
+    client.set_cookie("session", cookie.value)
+    assert client.get("/").get_json() == {"user": "7"}
+
+
+def _legacy_app_answers(namespace: dict[str, Any], cookie: str) -> None:
+    async def read(request: Request) -> Response:
+        return JSONResponse({"data": dict(request.session)})
+
+    app = namespace["app"]
+    app.router.routes.append(Route("/", read))
+    with TestClient(app) as client:
+        reply = client.get("/", headers={"Cookie": cookie})  # not an old session: anonymous
+    assert reply.status_code == 200
+    assert reply.json() == {"data": {}}
+
+
+@exercise("legacy=StarsessionsRedis(")
+def starsessions_moved(namespace: dict[str, Any]) -> None:
+    _legacy_app_answers(namespace, "session=" + uuid.uuid4().hex)
+
+
+@exercise('DjangoDB("sqlite:///db.sqlite3"')
+def django_moved(namespace: dict[str, Any]) -> None:
+    import sqlite3
+
+    with sqlite3.connect("db.sqlite3") as connection:  # Django's table, as migrate makes it
+        connection.execute(
+            "CREATE TABLE django_session"
+            " (session_key varchar(40) PRIMARY KEY, session_data text, expire_date datetime)"
+        )
+    _legacy_app_answers(namespace, "sessionid=" + "a" * 32)

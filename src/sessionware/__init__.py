@@ -27,6 +27,7 @@ This module only re-exports. The public submodules:
 - ``sessionware.flask``: the ``Sessionware`` extension (``flask`` extra)
 - ``sessionware.django``: a Django session engine, ``SESSION_ENGINE = "sessionware.django"``
   (``django`` extra)
+- ``sessionware.legacy``: readers of Flask-Session, starsessions and Django sessions (``legacy=``)
 - ``sessionware.phoenix``: Plug/Phoenix session cookies (``phoenix`` extra for encrypted ones)
 """
 

@@ -74,6 +74,9 @@ class Session(dict[str, Any]):
     _action = NONE
     _read_only = False
     _had_cookie = False  # a session cookie came in but was refused
+    # Set-Cookie values the adapter adds when it sets the session cookie (expiring an
+    # old library's cookie once its session was read: sessionware.legacy).
+    _also_set: tuple[str, ...] = ()
     # Set by the engine: itself, this request's time, and what was loaded (the
     # record, None for a new session; for server-side stores the session ID, its
     # store key and the fields as stored; whether an older secret verified it).

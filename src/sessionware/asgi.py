@@ -27,6 +27,7 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
+from .legacy import LegacyReader, adopt, aread_old, readers_of
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
@@ -162,6 +163,12 @@ class SessionMiddleware(CheckedArguments):
             revocation store. See ``docs/dbsc.md``.
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
+        legacy: A reader of another library's live sessions, or a list of
+            them (:mod:`sessionware.legacy`: Flask-Session, starsessions,
+            Django), so that switching logs nobody out. A request with no
+            valid sessionware cookie but one a reader knows gets that old
+            session (and its log-in), re-issued in sessionware's format.
+            Defaults to None.
 
     Example::
 
@@ -195,8 +202,10 @@ class SessionMiddleware(CheckedArguments):
         on_session_limit: str = "evict_oldest",
         dbsc: DBSC | None = None,
         clock: Callable[[], float] = time.time,
+        legacy: LegacyReader | Sequence[LegacyReader] | None = None,
     ) -> None:
         self.app = app
+        self._readers = readers_of(legacy, "SessionMiddleware")
         self.engine = build_engine(
             secret_key_base=secret_key_base,
             store=store,
@@ -241,6 +250,8 @@ class SessionMiddleware(CheckedArguments):
             else:
                 done, result = run_inline(opened, store)
                 session = result if done else await run_async(result, store)
+            if self._readers and session._origin is None:
+                await self._read_old(session, scope, https, now)
         except StoreError as exc:
             await self._store_failed(scope, receive, send, exc)
             return
@@ -305,6 +316,10 @@ class SessionMiddleware(CheckedArguments):
                     message["headers"] = _with_session_headers(
                         message.get("headers", ()), closed, session._accessed
                     )
+                    if closed is not None and session._also_set:
+                        message["headers"] += [
+                            (b"set-cookie", c.encode("latin-1")) for c in session._also_set
+                        ]
                 if dbsc is not None:
                     try:
                         extra = await self._dbsc_headers(session, closed, scope, https, now)
@@ -394,6 +409,14 @@ class SessionMiddleware(CheckedArguments):
             header = await run_async(offer, self._async_store)
             extra.append((b"secure-session-registration", header.encode("latin-1")))
         return extra
+
+    async def _read_old(self, session: Session, scope: Scope, https: bool, now: int) -> None:
+        """Another library's session, if the request brings one (``legacy=``)."""
+        header = _cookie_header(scope["headers"])
+        found = None if header is None else await aread_old(self._readers, header, now)
+        if found is not None:
+            session._scope = scope  # log_in records the client
+            adopt(session, found[0], found[1], self.engine.cookie.name_for(https))
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         log_store_failure(exc, "the store error app")

@@ -17,15 +17,13 @@ format, so switching logs nobody out (``legacy=False`` turns that off).
 
 from __future__ import annotations
 
-import base64
-import datetime
 import inspect
+import json
 import logging
 import secrets
 import time
-import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._arguments import check_options
@@ -39,12 +37,14 @@ from ._registry import UserSessions
 from ._session import Session
 from .csrf import csrf_input, csrf_token
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
+from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
 from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
 
 try:
     import flask
     from flask.globals import request_ctx
+    from flask.json.tag import TaggedJSONSerializer
     from flask.sessions import SecureCookieSessionInterface, SessionMixin
     from flask.sessions import SessionInterface as FlaskSessionInterface
     from markupsafe import Markup
@@ -99,28 +99,87 @@ class FlaskSession(Session, SessionMixin):
 
     # Flask's flash() keeps (category, message) tuples under "_flashes", messages
     # often Markup; sessions hold JSON, so they are stored as [category, message]
-    # lists (plus "html" for Markup) and handed back as Flask's tuples.
+    # lists (plus "html" for Markup) and handed back as Flask's tuples. Other values
+    # of the types Flask's tagged JSON holds (tuple, bytes, Markup, UUID, datetime)
+    # are stored in its tagged form and handed back as they were set.
 
     def __getitem__(self, key: str) -> Any:
-        value = Session.__getitem__(self, key)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        return _from_stored(key, Session.__getitem__(self, key))
 
     def get(self, key: str, default: Any = None, /) -> Any:
-        value = Session.get(self, key, default)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        if not dict.__contains__(self, key):
+            Session.get(self, key)  # counts as a read
+            return default
+        return _from_stored(key, Session.get(self, key))
 
     def __setitem__(self, key: str, value: Any) -> None:
-        Session.__setitem__(self, key, _flashes_to_json(value) if key == _FLASHES else value)
+        Session.__setitem__(self, key, _to_stored(key, value))
 
     def pop(self, key: str, *default: Any) -> Any:
-        value = Session.pop(self, key, *default)
-        return _flashes_from_json(value) if key == _FLASHES else value
+        if not dict.__contains__(self, key) and default:
+            return Session.pop(self, key, *default)
+        return _from_stored(key, Session.pop(self, key, *default))
+
+    def setdefault(self, key: str, default: Any = None, /) -> Any:
+        if not dict.__contains__(self, key):
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+        self._write()
 
 
 class _Unavailable(FlaskSession):
     """Stands in for the session when the store failed; the request gets a 503."""
 
     error: StoreError
+
+
+_TAGS = TaggedJSONSerializer()
+_TAG_KEYS = frozenset(_TAGS.tags)
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _needs_tag(value: Any) -> bool:
+    """Whether ``value`` holds something JSON cannot (or a dict that looks like a tag)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return False
+    if kind is list:
+        return any(_needs_tag(item) for item in value)
+    if kind is dict:
+        return (len(value) == 1 and next(iter(value)) in _TAG_KEYS) or any(
+            _needs_tag(item) for item in value.values()
+        )
+    return True  # tuple, bytes, Markup, UUID, datetime; anything else fails when saved, naming the key
+
+
+def _has_tag(stored: Any) -> bool:
+    kind = type(stored)
+    if kind is list:
+        return any(_has_tag(item) for item in stored)
+    if kind is dict:
+        return (len(stored) == 1 and next(iter(stored)) in _TAG_KEYS) or any(
+            _has_tag(item) for item in stored.values()
+        )
+    return False
+
+
+def _to_stored(key: str, value: Any) -> Any:
+    """A value as the session keeps it: itself when it is JSON (so in-place edits are seen), else tagged."""
+    if key == _FLASHES:
+        return _flashes_to_json(value)
+    return _TAGS.tag(value) if _needs_tag(value) else value
+
+
+def _from_stored(key: str, stored: Any) -> Any:
+    if key == _FLASHES:
+        return _flashes_from_json(stored)
+    if type(stored) in _JSON_SCALARS or not _has_tag(stored):
+        return stored
+    return _TAGS.loads(json.dumps(stored))  # the public way to untag: only for tagged values
 
 
 def _flashes_to_json(flashes: Any) -> Any:
@@ -157,23 +216,6 @@ def _flashes_from_json(stored: Any) -> Any:
     return flashes
 
 
-def _json_safe(value: Any) -> Any:
-    """Flask's tagged JSON holds a few types JSON does not: turn them into JSON values."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, str):
-        return str(value)  # Markup becomes a plain str
-    return value
-
-
 #: The session options a Flask app passes through, as ``SessionMiddleware`` takes them.
 _ENGINE_OPTIONS = frozenset(inspect.signature(build_engine).parameters) - {
     "secret_key_base",
@@ -183,6 +225,19 @@ _ENGINE_OPTIONS = frozenset(inspect.signature(build_engine).parameters) - {
 _CSRF_OPTIONS = frozenset(list(inspect.signature(_CSRFCheck).parameters))
 
 
+#: The config keys the engine is built from (besides ``SECRET_KEY``), read on every request.
+_CONFIG_READ = (
+    "SECRET_KEY_FALLBACKS",
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "APPLICATION_ROOT",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_PARTITIONED",
+)
+
+
 class SessionInterface(FlaskSessionInterface):
     """Flask's session interface, backed by sessionware.
 
@@ -190,17 +245,23 @@ class SessionInterface(FlaskSessionInterface):
 
         legacy: Read cookies Flask's own session wrote (signed with the app's
             ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``) once, and re-issue
-            them in sessionware's format. Defaults to ``True``. Values JSON
-            cannot hold are converted: tuples to lists, bytes to base64 text,
-            dates to ISO 8601 text, UUIDs and ``Markup`` to text (pending
-            flashes keep their ``Markup``).
+            them in sessionware's format. Defaults to ``True``. A reader from
+            :mod:`sessionware.legacy` (``FlaskSessionRedis`` for Flask-Session),
+            or a list of them, reads those sessions too (Flask's own cookies
+            are still read); ``False`` reads nothing.
 
-    Cookie settings left unset come from Flask's config, read on the app's first
-    request: ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``,
-    ``SESSION_COOKIE_PARTITIONED``, ``SESSION_COOKIE_SECURE`` (``True`` forces
-    ``Secure``; otherwise ``"auto"``) and ``SESSION_COOKIE_SAMESITE`` (default
-    ``"lax"``). The cookie is always ``HttpOnly``. ``secret_key_base`` defaults to
-    the app's ``SECRET_KEY``, which must then be 32 bytes or more.
+    Cookie settings left unset come from Flask's config, read as Flask reads
+    them, on every request (a change applies to the next one):
+    ``SESSION_COOKIE_NAME``, ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``
+    (else ``APPLICATION_ROOT``), ``SESSION_COOKIE_PARTITIONED``,
+    ``SESSION_COOKIE_SECURE`` (``True`` forces ``Secure``; otherwise ``"auto"``)
+    and ``SESSION_COOKIE_SAMESITE`` (``"Lax"``, ``"Strict"`` or ``"None"``; an
+    unknown value raises; Flask's default, Python's None, gives ``Lax``: the
+    attribute is never left out). The cookie is always ``HttpOnly``
+    (``SESSION_COOKIE_HTTPONLY=False`` gives a start-up warning).
+    ``secret_key_base`` defaults to the app's ``SECRET_KEY`` with
+    ``SECRET_KEY_FALLBACKS`` as older keys (they verify, ``SECRET_KEY`` signs and
+    encrypts); each must then be 32 bytes or more.
     """
 
     session_class = FlaskSession
@@ -210,17 +271,18 @@ class SessionInterface(FlaskSessionInterface):
         *,
         secret_key_base: SecretInput | None = None,
         store: Any = None,
-        legacy: bool = True,
+        legacy: bool | LegacyReader | Sequence[LegacyReader] = True,
         clock: Callable[[], float] = time.time,
         **options: Any,
     ) -> None:
         check_options("Sessionware", options, _ENGINE_OPTIONS)
         self.secret_key_base = secret_key_base
         self.store = store
-        self.legacy = legacy
+        self.legacy = legacy is not False
+        self._readers = readers_of(None if isinstance(legacy, bool) else legacy, "Sessionware")
         self.clock = clock
         self.options = options
-        self._engines: dict[int, Engine] = {}
+        self._engines: dict[int, tuple[tuple[Any, ...], Engine]] = {}
 
     def check(self, app: flask.Flask) -> None:
         """Raise now, at start-up, the ConfigurationError ``app``'s first request would raise.
@@ -228,23 +290,46 @@ class SessionInterface(FlaskSessionInterface):
         The engine itself is still built on the first request, from the app's
         config as it is then.
         """
-        secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
+        if app.config.get("SESSION_COOKIE_HTTPONLY", True) is False:
+            logger.warning(
+                "Sessionware: SESSION_COOKIE_HTTPONLY=False is not followed: the session cookie is always "
+                "HttpOnly, so that a script injected into a page cannot read it"
+            )
+        secret = self._secret(app)
         self._build(app, secret if secret is not None else secrets.token_urlsafe(48))
 
+    def _secret(self, app: flask.Flask) -> SecretInput | None:
+        """``secret_key_base``, or else ``SECRET_KEY`` with ``SECRET_KEY_FALLBACKS`` as rotated keys."""
+        if self.secret_key_base is not None:
+            return self.secret_key_base
+        if app.secret_key is None:
+            return None
+        fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or ()
+        return [app.secret_key, *fallbacks] if fallbacks else app.secret_key
+
     def engine(self, app: flask.Flask) -> Engine:
-        """The engine for ``app``, built from the options and the app's config on first use."""
-        engine = self._engines.get(id(app))
-        if engine is None:
-            secret = self.secret_key_base if self.secret_key_base is not None else app.secret_key
-            if secret is None:
-                raise ConfigurationError(
-                    "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
-                )
-            engine = self._build(app, secret)
-            self._engines[id(app)] = engine
+        """The engine for ``app``, built from the options and the app's config, rebuilt when that changes.
+
+        The config is read as Flask reads it, on every request: a change of
+        ``SESSION_COOKIE_*``, ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS`` takes
+        effect on the next request.
+        """
+        config = app.config
+        seen = (app.secret_key, *(config.get(name) for name in _CONFIG_READ))
+        cached = self._engines.get(id(app))
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        secret = self._secret(app)
+        if secret is None:
+            raise ConfigurationError(
+                "sessionware's Flask SessionInterface needs secret_key_base or SECRET_KEY"
+            )
+        engine = self._build(app, secret)
+        if cached is None:
             # Forget it with the app, so an app created later at the same address
             # (app factories in test suites) gets an engine of its own.
             weakref.finalize(app, self._engines.pop, id(app), None)
+        self._engines[id(app)] = (seen, engine)
         return engine
 
     def _build(self, app: flask.Flask, secret: SecretInput) -> Engine:
@@ -274,17 +359,21 @@ class SessionInterface(FlaskSessionInterface):
         try:
             https = environ.get("wsgi.url_scheme") == "https"
             session = open_session(engine, header, now, https)
+            session._scope = environ
+            if session._had_cookie and self.legacy:
+                assert header is not None
+                # A cookie of the session's name came and was refused: perhaps one Flask's own session wrote.
+                self._import_legacy(app, engine, header, session)
+            if self._readers and session._origin is None and header and not session._dirty:
+                found = read_old(self._readers, header, now)
+                if found is not None:
+                    adopt(session, found[0], found[1], engine.cookie.name_for(https), convert=dict)
+            session._accessed = False
         except StoreError as exc:
             log_store_failure(exc)
             unavailable = _Unavailable.__new__(_Unavailable)
             unavailable.error = exc
             return unavailable
-        session._scope = environ
-        # A cookie of the session's name came and was refused: perhaps one Flask's own session wrote.
-        if session._had_cookie and self.legacy:
-            assert header is not None
-            self._import_legacy(app, engine, header, session)
-            session._accessed = False
         return session  # type: ignore[return-value]
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
@@ -300,9 +389,9 @@ class SessionInterface(FlaskSessionInterface):
             logger.debug("sessionware could not read a legacy Flask session cookie")
             return
         if isinstance(data, dict) and data:
-            if _FLASHES in data:  # messages flashed just before the switch keep their Markup
-                data[_FLASHES] = _flashes_to_json(data[_FLASHES])
-            session.update(_json_safe(data))  # written in sessionware's format on this response
+            # Written in sessionware's format on this response; tuples, bytes, Markup (pending
+            # flashes' too), UUIDs and datetimes keep their types, as Flask's tagged JSON.
+            session.update(data)
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: flask.Response) -> None:
         if type(session) is not FlaskSession and (
@@ -331,6 +420,9 @@ class SessionInterface(FlaskSessionInterface):
         accessed = session._accessed
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
+        if set_cookie is not None:
+            for cookie in session._also_set:  # an old library's cookie, expired once its session was read
+                response.headers.add("Set-Cookie", cookie)
         if engine.dbsc is not None:
             root = environ.get("SCRIPT_NAME", "") if environ is not None else ""
             try:
@@ -406,6 +498,77 @@ class Sessionware:
         if app is not None:
             self.init_app(app)
 
+    @classmethod
+    def from_flask_session(cls, app: flask.Flask, **options: Any) -> Sessionware:
+        """Replace ``flask_session.Session(app)``: Flask-Session's settings, its users' sessions kept.
+
+        Reads the app's Flask-Session configuration and installs sessionware
+        with its equivalent; every Flask-Session session still live is read
+        once (:class:`sessionware.legacy.FlaskSessionRedis`) and re-issued, so
+        nobody is logged out. The mapping (``docs/migration.md``):
+
+        - ``SESSION_TYPE``: ``"redis"`` only (anything else raises
+          :class:`~sessionware.ConfigurationError`).
+        - ``SESSION_REDIS``: the client the new ``RedisStore`` uses, and the
+          reader reads from (default: Redis on localhost, as Flask-Session).
+        - ``SESSION_KEY_PREFIX``: the old records' prefix; new records go
+          under it plus ``"sw:"``.
+        - ``SESSION_USE_SIGNER``: the old IDs are checked with ``SECRET_KEY``.
+        - ``SESSION_PERMANENT``: ``persistent`` (a cookie that outlives the browser).
+        - ``PERMANENT_SESSION_LIFETIME``: the idle timeout, unless ``expiry`` is given.
+        - ``SESSION_COOKIE_*``, ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``: as
+          :class:`SessionInterface` reads them.
+
+        Settings with no equivalent are ignored with a start-up warning
+        naming them (see :data:`FLASK_SESSION_IGNORED`). ``options`` are
+        :class:`Sessionware`'s and win over the mapped ones.
+        """
+        config = app.config
+        kind = config.get("SESSION_TYPE")
+        if kind != "redis":
+            raise ConfigurationError(
+                f"Sessionware.from_flask_session maps SESSION_TYPE='redis' only, got {kind!r}; "
+                "for another backend pass a sessionware store to Sessionware(app, store=...)"
+            )
+        from .legacy import FlaskSessionRedis
+        from .stores.redis import RedisStore
+
+        client = config.get("SESSION_REDIS")
+        if client is None:
+            import redis
+
+            client = redis.Redis()  # Flask-Session's default: localhost
+        prefix = config.get("SESSION_KEY_PREFIX", "session:")
+        defaults = flask.Flask.default_config
+        ignored = sorted(
+            name
+            for name in FLASK_SESSION_IGNORED
+            if name in config and config[name] != defaults.get(name, ...)
+        )
+        if ignored:
+            logger.warning(
+                "Sessionware.from_flask_session: these Flask-Session settings have no equivalent and are "
+                "ignored (see docs/migration.md): %s",
+                ", ".join(ignored),
+            )
+        mapped: dict[str, Any] = {
+            "store": RedisStore(client=client, prefix=prefix + "sw:"),
+            "persistent": bool(config.get("SESSION_PERMANENT", True)),
+            "legacy": FlaskSessionRedis(
+                client,
+                key_prefix=prefix,
+                use_signer=bool(config.get("SESSION_USE_SIGNER", False)),
+                secret_key=app.secret_key,
+                cookie_name=config.get("SESSION_COOKIE_NAME") or "session",
+            ),
+        }
+        lifetime = app.permanent_session_lifetime.total_seconds()
+        if "expiry" not in options:
+            from ._expiry import Expiry
+
+            mapped["expiry"] = Expiry(idle_timeout=int(lifetime), absolute_timeout=None)
+        return cls(app, **{**mapped, **options})
+
     def init_app(self, app: flask.Flask) -> None:
         self.interface.check(app)  # a bad option fails here, not at the first request
         app.session_interface = self.interface
@@ -466,6 +629,16 @@ def _dbsc_before_request() -> flask.Response | None:
         return None
     session.ignore()  # answered by DBSC: the session is not written
     return flask.Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+#: Flask-Session settings :meth:`Sessionware.from_flask_session` has no equivalent for, and why.
+FLASK_SESSION_IGNORED = {
+    "SESSION_ID_LENGTH": "session IDs are always 256 random bits, signed",
+    "SESSION_SERIALIZATION_FORMAT": "sessions are JSON; old records are read in either format",
+    "SESSION_REFRESH_EACH_REQUEST": "a read-only request refreshes the session at most once a minute",
+    "SESSION_CLEANUP_N_REQUESTS": "Redis expires records itself",
+    "SESSION_COOKIE_HTTPONLY": "the cookie is always HttpOnly",
+}
 
 
 def csrf_exempt(view: V) -> V:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
+from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
 from .typing import Store
 
@@ -93,6 +94,7 @@ class SessionMiddleware(CheckedArguments):
     Options: the same as :class:`sessionware.SessionMiddleware` (see there),
     ``dbsc`` included, except that ``store`` must offer synchronous methods
     (every built-in store does) and ``store_error_app`` is a WSGI app.
+    ``legacy=`` readers are called synchronously.
 
     Example::
 
@@ -122,8 +124,10 @@ class SessionMiddleware(CheckedArguments):
         on_session_limit: str = "evict_oldest",
         dbsc: DBSC | None = None,
         clock: Callable[[], float] = time.time,
+        legacy: LegacyReader | Sequence[LegacyReader] | None = None,
     ) -> None:
         self.app = app
+        self._readers = readers_of(legacy, "SessionMiddleware")
         self.engine = build_engine(
             secret_key_base=secret_key_base,
             store=store,
@@ -150,6 +154,11 @@ class SessionMiddleware(CheckedArguments):
         https = environ.get("wsgi.url_scheme") == "https"
         try:
             session = open_session(engine, environ.get("HTTP_COOKIE"), now, https)
+            session._scope = environ
+            if self._readers and session._origin is None and environ.get("HTTP_COOKIE"):
+                found = read_old(self._readers, environ["HTTP_COOKIE"], now)
+                if found is not None:
+                    adopt(session, found[0], found[1], engine.cookie.name_for(https))
         except StoreError as exc:
             return self._store_failed(environ, start_response, exc)
         dbsc = engine.dbsc
@@ -163,7 +172,6 @@ class SessionMiddleware(CheckedArguments):
                 start_response(status_line(answer.status), with_length(answer))
                 return [answer.body]
         environ[ENVIRON_KEY] = session
-        session._scope = environ
         state: dict[str, Any] = {"replaced": None, "started": False}
 
         def start_with_session(
@@ -184,6 +192,8 @@ class SessionMiddleware(CheckedArguments):
                 return lambda data: None
             if set_cookie is not None or session._accessed:
                 headers = with_session_headers(headers, set_cookie, session._accessed)
+                if set_cookie is not None and session._also_set:
+                    headers += [("Set-Cookie", cookie) for cookie in session._also_set]
             if dbsc is not None:
                 try:
                     root = environ.get("SCRIPT_NAME", "")
