@@ -291,3 +291,53 @@ def test_a_record_whose_fields_do_not_decode_loads_as_absent(
         connection.execute("UPDATE sessionware_sessions SET data = 'not json'")
     assert store.load("k") is None
     assert any("does not decode" in record.getMessage() for record in caplog.records)
+
+
+def test_connections_opened_while_another_store_writes_never_fail(tmp_path: Path) -> None:
+    """New connections (a new event loop, a new thread, another process) set themselves up
+    while other connections write: every call of every face succeeds, none is refused."""
+    path = str(tmp_path / "s.db")
+    writer = SQLiteStore(path)
+    writer.create("g/k", b"h", {"a": "1"}, 600, None)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                writer.update("g/k", change(b"h", {"n": str(n)}))
+                if n % 10 == 0:
+                    writer.checkpoint()
+            except BaseException as exc:  # pragma: no cover - reported below
+                failures.append(exc)
+
+    def come_and_go() -> None:
+        # A process that opens the file, writes and closes: the last connection to close
+        # checkpoints the log and removes it, under an exclusive lock, as others open.
+        while not stop.is_set():
+            connection = sqlite3.connect(path, isolation_level=None, timeout=5)
+            connection.execute("UPDATE sessionware_sessions SET expires_at = expires_at")
+            connection.close()
+
+    threads = [threading.Thread(target=write), threading.Thread(target=come_and_go)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(150):
+            store = SQLiteStore(path)  # fresh connections on every face
+
+            async def use(store: SQLiteStore = store) -> StoredRecord | None:
+                face = store.asyncio()
+                assert await face.update("g/k", change(b"h", {"x": "1"}))
+                return await face.load("g/k")
+
+            assert asyncio.run(use()) is not None
+            assert store.load("g/k") is not None
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not failures, failures[:3]
+

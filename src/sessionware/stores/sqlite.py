@@ -192,7 +192,7 @@ class SQLiteStore(CheckedArguments):
     def _migrate(self, create: bool = True) -> None:
         # On a connection of its own, closed after: the constructing process (a
         # forking server's master, say) then holds no connection its workers inherit.
-        with contextlib.closing(self._open()) as connection:
+        with contextlib.closing(self._open(wal=True)) as connection:
             try:
                 connection.execute("SELECT json_patch('{}', '{}')")
             except sqlite3.OperationalError as exc:
@@ -235,15 +235,41 @@ class SQLiteStore(CheckedArguments):
             """
         )
 
-    def _open(self, timeout: float | None = None) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path,
-            timeout=self._timeout if timeout is None else timeout,
-            isolation_level=None,
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
+    def _open(self, timeout: float | None = None, *, wal: bool = False) -> sqlite3.Connection:
+        """A connection, set up; ``wal`` also puts the file in write-ahead-log mode.
+
+        A new connection's first statement can find the file locked: another
+        process's last connection closing (it checkpoints the log and removes it
+        under an exclusive lock), or one recovering the log's index -- and SQLite
+        then refuses at once, without the busy timeout's wait. A connection that
+        must never wait (the event loop's: ``timeout=0``) raises ``WouldBlock``
+        (the call moves to the thread pool); any other waits for the lock, as its
+        busy timeout would, up to the store's timeout, then raises ``StoreBusy``.
+        WAL mode is a property of the file, so only the constructor sets it.
+        """
+        wait = self._timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        pause = 0.001
+        while True:
+            connection = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
+            try:
+                if wal:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                return connection
+            except sqlite3.OperationalError as exc:
+                connection.close()
+                if not _is_busy(exc):
+                    raise
+                if wait == 0:
+                    raise WouldBlock() from exc
+                if time.monotonic() + pause > deadline:
+                    raise StoreBusy(
+                        f"SQLiteStore({self.path!r}): the database stayed locked for {wait} s "
+                        f"while a connection was opened: {exc}"
+                    ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _execute(self, cursor: sqlite3.Cursor, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
