@@ -340,4 +340,3 @@ def test_connections_opened_while_another_store_writes_never_fail(tmp_path: Path
         for thread in threads:
             thread.join(10)
     assert not failures, failures[:3]
-
