@@ -40,7 +40,15 @@ from ._session import Session
 from .csrf import csrf_input, csrf_token
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .stores.cookie import CookieStore
-from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
+from .wsgi import (
+    _CSRFCheck,
+    _sync_store,
+    close_session,
+    extras_closed,
+    extras_opened,
+    open_session,
+    with_session_headers,
+)
 
 try:
     import flask
@@ -285,6 +293,14 @@ class SessionInterface(FlaskSessionInterface):
             assert header is not None
             self._import_legacy(app, engine, header, session)
             session._accessed = False
+        if engine.extras:  # the anomaly hook, remember-me
+            try:
+                extras_opened(engine, session, header, now, https)
+            except StoreError as exc:
+                log_store_failure(exc)
+                unavailable = _Unavailable.__new__(_Unavailable)
+                unavailable.error = exc
+                return unavailable
         return session  # type: ignore[return-value]
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
@@ -327,10 +343,21 @@ class SessionInterface(FlaskSessionInterface):
             return
         except SessionLimitReached as exc:
             _replace(response, exc.status_code, str(exc))
+            if engine.extras:
+                extras_closed(engine, session, None, environ or {}, session._now, https, saved=False)
             return
         accessed = session._accessed
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
+        if engine.extras:  # remember-me's cookies, Clear-Site-Data; the events
+            try:
+                added = extras_closed(engine, session, set_cookie, environ or {}, session._now, https)
+            except StoreError as exc:
+                log_store_failure(exc)
+                _replace(response, 503, STORE_DOWN_TEXT)
+                return
+            for name, value in added:
+                response.headers.add(name, value)
         if engine.dbsc is not None:
             root = environ.get("SCRIPT_NAME", "") if environ is not None else ""
             try:
