@@ -93,9 +93,9 @@ def _with_ua_parser(agent: str) -> Device | None:
     ua, os, device = result.user_agent, result.os, result.device
     os_name = None if os is None or os.family == "Other" else _OS_NAMES.get(os.family, os.family)
     browser = None if ua is None or ua.family == "Other" else ua.family
-    found = Device(
-        browser, None if ua is None else ua.major, os_name, _type_of(agent, os_name, device and device.family)
-    )
+    device_family: str | None = getattr(device, "family", None)
+    kind = _type_of(agent, os_name, device_family)
+    found = Device(browser, None if ua is None else ua.major, os_name, kind)
     return found if found.browser or found.os else None
 
 
