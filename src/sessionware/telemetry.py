@@ -139,7 +139,7 @@ class Instrumented:
     (the per-user registry) are what they were.
     """
 
-    def __init__(self, store: Any, telemetry: OpenTelemetry, *, is_async: bool) -> None:
+    def __init__(self, store: Any, telemetry: OpenTelemetry, *, is_async: bool, like: Any = None) -> None:
         self._store = store
         self._telemetry = telemetry
         self._is_async = is_async
@@ -147,10 +147,10 @@ class Instrumented:
         for name in STORE_OPERATIONS:  # set here, where protocol checks (getattr_static) see them
             method = getattr(store, name, None)
             if method is not None:
-                setattr(self, name, wrap(store, name, method))
+                setattr(self, name, wrap(store if like is None else like, name, method))
         inline = getattr(store, "inline", None)
         if inline is not None:  # the face answering on the event loop: synchronous
-            self.inline = Instrumented(inline, telemetry, is_async=False)
+            self.inline = Instrumented(inline, telemetry, is_async=False, like=store)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
