@@ -34,6 +34,7 @@ __all__ = ["FORGET", "ISSUE", "KEEP", "Runtime", "on_close", "on_open"]
 #: expire the browser's cookie; make a new one only if the browser had one (the session
 #: kept by "log out everywhere else", whose token went with the others).
 ISSUE = "issue"
+_LATE = 3600
 FORGET = "forget"
 KEEP = "keep"
 
@@ -132,7 +133,7 @@ def _retire(engine: Engine, runtime: Runtime, key: str, record: _record.Record, 
     """Mark the token replaced (kept until it would have expired, to recognise a replay)."""
     meta = {**record.meta, "rot": now}
     head = _record.pack_head(record.created_at, now, None, _record.dump_meta(meta))
-    ttl = max(1, record.created_at + runtime.options.max_age - now)
+    ttl = max(1, record.created_at + runtime.options.max_age + _LATE - now)
     return bool((yield Update(key, Change(head, {}, (), ttl, engine.user_of(key, meta)))))
 
 
@@ -217,5 +218,6 @@ def _closing(
     if agent:
         meta["ua"] = agent
     head = _record.pack_head(now, now, None, _record.dump_meta(meta))
-    yield Create(key, head, {}, runtime.options.max_age, engine.user_of(key, meta))
+    # Kept an hour past max_age, so that a cookie that comes back late is told "expired".
+    yield Create(key, head, {}, runtime.options.max_age + _LATE, engine.user_of(key, meta))
     return [runtime.cookie.header(runtime.ids.encode(token_id), https=https, max_age=runtime.options.max_age)]
