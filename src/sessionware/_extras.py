@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _anomaly, _remember
 from ._engine import Engine
-from ._session import DROP, LOG_OUT, RENEW, Session
+from ._session import LOG_OUT, RENEW, Session
 from ._steps import Pending, Steps
 from .events import SessionEvent, emit_async, emit_sync
 
@@ -27,7 +27,9 @@ def after_open(
     """After an HTTP request's session is opened (and its scope set): the anomaly hook,
     then remember-me; the steps to run, or None."""
     if engine.anomaly is not None:
-        _anomaly.check(engine, session)
+        dropped = _anomaly.check(engine, session)
+        if dropped is not None:
+            return dropped  # logged out: remember-me has nothing to do for this request
     if engine.remember is not None:
         return _remember.on_open(engine, session, cookie_header, now, https)
     return None
@@ -103,8 +105,6 @@ def _measure(telemetry: Any, session: Session, closed: str | None) -> None:
         telemetry.record("sessionware.cookie.size", len(closed))
         if origin is None or session._action in (RENEW, LOG_OUT):
             telemetry.add("sessionware.sessions.created")
-    elif session._action == DROP:
-        pass
 
 
 def _count(engine: Engine, batch: list[SessionEvent]) -> None:
