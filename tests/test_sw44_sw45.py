@@ -21,7 +21,7 @@ from .conftest import ROUTES, SECRET, acall, call
 
 async def watch(websocket: WebSocket) -> None:
     await websocket.accept()
-    await websocket.send_json({"user": websocket.session.user_id})
+    await websocket.send_json({"user": get_session(websocket).user_id})
     try:
         await websocket.receive_text()
     except WebSocketDisconnect as exc:
@@ -67,7 +67,7 @@ async def open_socket(app: Any, cookie: str, disconnected: list[int]) -> tuple[a
 
 async def closed_with(sent: list[Any], task: asyncio.Task[None]) -> int | None:
     for _ in range(200):
-        codes = [m.get("code") for m in sent if m["type"] == "websocket.close"]
+        codes: list[int] = [m.get("code") for m in sent if m["type"] == "websocket.close"]
         if codes:
             await asyncio.wait_for(task, 2)
             return codes[0]
