@@ -27,6 +27,7 @@ PUBLIC = [
     "MissingDependency",
     "NotSupported",
     "ReauthenticationRequired",
+    "RememberMe",
     "SQLiteStore",
     "SerializationError",
     "Session",

@@ -603,3 +603,73 @@ def django_moved(namespace: dict[str, Any]) -> None:
             " (session_key varchar(40) PRIMARY KEY, session_data text, expire_date datetime)"
         )
     _legacy_app_answers(namespace, "sessionid=" + "a" * 32)
+
+
+@exercise("async def theft(event")
+def events_hooks(namespace: dict[str, Any], caplog: Any = None) -> None:
+    from starlette.routing import Route as _Route
+
+    async def login(request: Request) -> Response:
+        from sessionware import get_session
+
+        get_session(request).log_in(42)
+        return PlainTextResponse("ok")
+
+    app = namespace["app"]
+    app.router.routes.append(_Route("/login", login))
+    seen: list[Any] = []
+    namespace["audit"].addHandler(_ListHandler(seen))
+    namespace["audit"].setLevel("INFO")
+    TestClient(app).get("/login")
+    assert any("log_in user=42 reason=password path=/login" in line for line in seen)
+
+
+class _ListHandler:
+    """A logging handler that keeps each message (enough for logging.Logger.addHandler)."""
+
+    level = 0
+
+    def __init__(self, seen: list[Any]) -> None:
+        self.seen = seen
+
+    def handle(self, record: Any) -> None:
+        self.seen.append(record.getMessage())
+
+
+@exercise("telemetry=OpenTelemetry(),")
+def events_telemetry(namespace: dict[str, Any]) -> None:
+    assert TestClient(namespace["app"]).get("/nothing").status_code == 404  # runs, records nothing
+
+
+@exercise("async def log_out_everywhere_else")
+def devices_page(namespace: dict[str, Any]) -> None:
+    from starlette.routing import Route as _Route
+
+    async def login(request: Request) -> Response:
+        from sessionware import get_session
+
+        get_session(request).log_in(42)
+        return PlainTextResponse("ok")
+
+    app = namespace["app"]
+    app.router.routes.append(_Route("/login", login))
+    laptop = TestClient(app, headers={"user-agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128.0"})
+    phone = TestClient(app)
+    laptop.get("/login")
+    phone.get("/login")
+    listing = laptop.get("/sessions").json()
+    assert len(listing) == 2
+    mine = next(row for row in listing if row["this device"])
+    assert mine["device"] == "Firefox 128 on Windows"
+    assert mine["network"] == "unknown"  # the test client's peer, "testclient", is no address
+    assert laptop.get("/others").json() == {"ended": 1}
+    assert len(laptop.get("/sessions").json()) == 1
+
+
+@exercise("async def change_address")
+def remember_me(namespace: dict[str, Any]) -> None:
+    client = TestClient(namespace["app"])
+    client.get("/login")
+    assert client.get("/email").text == "changed"
+    client.cookies.delete("session")
+    assert client.get("/email").status_code == 401  # logged in again by the remember-me cookie

@@ -148,10 +148,15 @@ def test_integer_user_ids_round_trip(app: ASGIApp) -> None:
     assert [info["user_id"] for info in listing] == [42]
 
 
-def test_the_ip_is_recorded_only_when_the_app_asks(registry_store: Any, clock: FakeClock) -> None:
+def test_the_ip_is_recorded_only_when_the_app_asks_and_truncated_unless_asked_in_full(
+    registry_store: Any, clock: FakeClock
+) -> None:
     app = build_app(registry_store, clock, record_ip=True)
     cookie = log_in(app, "alice")
-    assert [info["ip"] for info in request(app, "/sessions/alice", cookie).json()] == ["127.0.0.1"]
+    assert [info["ip"] for info in request(app, "/sessions/alice", cookie).json()] == ["127.0.0.0/24"]
+    full = build_app(registry_store, clock, record_ip="full")
+    cookie = log_in(full, "bob")
+    assert [info["ip"] for info in request(full, "/sessions/bob", cookie).json()] == ["127.0.0.1"]
 
 
 def test_the_registry_still_finds_sessions_after_a_key_rotation(

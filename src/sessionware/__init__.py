@@ -16,6 +16,10 @@ This module only re-exports. The public submodules:
   (``PostgresStore``) need the ``redis`` and ``postgres`` extras; the stores' own modules are
   ``sessionware.stores.cookie``, ``sessionware.stores.memory`` and ``sessionware.stores.sqlite``
 - ``sessionware.dbsc``: ``DBSC``, Device Bound Session Credentials for the middleware
+- ``sessionware.remember``: ``RememberMe``, remember-me cookies with theft detection
+- ``sessionware.events``: ``Events`` and ``SessionEvent``, the app's lifecycle hooks
+- ``sessionware.telemetry``: ``OpenTelemetry`` metrics and spans (``otel`` extra)
+- ``sessionware.anomaly``: the anomaly hook's ``Changes`` and ``default_policy``
 - ``sessionware.errors``: every exception, under ``SessionError``
 - ``sessionware.typing``: the ``Store``, ``AsyncStore`` and ``Registry`` protocols, ``Change``
 - ``sessionware.testing``: ``FakeClock``, test-client helpers, the store contract suites
@@ -62,6 +66,7 @@ from .errors import SessionTooLarge as SessionTooLarge
 from .errors import StoreBusy as StoreBusy
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
+from .remember import RememberMe as RememberMe
 from .stores import CookieStore as CookieStore
 from .stores import MemoryStore as MemoryStore
 from .stores import SQLiteStore as SQLiteStore
@@ -82,6 +87,7 @@ __all__ = [
     "MissingDependency",
     "NotSupported",
     "ReauthenticationRequired",
+    "RememberMe",
     "SQLiteStore",
     "SerializationError",
     "Session",

@@ -12,8 +12,12 @@ from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
 from .dbsc import DBSC
 from .errors import ConfigurationError, StoreBusy, StoreUnavailable
+from .events import Events
+from .remember import RememberMe
 from .stores.cookie import CookieStore
-from .typing import AsyncStore, Store
+from .telemetry import Instrumented
+from .telemetry import check as check_telemetry
+from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["STORE_DOWN_TEXT", "build_engine", "check_store", "log_store_failure", "resolve_expiry"]
 
@@ -78,10 +82,15 @@ def build_engine(
     partitioned: bool = False,
     persistent: bool = False,
     cookie_cache: int = 1024,
-    record_ip: bool = False,
+    record_ip: bool | str = False,
     max_sessions_per_user: int | None = None,
     on_session_limit: str = "evict_oldest",
     dbsc: Any = None,
+    events: Any = None,
+    telemetry: Any = None,
+    remember: Any = None,
+    clear_site_data: bool = False,
+    anomaly: Any = None,
     owner: str = "SessionMiddleware",
 ) -> Engine:
     """The engine for one configuration of the session options (see ``SessionMiddleware``)."""
@@ -91,16 +100,19 @@ def build_engine(
         warning = checked.expiry_warning(chosen)
         if warning is not None:
             logger.warning("%s: %s", owner, warning)
+    cookie_options: dict[str, Any] = {
+        "path": path,
+        "domain": domain,
+        "secure": secure,
+        "same_site": same_site,
+        "partitioned": partitioned,
+    }
     cookie = CookieAttributes(
         "session" if cookie_name is None else cookie_name,
         prefix="auto" if cookie_name is None else None,
-        path=path,
-        domain=domain,
-        secure=secure,
-        same_site=same_site,
-        partitioned=partitioned,
         persistent=persistent,
         owner=owner,
+        **cookie_options,
     )
     engine = Engine(
         secret_key_base=secret_key_base,
@@ -115,7 +127,70 @@ def build_engine(
     )
     if dbsc is not None:
         engine.dbsc = _dbsc_runtime(dbsc, engine, owner)
+    _extras(engine, events, telemetry, remember, clear_site_data, anomaly, owner, cookie_options)
     return engine
+
+
+def _extras(
+    engine: Engine,
+    events: object,
+    telemetry: object,
+    remember: object,
+    clear_site_data: object,
+    anomaly: object,
+    owner: str,
+    cookie_options: dict[str, Any],
+) -> None:
+    """Events, telemetry, remember-me, Clear-Site-Data and the anomaly hook, checked."""
+    if events is not None and not isinstance(events, Events):
+        raise ConfigurationError(
+            f"{owner} expects events to be sessionware.events.Events(...) or None, got {events!r}"
+        )
+    engine.events = events
+    engine.telemetry = check_telemetry(telemetry, owner)
+    engine.observed = events is not None or telemetry is not None
+    if engine.telemetry is not None and engine.registry_store is not None:
+        engine.registry_store = Instrumented(engine.registry_store, engine.telemetry, is_async=False)
+    if type(clear_site_data) is not bool:
+        raise ConfigurationError(
+            f"{owner} expects clear_site_data to be True or False, got {clear_site_data!r}"
+        )
+    engine.clear_site_data = clear_site_data
+    if anomaly is not None and not callable(anomaly):
+        raise ConfigurationError(
+            f"{owner} expects anomaly to be a function (session, changes) -> 'allow' | 'reauth' | 'drop' "
+            f"(such as sessionware.anomaly.default_policy) or None, got {anomaly!r}"
+        )
+    engine.anomaly = anomaly
+    if remember is not None:
+        engine.remember = _remember_runtime(remember, engine, owner, cookie_options)
+    engine.extras = bool(engine.observed or remember is not None or clear_site_data or anomaly is not None)
+
+
+def _remember_runtime(remember: object, engine: Engine, owner: str, cookie_options: dict[str, Any]) -> Any:
+    from . import _remember
+
+    if not isinstance(remember, RememberMe):
+        raise ConfigurationError(
+            f"{owner} expects remember to be sessionware.RememberMe(...) or None, got {remember!r}"
+        )
+    registry: object = engine.registry_store
+    if not isinstance(registry, Registry | AsyncRegistry):
+        raise ConfigurationError(
+            f"{owner} needs a store with a per-user registry for remember= (a server-side store, or "
+            "CookieStore(revocation=...)): tokens are kept there, and revoked with the user's sessions"
+        )
+    if remember.cookie_name in (
+        engine.cookie.name,
+        engine.cookie.name_for(False),
+        engine.cookie.name_for(True),
+    ):
+        raise ConfigurationError(
+            f"{owner} expects RememberMe's cookie_name to differ from the session cookie's, both are "
+            f"{remember.cookie_name!r}"
+        )
+    cookie = CookieAttributes(remember.cookie_name, prefix="auto", owner=owner, **cookie_options)
+    return _remember.Runtime(remember, engine, cookie)
 
 
 def _dbsc_runtime(dbsc: object, engine: Engine, owner: str) -> Runtime:

@@ -47,25 +47,32 @@ class Engine:
     __slots__ = (
         "_group_keys",
         "_handle_key",
+        "anomaly",
         "async_store",
         "check_header",
+        "clear_site_data",
         "codec",
         "cookie",
         "dbsc",
         "dump_data",
         "empty_data",
+        "events",
         "expiry",
+        "extras",
         "heads",
         "ids",
         "keys",
         "load_data",
+        "observed",
         "record_ip",
         "registry_store",
+        "remember",
         "revocation",
         "session_class",
         "session_limit",
         "store",
         "targets",
+        "telemetry",
         "verified",
     )
 
@@ -77,7 +84,7 @@ class Engine:
         cookie: CookieAttributes,
         expiry: Expiry,
         cookie_cache: int = 1024,
-        record_ip: bool = False,
+        record_ip: bool | str = False,
         max_sessions_per_user: int | None = None,
         on_session_limit: str = "evict_oldest",
         owner: str = "SessionMiddleware",
@@ -86,8 +93,11 @@ class Engine:
             raise ConfigurationError(
                 f"{owner} expects cookie_cache to be a number of entries >= 0, got {cookie_cache!r}"
             )
-        if type(record_ip) is not bool:
-            raise ConfigurationError(f"{owner} expects record_ip to be True or False, got {record_ip!r}")
+        if type(record_ip) is not bool and record_ip != "full":
+            raise ConfigurationError(
+                f"{owner} expects record_ip to be True (the address's /24 or /48 network), "
+                f"'full' (the whole address) or False, got {record_ip!r}"
+            )
         self.keys = KeyRing(secret_key_base, owner=owner)
         self.record_ip = record_ip
         #: The class of the sessions made (adapters may use a subclass, as Flask's does).
@@ -134,6 +144,21 @@ class Engine:
         #: DBSC's runtime (``_dbsc_flow.Runtime``) when the middleware has ``dbsc=``, else None.
         self.dbsc: Any = None
         self.session_limit: tuple[int, bool] | None = None  # (limit, reject?)
+        #: The app's lifecycle hooks (``sessionware.events.Events``) and OpenTelemetry
+        #: (``sessionware.telemetry.OpenTelemetry``), or None; ``observed`` is True when
+        #: either is set: only then do sessions note what happens to them.
+        self.events: Any = None
+        self.telemetry: Any = None
+        self.observed = False
+        #: Remember-me (``_remember.Runtime``), when the middleware has ``remember=``.
+        self.remember: Any = None
+        #: True when the adapters have work after opening or closing a session beyond the
+        #: session's own (events, telemetry, remember-me, Clear-Site-Data, the anomaly hook).
+        self.extras = False
+        #: Send ``Clear-Site-Data`` when a session logs out (``log_out(clear_site_data=...)``).
+        self.clear_site_data = False
+        #: The anomaly hook (``sessionware.anomaly``), or None.
+        self.anomaly: Any = None
         if max_sessions_per_user is not None:
             self.session_limit = self._limit(max_sessions_per_user, on_session_limit, owner)
 
@@ -195,15 +220,28 @@ class Engine:
             session._had_cookie = True
         return session
 
-    def refuse(self, reason: str, now: int) -> Session:
-        """A fresh session for a request whose cookie was refused, with one debug line."""
+    def refuse(self, reason: str, now: int, record: _record.Record | None = None) -> Session:
+        """A fresh session for a request whose cookie was refused, with one debug line.
+
+        ``record`` is the session's record when it was refused for its expiry.
+        """
+        session = self.new_session(now, had_cookie=True)
+        if self.observed:
+            if record is not None and reason == "expired":
+                absolute = self.expiry.absolute_timeout
+                over = absolute is not None and now >= record.created_at + absolute
+                session._note("expire", record.meta.get("uid"), "absolute" if over else "idle")
+            else:
+                session._note(
+                    "invalid_cookie", None, _REASONS.get(reason, "malformed"), cookie=self.cookie.name
+                )
         logger.debug(
             "sessionware refused the %r session cookie (%s); this happens when the cookie was "
             "altered or truncated, made with a secret no longer configured, or has expired",
             self.cookie.name,
             reason,
         )
-        return self.new_session(now, had_cookie=True)
+        return session
 
     def ttl(self, created_at: int, now: int) -> int:
         """Seconds the store keeps a record active now: to the nearer deadline."""
@@ -228,6 +266,18 @@ class Engine:
     def deletion(self, session: Session, https: bool) -> str | None:
         """The ``Set-Cookie`` that expires the session's cookie, if the browser has one."""
         return self.cookie.deletion(https=https) if session._had_cookie or session._origin else None
+
+
+#: The refusal reasons of the codecs and the loader, as ``invalid_cookie`` events name them
+#: (``sessionware.events.INVALID_COOKIE_REASONS``); any other is "malformed".
+_REASONS = {
+    "size": "oversize",
+    "mac": "bad signature",
+    "key": "unknown key",
+    "expired": "expired",
+    "revoked": "revoked",
+    "unknown id": "revoked",
+}
 
 
 #: Cookie store classes whose missing revocation store this process has warned about.

@@ -42,18 +42,21 @@ def create_server_side(
     old_key = session._key
     replaced = () if old_key is None else (old_key,)
     if user is not None:
-        yield from _enforce_limit(engine, user, keep=replaced, now=now, before=True)
+        yield from _enforce_limit(engine, user, keep=replaced, now=now, before=True, session=session)
     yield Create(new_key, planned.head(), planned.fields or {}, engine.ttl(planned.created, now), user)
     if user is not None:
         # The record being replaced is deleted below: it must not count, nor be
         # evicted in its successor's place.
-        yield from _enforce_limit(engine, user, keep=(new_key, *replaced), now=now, before=False)
+        yield from _enforce_limit(
+            engine, user, keep=(new_key, *replaced), now=now, before=False, session=session
+        )
     if old_key is not None and not (yield Delete(old_key)):
         # Renewing a session a concurrent request dropped or revoked since this one
         # loaded it: it is not brought back under a new ID.
         yield Delete(new_key)
         logger.debug("sessionware did not renew a session deleted by a concurrent request")
         return _lost_renewal(engine, session, https)
+    session._new_key = new_key
     value = engine.ids.encode(new_id)
     engine.verified.put(value, (new_id, new_key, False))  # the browser sends it next
     return engine.cookie_for(value, session, now, https)
@@ -81,10 +84,13 @@ def close_revocable(
             user = engine.user_of(key, planned.meta)
             replaced = () if old is None else (old[0],)
             if user is not None:
-                yield from _enforce_limit(engine, user, keep=replaced, now=now, before=True)
+                yield from _enforce_limit(engine, user, keep=replaced, now=now, before=True, session=session)
             yield Create(key, head, {}, ttl, user)
+            session._new_key = key
             if user is not None:
-                yield from _enforce_limit(engine, user, keep=(key, *replaced), now=now, before=False)
+                yield from _enforce_limit(
+                    engine, user, keep=(key, *replaced), now=now, before=False, session=session
+                )
         if old is not None and not (yield Delete(old[0])):
             if key is not None:
                 yield Delete(key)  # renewing a session revoked meanwhile: not brought back
@@ -111,7 +117,7 @@ def _lost_renewal(engine: Engine, session: Session, https: bool) -> str | None:
 
 
 def _enforce_limit(
-    engine: Engine, user: str, *, keep: tuple[str, ...], now: int, before: bool
+    engine: Engine, user: str, *, keep: tuple[str, ...], now: int, before: bool, session: Session
 ) -> Generator[Call, Any, None]:
     """``max_sessions_per_user``: before a log-in, refuse it ("reject"); after it, end the
     least recently active sessions beyond the limit ("evict_oldest")."""
@@ -126,12 +132,20 @@ def _enforce_limit(
             record = _record.unpack(head, b"{}")
         except InvalidCookie:
             continue
+        if "rmb" in record.meta:  # a remember-me token (see _remember), not a session
+            continue
         if key not in keep and engine.expiry.is_valid(record.created_at, record.touched_at, now):
             live.append((record.touched_at, key))
+    uid = session._current_meta().get("uid")
     if reject:
         if len(live) >= limit:
+            if engine.observed:
+                session._note("session_limit", uid, "reject")
             raise SessionLimitReached(limit)
         return
     live.sort()
-    for _, key in live[: max(0, len(live) - (limit - 1))]:
+    evicted = live[: max(0, len(live) - (limit - 1))]
+    for _, key in evicted:
         yield Delete(key)
+    if evicted and engine.observed:
+        session._note("session_limit", uid, "evict", count=len(evicted))

@@ -58,7 +58,10 @@ def open_session(
                 name,
                 count,
             )
-        return engine.new_session(now, had_cookie=count > 0)
+        session = engine.new_session(now, had_cookie=count > 0)
+        if count > 1 and engine.observed:
+            session._note("invalid_cookie", None, "malformed", cookie=engine.cookie.name)
+        return session
     if len(value) + len(name) >= MAX_COOKIE_BYTES:  # name=value over 4096: refused undecoded
         return engine.refuse("size", now)
     if engine.ids is not None:
@@ -78,7 +81,7 @@ def _open_cookie(engine: Engine, value: str, now: int) -> Session | Then[Session
         if not record.created_at:  # a format without times (a cookie Phoenix wrote): starts now
             record = record._replace(created_at=now, touched_at=now)
         if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
-            raise InvalidCookie("expired")
+            return engine.refuse("expired", now, record)
         data = engine.load_data(record.data_json)
     except InvalidCookie as exc:
         return engine.refuse(exc.reason, now)
@@ -164,7 +167,7 @@ def _loaded(
             record = _record.unpack(head, b"{}")
             engine.heads.put(head, record)
         if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
-            return _expired(engine, key, now)
+            return _expired(engine, key, now, record)
         binding = None
         if engine.dbsc is not None and _DBSC_FIELD in fields:  # a device-bound session
             fields, binding = engine.dbsc.split(fields)
@@ -183,7 +186,7 @@ def _loaded(
     return session
 
 
-def _expired(engine: Engine, key: str, now: int) -> Steps[Session]:
+def _expired(engine: Engine, key: str, now: int, record: _record.Record) -> Steps[Session]:
     """A record past its deadline: deleted as it is met, and the request starts afresh."""
     yield Delete(key)
-    return engine.refuse("expired", now)
+    return engine.refuse("expired", now, record)

@@ -147,7 +147,7 @@ def load_data(data_json: bytes) -> dict[str, Any]:
 
 
 #: Metadata keys whose values are text, when present.
-_META_TEXT = ("sid", "grp", "lvl", "ua", "ip")
+_META_TEXT = ("sid", "grp", "lvl", "ua", "ip", "how")
 
 
 def check_meta(meta: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _record
+from ._devices import Device, parse_device
 from ._engine import Engine
 from ._expiry import Expiry
+from ._extras import publish_async, publish_sync
 from ._keys import SecretInput
 from ._session import Session
 from ._steps import Call, Delete, DeleteUser, ListUser, run_async, run_sync
 from .errors import InvalidCookie, NotSupported, StoreError
+from .events import SessionEvent
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
 __all__ = ["AsyncUserSessions", "SessionInfo", "UserSessions"]
@@ -32,18 +35,35 @@ Steps = Generator[Call, Any, T]
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
-    """One of a user's live sessions, as a listing shows it. Times are unix seconds."""
+    """One of a user's live sessions, as a listing shows it. Times are unix seconds.
+
+    ``last_active`` moves at most once per ``touch_interval`` (it is the
+    activity the store records anyway: no write is added for listings).
+    """
 
     handle: str  #: pass to ``revoke``; not a session ID and not a credential
     user_id: str | int
     logged_in_at: int
     last_active: int
     expires_at: int | None
-    user_agent: str | None
-    ip: str | None  #: only when the middleware has ``record_ip=True``
+    user_agent: str | None  #: the raw string, as the browser sent it at log-in
+    #: the client's network (``"203.0.113.0/24"``, IPv6 /48) with ``record_ip=True``, the
+    #: whole address with ``record_ip="full"``, else None
+    ip: str | None
     current: bool  #: the session of the request that asked
     #: bound to its browser's device key (DBSC; see ``sessionware.DBSC``)
     device_bound: bool = False
+    #: the user agent as browser, version, OS and device type (see :class:`Device`)
+    device: Device | None = None
+    first_seen: int = 0  #: when this session began (its log-in)
+    #: how it logged in: ``"password"``, ``"remember"`` (a remember-me cookie), or the app's
+    #: ``log_in(how=...)`` (``"impersonation"``...)
+    how: str = "password"
+
+    @property
+    def last_seen(self) -> int:
+        """:attr:`last_active`, by the name device lists use."""
+        return self.last_active
 
 
 def _current_key(session: Session | None) -> str | None:
@@ -67,7 +87,7 @@ def _listing(
             except InvalidCookie:
                 continue
             meta = record.meta
-            if str(meta.get("uid")) != str(user_id):
+            if str(meta.get("uid")) != str(user_id) or "rmb" in meta:  # rmb: a remember-me token
                 continue
             if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
                 continue
@@ -82,6 +102,9 @@ def _listing(
                     ip=meta.get("ip"),
                     current=key == current_key,
                     device_bound=meta.get("dbsc") == 1,
+                    device=parse_device(meta.get("ua")),
+                    first_seen=record.created_at,
+                    how=meta.get("how", "password"),
                 )
             )
     infos.sort(key=lambda info: info.last_active, reverse=True)
@@ -98,6 +121,20 @@ def _revoke(engine: Engine, user_id: str | int, handle: str) -> Steps[bool]:
     return False
 
 
+def _forget_devices(engine: Engine, user_id: str | int) -> Steps[int]:
+    """Delete the user's remember-me tokens (not their sessions)."""
+    deleted = 0
+    for user_key in engine.user_keys(user_id):
+        for key, head in (yield ListUser(user_key)):
+            try:
+                meta = _record.unpack(head, b"{}").meta
+            except InvalidCookie:
+                continue
+            if "rmb" in meta and (yield Delete(key)):
+                deleted += 1
+    return deleted
+
+
 def _revoke_all(engine: Engine, user_id: str | int, keep: Session | None) -> Steps[int]:
     keep_key = _current_key(keep) if keep is not None and str(keep.user_id) == str(user_id) else None
     revoked = 0
@@ -105,6 +142,9 @@ def _revoke_all(engine: Engine, user_id: str | int, keep: Session | None) -> Ste
         revoked += yield DeleteUser(user_key, keep_key)
     if keep_key is not None and keep is not None:
         keep.renew()  # the session that stays gets a new ID too
+        if engine.remember is not None:  # its remember-me token went with the others: a new one
+            keep._meta_for_update()["rmi"] = keep._now
+            keep._remember = "keep"
     return int(revoked)
 
 
@@ -196,11 +236,27 @@ class UserSessions:
 
     def revoke(self, user_id: str | int, handle: str) -> bool:
         """End the session with this handle, if it is one of the user's; say whether it was."""
-        return self._run(_revoke(self.engine, user_id, handle))
+        done = self._run(_revoke(self.engine, user_id, handle))
+        if done and self.engine.observed:
+            publish_sync(self.engine, _revoked(self, user_id, "one", handle, 1))
+        return done
 
     def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
-        """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
-        return self._run(_revoke_all(self.engine, user_id, keep))
+        """End all of the user's sessions except ``keep`` (which is renewed) and delete all
+        their remember-me tokens ("log out everywhere"); return how many sessions and tokens."""
+        count = self._run(_revoke_all(self.engine, user_id, keep))
+        if self.engine.observed:
+            publish_sync(self.engine, _revoked(self, user_id, "all", None, count))
+        return count
+
+    def password_changed(self, user_id: str | int, *, keep: Session | None = None) -> int:
+        """Call when the user's password changes: every session but ``keep`` and every
+        remember-me token of the user end (exactly :meth:`revoke_all`)."""
+        return self.revoke_all(user_id, keep=keep)
+
+    def forget_devices(self, user_id: str | int) -> int:
+        """Delete the user's remember-me tokens only (their sessions go on); return how many."""
+        return self._run(_forget_devices(self.engine, user_id))
 
 
 class AsyncUserSessions:
@@ -231,8 +287,31 @@ class AsyncUserSessions:
 
     async def revoke(self, user_id: str | int, handle: str) -> bool:
         """End the session with this handle, if it is one of the user's; say whether it was."""
-        return await self._run(_revoke(self.engine, user_id, handle))
+        done = await self._run(_revoke(self.engine, user_id, handle))
+        if done and self.engine.observed:
+            await publish_async(self.engine, _revoked(self, user_id, "one", handle, 1))
+        return done
 
     async def revoke_all(self, user_id: str | int, *, keep: Session | None = None) -> int:
-        """End all of the user's sessions except ``keep`` (which is renewed); return how many."""
-        return await self._run(_revoke_all(self.engine, user_id, keep))
+        """As :meth:`UserSessions.revoke_all`."""
+        count = await self._run(_revoke_all(self.engine, user_id, keep))
+        if self.engine.observed:
+            await publish_async(self.engine, _revoked(self, user_id, "all", None, count))
+        return count
+
+    async def password_changed(self, user_id: str | int, *, keep: Session | None = None) -> int:
+        """As :meth:`UserSessions.password_changed`."""
+        return await self.revoke_all(user_id, keep=keep)
+
+    async def forget_devices(self, user_id: str | int) -> int:
+        """As :meth:`UserSessions.forget_devices`."""
+        return await self._run(_forget_devices(self.engine, user_id))
+
+
+def _revoked(
+    users: UserSessions | AsyncUserSessions, user_id: str | int, reason: str, handle: str | None, count: int
+) -> list[SessionEvent]:
+    session = users.request_session
+    scope = None if session is None else session._scope
+    path = scope.get("path", scope.get("PATH_INFO")) if isinstance(scope, dict) else None
+    return [SessionEvent("revoke", int(users.clock()), user_id, handle, reason, path, None, count)]

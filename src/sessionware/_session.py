@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol, overload
 
-from ._client import client_of
+from ._client import client_of, context_of, truncate_ip
 from ._csrf import CSRF_SESSION_KEY  # Plug's key; sessionware.csrf keeps its secret there
 from ._expiry import Expiry
 from ._record import Record
@@ -21,7 +21,10 @@ class SessionContext(Protocol):
     def expiry(self) -> Expiry: ...
 
     @property
-    def record_ip(self) -> bool: ...
+    def record_ip(self) -> bool | str: ...
+
+    @property
+    def observed(self) -> bool: ...
 
 
 # Pending actions. WRITE is never stored: a write is any change of the data.
@@ -109,6 +112,16 @@ class Session(dict[str, Any]):
     # The session's DBSC binding (``_dbsc_state.Binding``) when its record has one and
     # the middleware has ``dbsc=``; None otherwise.
     _dbsc: Any = None
+    # What happened to the session, for the app's event hooks and telemetry: (kind,
+    # user ID, reason, extras) tuples, noted only when the engine is observed.
+    _notes: list[tuple[str, Any, str | None, dict[str, Any]]] | None = None
+    # The store key of the record a renewal created (set by the engine), for events.
+    _new_key: str | None = None
+    # Remember-me work for the end of the request: "issue" a token, or the
+    # ``_remember`` module's other states; None: nothing.
+    _remember: Any = None
+    # Clear-Site-Data on this response (log_out's option); None: the middleware's.
+    _clear_site_data: bool | None = None
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         if data:
@@ -121,10 +134,26 @@ class Session(dict[str, Any]):
         self._check_writable()
         if self._action not in (DROP, LOG_OUT):
             self._action = RENEW
+            if self._observed():
+                self._note("renew", self._current_meta().get("uid"), "renew")
+
+    def _observed(self) -> bool:
+        engine = self._engine
+        return engine is not None and engine.observed
+
+    def _note(self, kind: str, user_id: Any, reason: str | None, **extra: Any) -> None:
+        """Note an event for the app's hooks and telemetry (see ``sessionware.events``)."""
+        if self._notes is None:
+            self._notes = []
+        self._notes.append((kind, user_id, reason, extra))
 
     def drop(self) -> None:
         """End the session: delete its record and expire the cookie."""
         self._check_writable()
+        if self._action != DROP and self._observed():
+            uid = self._current_meta().get("uid")
+            if uid is not None:
+                self._note("log_out", uid, "drop")
         self._action = DROP
         dict.clear(self)
 
@@ -133,7 +162,15 @@ class Session(dict[str, Any]):
         if self._action not in (DROP, LOG_OUT):
             self._action = IGNORE
 
-    def log_in(self, user_id: str | int, *, keep: Iterable[str] = (), level: str | None = None) -> None:
+    def log_in(
+        self,
+        user_id: str | int,
+        *,
+        keep: Iterable[str] = (),
+        level: str | None = None,
+        how: str = "password",
+        remember: bool = False,
+    ) -> None:
         """Log this session in as ``user_id``: the way to start an authenticated session.
 
         - the session gets a new ID (the pre-login one stops working: no
@@ -149,8 +186,14 @@ class Session(dict[str, Any]):
 
         ``user_id`` is a str or int, as the app identifies users. ``level`` is an
         optional label of how the user authenticated (``"aal2"``, ``"mfa"``...)
-        that :meth:`require_recent_auth` can ask for. Call ``log_in`` only once
-        every factor has been checked: a half-authenticated user is not logged in.
+        that :meth:`require_recent_auth` can ask for. ``how`` says how the
+        session came to be, for the user's list of sessions and the ``log_in``
+        event: ``"password"`` (default), ``"impersonation"`` when an admin acts
+        as the user, or any short word of the app's (``"remember"`` is what a
+        remember-me log-in says; see :attr:`how`). ``remember=True`` also
+        issues a remember-me cookie (needs the middleware's ``remember=``; see
+        ``docs/remember-me.md``). Call ``log_in`` only once every factor has
+        been checked: a half-authenticated user is not logged in.
         """
         self._check_writable()
         if self._action == DROP:
@@ -159,6 +202,13 @@ class Session(dict[str, Any]):
             raise SessionError(f"log_in expects user_id to be a str or int, got {type(user_id).__name__}")
         if isinstance(user_id, str) and not 0 < len(user_id) <= 256:
             raise SessionError("log_in expects user_id to be a non-empty string of at most 256 characters")
+        if not isinstance(how, str) or not 0 < len(how) <= 32:
+            raise SessionError("log_in expects how to be a short non-empty string, such as 'password'")
+        if remember and getattr(self._engine, "remember", None) is None:
+            raise SessionError(
+                "log_in(remember=True) needs the middleware's remember= option "
+                "(remember=RememberMe(max_age=...)); see docs/remember-me.md"
+            )
         kept = {key: dict.__getitem__(self, key) for key in keep if dict.__contains__(self, key)}
         kept.pop(CSRF_SESSION_KEY, None)
         dict.clear(self)
@@ -169,12 +219,21 @@ class Session(dict[str, Any]):
         if user_agent:
             meta["ua"] = user_agent[:512]
         if ip and self._engine is not None and self._engine.record_ip:
-            meta["ip"] = ip
+            meta["ip"] = ip if self._engine.record_ip == "full" else truncate_ip(ip)
         if level is not None:
             meta["lvl"] = str(level)
+        if how != "password":
+            meta["how"] = how
+        if getattr(self._engine, "anomaly", None) is not None:
+            meta["cx"] = context_of(self._scope)  # compared on every request (sessionware.anomaly)
+        if remember:
+            meta["rmi"] = self._now  # when its remember-me token was issued (see _remember)
+            self._remember = "issue"
         self._meta = meta
         self._lifecycle = (self._now, self._now)
         self._action = RENEW
+        if self._observed():
+            self._note("log_in", user_id, how)
 
     def reauthenticated(self, *, level: str | None = None) -> None:
         """Record that the logged-in user has just proved who they are again.
@@ -191,11 +250,28 @@ class Session(dict[str, Any]):
         meta = self._meta_for_update()
         if level is not None:
             meta["lvl"] = str(level)
+        if getattr(self._engine, "anomaly", None) is not None:
+            meta["cx"] = context_of(self._scope)
         if dict.__contains__(self, CSRF_SESSION_KEY):
             self._write()
             dict.__delitem__(self, CSRF_SESSION_KEY)
         self._lifecycle = (self._now, self._now)
         self._action = RENEW
+        if self._observed():
+            self._note("renew", meta.get("uid"), "reauthenticated")
+
+    @property
+    def how(self) -> str | None:
+        """How this session logged in: ``"password"``, ``"remember"`` (by a
+        remember-me cookie: ask for the password before sensitive changes),
+        what the app passed to :meth:`log_in` as ``how``, or None when not
+        logged in."""
+        self._accessed = True
+        meta = self._current_meta()
+        if meta.get("uid") is None:
+            return None
+        how: str = meta.get("how", "password")
+        return how
 
     @property
     def auth_level(self) -> str | None:
@@ -219,9 +295,14 @@ class Session(dict[str, Any]):
         if not self.recently_authenticated(max_age, level=level):
             raise ReauthenticationRequired(max_age, level)
 
-    def log_out(self) -> None:
+    def log_out(self, *, clear_site_data: bool | None = None) -> None:
         """End the logged-in session: its record is deleted (and, for cookie sessions with
-        a revocation store, its ID revoked), so no copy of the cookie works again.
+        a revocation store, its ID revoked), so no copy of the cookie works again. Its
+        remember-me token, if any, is deleted too.
+
+        ``clear_site_data=True`` also sends ``Clear-Site-Data: "cookies",
+        "storage"`` (the browser then forgets every cookie and all storage of
+        the site); None (default) follows the middleware's ``clear_site_data``.
 
         Unlike :meth:`drop`, writes after ``log_out`` are kept -- in a fresh,
         anonymous session under a new ID -- so a "you are logged out" flash
@@ -230,6 +311,12 @@ class Session(dict[str, Any]):
         self._check_writable()
         if self._action == DROP:
             return
+        if self._action != LOG_OUT and self._observed():
+            uid = self._current_meta().get("uid")
+            if uid is not None:
+                self._note("log_out", uid, "log_out")
+        if clear_site_data is not None:
+            self._clear_site_data = clear_site_data
         dict.clear(self)
         self._accessed = True
         self._dirty = True

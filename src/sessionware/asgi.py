@@ -15,11 +15,14 @@ from ._dbsc_adapt import asgi_request, relative
 from ._dbsc_flow import Answer
 from ._engine import engine_of
 from ._expiry import Expiry
+from ._extras import after_close, after_open, events_of, publish_async
 from ._keys import SecretInput
 from ._loading import open_session
 from ._registry import AsyncUserSessions
 from ._session import Session
 from ._steps import run_async, run_inline
+from ._websocket import check_recheck, watched
+from .anomaly import AnomalyHook
 from .dbsc import DBSC
 from .errors import (
     ReauthenticationRequired,
@@ -27,9 +30,12 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
+from .events import Events
 from .legacy import LegacyReader, adopt, aread_old, readers_of
+from .remember import RememberMe
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
+from .telemetry import Instrumented, OpenTelemetry
 from .typing import ASGIApp, AsyncStore, Message, Receive, Scope, Send, Store
 
 __all__ = ["SessionMiddleware", "get_session", "store_unavailable", "user_sessions"]
@@ -161,6 +167,26 @@ class SessionMiddleware(CheckedArguments):
             browser's device key (Device Bound Session Credentials), or None
             (default). Needs a server-side store, or a ``CookieStore`` with a
             revocation store. See ``docs/dbsc.md``.
+        events: A :class:`~sessionware.events.Events` of the app's hooks for
+            log-ins, log-outs, revocations, refused cookies and the rest, or
+            None (default: no hooks, no cost). See ``docs/events.md``.
+        telemetry: A :class:`~sessionware.telemetry.OpenTelemetry` to record
+            metrics and store-call spans (``otel`` extra), or None (default).
+        remember: A :class:`~sessionware.RememberMe` for remember-me cookies
+            (``session.log_in(user_id, remember=True)``), or None (default).
+            Needs a store with a per-user registry. See ``docs/remember-me.md``.
+        clear_site_data: ``True`` sends ``Clear-Site-Data: "cookies",
+            "storage"`` with every log-out (``session.log_out()``; its own
+            ``clear_site_data`` argument decides per call). Defaults to ``False``.
+        anomaly: A function ``(session, changes) -> "allow" | "reauth" |
+            "drop"`` called when a logged-in session's request comes from
+            another network, browser family or language than its log-in
+            (:mod:`sessionware.anomaly`; ``default_policy`` is one), or None
+            (default: nothing recorded or compared).
+        websocket_recheck: Seconds between checks that a websocket's session
+            still stands (not revoked, logged out or expired); when it no
+            longer does, the socket is closed with code ``4401``. Defaults to
+            30; None turns the checks off. Needs asyncio (skipped under trio).
         clock: A function returning unix time in seconds. Defaults to
             :func:`time.time`; tests pass a fake to move time.
         legacy: A reader of another library's live sessions, or a list of
@@ -201,6 +227,12 @@ class SessionMiddleware(CheckedArguments):
         max_sessions_per_user: int | None = None,
         on_session_limit: str = "evict_oldest",
         dbsc: DBSC | None = None,
+        events: Events | None = None,
+        telemetry: OpenTelemetry | None = None,
+        remember: RememberMe | None = None,
+        clear_site_data: bool = False,
+        anomaly: AnomalyHook | None = None,
+        websocket_recheck: float | None = 30,
         clock: Callable[[], float] = time.time,
         legacy: LegacyReader | Sequence[LegacyReader] | None = None,
     ) -> None:
@@ -222,11 +254,19 @@ class SessionMiddleware(CheckedArguments):
             max_sessions_per_user=max_sessions_per_user,
             on_session_limit=on_session_limit,
             dbsc=dbsc,
+            events=events,
+            telemetry=telemetry,
+            remember=remember,
+            clear_site_data=clear_site_data,
+            anomaly=anomaly,
         )
+        self._recheck = check_recheck(websocket_recheck)
         store = self.engine.store
         self.store = store
         steps_store = store.revocation if isinstance(store, CookieStore) else store
         self._async_store = None if steps_store is None else as_async(steps_store)
+        if self._async_store is not None and self.engine.telemetry is not None:
+            self._async_store = Instrumented(self._async_store, self.engine.telemetry, is_async=True)
         self.engine.async_store = self._async_store
         #: The store's face that answers on the event loop without waiting, if it has one.
         self._inline = getattr(self._async_store, "inline", None)
@@ -278,10 +318,23 @@ class SessionMiddleware(CheckedArguments):
         if kind == "websocket":
             session._read_only = True
             try:
-                await self.app(scope, receive, send)
+                if self._recheck is None or session._origin is None:
+                    await self.app(scope, receive, send)
+                else:
+                    await watched(
+                        self.app, scope, receive, send, engine, session, store, self._recheck, self._clock
+                    )
             finally:
                 session._scope = None
             return
+        if engine.extras:
+            try:
+                pending = after_open(engine, session, cookie_header, now, https)
+                if pending is not None:
+                    await run_async(pending, store)
+            except StoreError as exc:
+                await self._store_failed(scope, receive, send, exc)
+                return
         started = failed = False
 
         async def send_with_session(message: Message) -> None:
@@ -311,6 +364,9 @@ class SessionMiddleware(CheckedArguments):
                     except SessionLimitReached as exc:
                         failed = True
                         await _plain(send, exc.status_code, str(exc))
+                        if engine.extras:
+                            batch = events_of(engine, session, None, scope.get("path"), now, saved=False)
+                            await publish_async(engine, batch)
                         return
                 if closed is not None or session._accessed:
                     message["headers"] = _with_session_headers(
@@ -329,6 +385,21 @@ class SessionMiddleware(CheckedArguments):
                         return
                     if extra:
                         message["headers"] = [*message.get("headers", ()), *extra]
+                if engine.extras:
+                    try:
+                        added = after_close(engine, session, cookie_header, now, https)
+                        if not isinstance(added, list):
+                            added = await run_async(added, store)
+                    except StoreError as exc:
+                        failed = True
+                        await self._store_failed(scope, receive, send, exc)
+                        return
+                    if added:
+                        encoded = [(name.lower().encode(), value.encode("latin-1")) for name, value in added]
+                        message["headers"] = [*message.get("headers", ()), *encoded]
+                    await send(message)
+                    await publish_async(engine, events_of(engine, session, closed, scope.get("path"), now))
+                    return
             await send(message)
 
         try:

@@ -228,6 +228,9 @@ class CSRFMiddleware(CheckedArguments):
         logger.warning(
             "sessionware refused a %s %s: CSRF check failed (%s)", scope["method"], scope["path"], reason
         )
+        session = scope.get("session")
+        if isinstance(session, Session) and session._observed():
+            session._note("csrf_failure", session._current_meta().get("uid"), reason)
         scope["sessionware.csrf_error"] = CSRFError(reason)
         await self.error_app(scope, receive, send)
 

@@ -39,7 +39,15 @@ from .csrf import csrf_input, csrf_token
 from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
 from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
-from .wsgi import _CSRFCheck, _sync_store, close_session, open_session, with_session_headers
+from .wsgi import (
+    _CSRFCheck,
+    _sync_store,
+    close_session,
+    extras_closed,
+    extras_opened,
+    open_session,
+    with_session_headers,
+)
 
 try:
     import flask
@@ -374,6 +382,14 @@ class SessionInterface(FlaskSessionInterface):
             unavailable = _Unavailable.__new__(_Unavailable)
             unavailable.error = exc
             return unavailable
+        if engine.extras:  # the anomaly hook, remember-me
+            try:
+                extras_opened(engine, session, header, now, https)
+            except StoreError as exc:
+                log_store_failure(exc)
+                unavailable = _Unavailable.__new__(_Unavailable)
+                unavailable.error = exc
+                return unavailable
         return session  # type: ignore[return-value]
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
@@ -416,6 +432,8 @@ class SessionInterface(FlaskSessionInterface):
             return
         except SessionLimitReached as exc:
             _replace(response, exc.status_code, str(exc))
+            if engine.extras:
+                extras_closed(engine, session, None, environ or {}, session._now, https, saved=False)
             return
         accessed = session._accessed
         if set_cookie is not None or accessed:
@@ -423,6 +441,15 @@ class SessionInterface(FlaskSessionInterface):
         if set_cookie is not None:
             for cookie in session._also_set:  # an old library's cookie, expired once its session was read
                 response.headers.add("Set-Cookie", cookie)
+        if engine.extras:  # remember-me's cookies, Clear-Site-Data; the events
+            try:
+                added = extras_closed(engine, session, set_cookie, environ or {}, session._now, https)
+            except StoreError as exc:
+                log_store_failure(exc)
+                _replace(response, 503, STORE_DOWN_TEXT)
+                return
+            for name, value in added:
+                response.headers.add(name, value)
         if engine.dbsc is not None:
             root = environ.get("SCRIPT_NAME", "") if environ is not None else ""
             try:

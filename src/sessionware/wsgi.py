@@ -18,11 +18,13 @@ from ._dbsc_adapt import after_close_sync, endpoint_sync, status_line, with_leng
 from ._dbsc_flow import Answer, Runtime
 from ._engine import Engine, engine_of
 from ._expiry import Expiry
+from ._extras import after_close, after_open, events_of, publish_sync
 from ._keys import SecretInput
 from ._loading import open_session as _open
 from ._registry import UserSessions
 from ._session import Session
 from ._steps import run_sync
+from .anomaly import AnomalyHook
 from .dbsc import DBSC
 from .errors import (
     ConfigurationError,
@@ -31,8 +33,11 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
+from .events import Events
 from .legacy import LegacyReader, adopt, read_old, readers_of
+from .remember import RememberMe
 from .stores.cookie import CookieStore
+from .telemetry import OpenTelemetry
 from .typing import Store
 
 __all__ = ["CSRFMiddleware", "SessionMiddleware", "get_session", "user_sessions"]
@@ -92,9 +97,11 @@ class SessionMiddleware(CheckedArguments):
     servers run requests in threads or processes).
 
     Options: the same as :class:`sessionware.SessionMiddleware` (see there),
-    ``dbsc`` included, except that ``store`` must offer synchronous methods
-    (every built-in store does) and ``store_error_app`` is a WSGI app.
-    ``legacy=`` readers are called synchronously.
+    ``dbsc``, ``events``, ``telemetry``, ``remember``, ``clear_site_data`` and
+    ``anomaly`` included, except that ``store`` must offer synchronous methods
+    (every built-in store does), ``store_error_app`` is a WSGI app, ``legacy=``
+    readers are called synchronously, and there is no ``websocket_recheck``
+    (WSGI has no websockets).
 
     Example::
 
@@ -123,6 +130,11 @@ class SessionMiddleware(CheckedArguments):
         max_sessions_per_user: int | None = None,
         on_session_limit: str = "evict_oldest",
         dbsc: DBSC | None = None,
+        events: Events | None = None,
+        telemetry: OpenTelemetry | None = None,
+        remember: RememberMe | None = None,
+        clear_site_data: bool = False,
+        anomaly: AnomalyHook | None = None,
         clock: Callable[[], float] = time.time,
         legacy: LegacyReader | Sequence[LegacyReader] | None = None,
     ) -> None:
@@ -144,6 +156,11 @@ class SessionMiddleware(CheckedArguments):
             max_sessions_per_user=max_sessions_per_user,
             on_session_limit=on_session_limit,
             dbsc=dbsc,
+            events=events,
+            telemetry=telemetry,
+            remember=remember,
+            clear_site_data=clear_site_data,
+            anomaly=anomaly,
         )
         self.store_error_app = store_error_app
         self.clock = clock
@@ -172,6 +189,11 @@ class SessionMiddleware(CheckedArguments):
                 start_response(status_line(answer.status), with_length(answer))
                 return [answer.body]
         environ[ENVIRON_KEY] = session
+        if engine.extras:
+            try:
+                extras_opened(engine, session, environ.get("HTTP_COOKIE"), now, https)
+            except StoreError as exc:
+                return self._store_failed(environ, start_response, exc)
         state: dict[str, Any] = {"replaced": None, "started": False}
 
         def start_with_session(
@@ -189,11 +211,19 @@ class SessionMiddleware(CheckedArguments):
                 return lambda data: None
             except SessionLimitReached as exc:
                 state["replaced"] = _plain(start_response, "409 Conflict", str(exc))
+                if engine.extras:
+                    extras_closed(engine, session, None, environ, now, https, saved=False)
                 return lambda data: None
             if set_cookie is not None or session._accessed:
                 headers = with_session_headers(headers, set_cookie, session._accessed)
                 if set_cookie is not None and session._also_set:
                     headers += [("Set-Cookie", cookie) for cookie in session._also_set]
+            if engine.extras:
+                try:
+                    headers = [*headers, *extras_closed(engine, session, set_cookie, environ, now, https)]
+                except StoreError as exc:
+                    state["replaced"] = self._store_failed(environ, start_response, exc)
+                    return lambda data: None
             if dbsc is not None:
                 try:
                     root = environ.get("SCRIPT_NAME", "")
@@ -275,6 +305,32 @@ def close_session(engine: Engine, session: Session, status: int, now: int, https
     if closed is None or isinstance(closed, str):
         return closed
     return run_sync(closed, _sync_store(engine))
+
+
+def extras_opened(engine: Engine, session: Session, cookie_header: str | None, now: int, https: bool) -> None:
+    """The anomaly hook and remember-me after a session is opened (synchronously)."""
+    pending = after_open(engine, session, cookie_header, now, https)
+    if pending is not None:
+        run_sync(pending, _sync_store(engine))
+
+
+def extras_closed(
+    engine: Engine,
+    session: Session,
+    set_cookie: str | None,
+    environ: Environ,
+    now: int,
+    https: bool,
+    *,
+    saved: bool = True,
+) -> list[tuple[str, str]]:
+    """Remember-me's cookies and Clear-Site-Data after a session is saved; the events published."""
+    added: list[tuple[str, str]] = []
+    if saved:
+        made = after_close(engine, session, environ.get("HTTP_COOKIE"), now, https)
+        added = made if isinstance(made, list) else run_sync(made, _sync_store(engine))
+    publish_sync(engine, events_of(engine, session, set_cookie, environ.get("PATH_INFO"), now, saved=saved))
+    return added
 
 
 def with_session_headers(
@@ -386,6 +442,8 @@ class _CSRFCheck:
             method = environ.get("REQUEST_METHOD", "GET").upper()
             path = environ.get("PATH_INFO", "/")
             logger.warning("sessionware refused a %s %s: CSRF check failed (%s)", method, path, reason)
+            if session._observed():
+                session._note("csrf_failure", session._current_meta().get("uid"), reason)
         return reason
 
 
