@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from examples.demo.app import DEMO_PASSWORD, DEMO_USER, create_app, describe_user_agent, relative_time
+from examples.demo.app import DEMO_PASSWORD, DEMO_USER, create_app, relative_time
+from sessionware._devices import parse_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +32,10 @@ def token_in(page: str) -> str:
     return match.group(1)
 
 
-def log_in(client: TestClient, password: str = DEMO_PASSWORD) -> str:
+def log_in(client: TestClient, password: str = DEMO_PASSWORD, *, remember: bool = False) -> str:
     page = client.get("/").text
-    return client.post(
-        "/login", data={"username": DEMO_USER, "password": password, "_csrf_token": token_in(page)}
-    ).text
+    fields = {"username": DEMO_USER, "password": password, "_csrf_token": token_in(page)}
+    return client.post("/login", data={**fields, **({"remember": "on"} if remember else {})}).text
 
 
 def post(client: TestClient, path: str, page: str, **fields: str) -> str:
@@ -85,8 +85,8 @@ def test_the_sessions_page_lists_browsers_and_logs_them_out(tmp_path: Path) -> N
     log_in(laptop)
     page = laptop.get("/sessions").text
     assert page.count("class='session'") == 2
-    assert ">Safari on iOS</td>" in page
-    assert ">Edge on Windows</td>" in page
+    assert f">{label(IPHONE_SAFARI)}</td>" in page
+    assert f">{label(WINDOWS_EDGE)}</td>" in page
     assert IPHONE_SAFARI not in page.replace(f'title="{IPHONE_SAFARI}"', "")  # only as a tooltip
     handle = re.search(r'name="handle" value="([^"]+)"', page)
     assert handle is not None
@@ -298,59 +298,13 @@ WINDOWS_EDGE = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.87"
 )
-USER_AGENTS = [
-    (WINDOWS_EDGE, "Edge on Windows"),
-    (IPHONE_SAFARI, "Safari on iOS"),
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/126.0.0.0 Safari/537.36",
-        "Chrome on Windows",
-    ),
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "Version/17.5 Safari/605.1.15",
-        "Safari on macOS",
-    ),
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0",
-        "Firefox on macOS",
-    ),
-    ("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", "Firefox on Linux"),
-    (
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "HeadlessChrome/126.0.0.0 Safari/537.36",
-        "Chrome on Linux",
-    ),
-    (
-        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/126.0.6478.71 Mobile Safari/537.36",
-        "Chrome on Android",
-    ),
-    ("Mozilla/5.0 (Android 14; Mobile; rv:127.0) Gecko/127.0 Firefox/127.0", "Firefox on Android"),
-    (
-        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/126.0.0.0 Mobile Safari/537.36 EdgA/126.0.2592.80",
-        "Edge on Android",
-    ),
-    (
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1",
-        "Chrome on iOS",
-    ),
-    (
-        "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        "FxiOS/127.0 Mobile/15E148 Safari/605.1.15",
-        "Firefox on iOS",
-    ),
-    ("curl/8.8.0", "Unknown browser on Unknown system"),
-    ("", "Unknown browser on Unknown system"),
-    (None, "Unknown browser on Unknown system"),
-]
 
 
-@pytest.mark.parametrize(("user_agent", "shown"), USER_AGENTS)
-def test_user_agents_are_shown_as_browser_and_system(user_agent: str | None, shown: str) -> None:
-    assert describe_user_agent(user_agent) == shown
+def label(user_agent: str) -> str:
+    """The device label the library gives ``user_agent`` (ua-parser's if installed)."""
+    device = parse_device(user_agent)
+    assert device is not None
+    return device.label
 
 
 @pytest.mark.parametrize(
@@ -384,7 +338,9 @@ def test_the_sessions_page_shows_how_long_ago_with_the_exact_time_as_a_tooltip(t
     laptop = TestClient(app, headers={"user-agent": WINDOWS_EDGE})
     log_in(laptop)
     page = laptop.get("/sessions").text
-    row = re.search(r"<tr class='session'><td[^>]*>Safari on iOS</td>(.*?)</tr>", page, re.DOTALL)
+    row = re.search(
+        rf"<tr class='session'><td[^>]*>{re.escape(label(IPHONE_SAFARI))}</td>(.*?)</tr>", page, re.DOTALL
+    )
     assert row is not None
     exact = r'<td title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">([^<]+)</td>'
     assert re.findall(exact, row.group(1)) == ["7 minutes ago", "7 minutes ago"]
@@ -411,9 +367,98 @@ def test_log_out_everywhere_else_keeps_this_browser(tmp_path: Path) -> None:
     page = post(laptop, "/sessions/revoke-others", page)
     assert text_of(page, "flash-info") == "Logged out 2 other session(s)."
     assert page.count("class='session'") == 1
-    assert "this browser" in page
+    assert "this device" in page
     for other in others:
         assert "You are not logged in" in other.get("/").text
+
+
+def test_the_sessions_page_is_a_device_list(tmp_path: Path) -> None:
+    """Device, first and last seen, how, the network only (never the address), this device."""
+    from sessionware.testing import FakeClock
+
+    clock = FakeClock(start=time.time())
+    app = create_app(tmp_path, clock=clock)
+    phone = TestClient(app, headers={"user-agent": IPHONE_SAFARI}, client=("203.0.113.77", 50000))
+    log_in(phone)
+    clock.advance(minutes=20)
+    post(phone, "/counter", phone.get("/").text)  # activity: last seen moves
+    clock.advance(minutes=5)
+    laptop = TestClient(app, headers={"user-agent": WINDOWS_EDGE}, client=("2001:db8:1234:5678::9", 50000))
+    page = log_in(laptop)
+    page = laptop.get("/sessions").text
+    header = re.search(r"<table id=\"sessions\"><tr>(.*?)</tr>", page, re.DOTALL)
+    assert header is not None
+    assert re.findall(r"<th>([^<]*)</th>", header.group(1)) == [
+        "Device",
+        "First seen",
+        "Last seen",
+        "How",
+        "Network",
+        "",
+    ]
+    rows = re.findall(r"<tr class='session'>(.*?)</tr>", page, re.DOTALL)
+    assert len(rows) == 2
+    laptop_row, phone_row = rows  # most recently active first
+    cells = [
+        re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", phone_row, re.DOTALL)
+    ]
+    assert cells[:5] == [
+        label(IPHONE_SAFARI),
+        "25 minutes ago",
+        "5 minutes ago",
+        "password",
+        "203.0.113.0/24",
+    ]
+    assert "Log out this device" in cells[5]
+    assert "203.0.113.77" not in page
+    cells = [
+        re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", laptop_row, re.DOTALL)
+    ]
+    assert cells == [
+        label(WINDOWS_EDGE),
+        "just now",
+        "just now",
+        "password",
+        "2001:db8:1234::/48",
+        "this device",
+    ]
+    assert page.count("Log out this device") == 1  # not on this device's own row
+    assert 'id="revoke-others">Log out everywhere else</button>' in page
+
+
+def test_remember_me_logs_in_again_after_the_session_cookie_is_gone(tmp_path: Path) -> None:
+    app = create_app(tmp_path)
+    assert 'type="checkbox" name="remember"' in TestClient(app).get("/").text
+    forgetful = TestClient(app, headers={"user-agent": IPHONE_SAFARI})
+    log_in(forgetful)  # not ticked: no remember-me cookie
+    assert set(forgetful.cookies.keys()) == {"session"}
+    forgetful.cookies.delete("session")
+    assert "You are not logged in" in forgetful.get("/").text
+
+    client = TestClient(app, headers={"user-agent": WINDOWS_EDGE})
+    page = log_in(client, remember=True)
+    assert text_of(page, "user") == DEMO_USER
+    assert "remembered" not in page  # logged in by password
+    remembered = client.cookies["remember"]
+    client.cookies.delete("session")  # the browser closed: its session cookie is gone
+    page = client.get("/").text
+    assert text_of(page, "user") == DEMO_USER
+    assert "Logged in again by your remember-me cookie" in page
+    assert client.cookies["remember"] != remembered  # rotated on use
+    page = client.get("/sessions").text
+    rows = re.findall(r"<tr class='session'>(.*?)</tr>", page, re.DOTALL)
+    assert len(rows) == 3  # the two whose cookies are gone live on until they expire
+    (mine,) = [row for row in rows if '<strong class="current">this device</strong>' in row]
+    assert '<td class="how">remember me</td>' in mine
+    assert sum('<td class="how">password</td>' in row for row in rows) == 2
+    # Sudo mode still wants the password: a remember-me log-in is no fresh authentication.
+    page = client.get("/sudo").text
+    assert text_of(page, "flash-info") == "Please confirm your password to continue."
+    assert text_of(post(client, "/reauth", page, password=DEMO_PASSWORD), "sudo") == "Sensitive settings"
+
+    post(client, "/logout", client.get("/").text)  # logging out forgets the device
+    client.cookies.delete("session")
+    assert "You are not logged in" in client.get("/").text
 
 
 # -- a refused form: a page for people, not a developer's checklist ---------------------

@@ -18,8 +18,12 @@ demo PORT=8080`` serves it on another port.
 
 It needs only ``pip install -e '.[demo]'`` (Starlette and uvicorn), which is
 what ``make demo`` installs. A refused form (the CSRF check) gets a friendly
-page through ``CSRFMiddleware(error_app=...)``; the sessions page names each
-browser and system from its user agent with a small parser of its own.
+page through ``CSRFMiddleware(error_app=...)``. The sessions page is the
+device list of ``docs/devices.md``: each session's device (``SessionInfo.device``),
+when it was first and last seen, how it logged in, its network (the IP's /24 or /48
+only, ``record_ip=True``), and buttons to log out one device or every other one.
+Ticking "remember me" at log-in keeps this browser logged in for 30 days after its
+session ends (``RememberMe``, ``docs/remember-me.md``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -44,7 +47,9 @@ from sessionware import (
     DBSC,
     CSRFError,
     CSRFMiddleware,
+    RememberMe,
     Session,
+    SessionInfo,
     SessionMiddleware,
     SQLiteStore,
     csrf_input,
@@ -57,6 +62,7 @@ from sessionware import (
 DEMO_USER = "demo"
 DEMO_PASSWORD = "sessionware"  # shown on the page: this is a demo, not an account
 SUDO_MAX_AGE = 5 * 60
+REMEMBER_DAYS = 30
 
 
 def _data_dir() -> Path:
@@ -107,31 +113,13 @@ def _time_cell(timestamp: int | None, now: int, element_id: str = "") -> str:
     return f'<td{id_attribute} title="{exact}">{relative_time(timestamp, now)}</td>'
 
 
-# (pattern, name), first match wins: Edge and Opera say "Chrome" too, Chrome says "Safari".
-_BROWSERS = [
-    (re.compile(r"Edg(?:e|A|iOS)?/"), "Edge"),
-    (re.compile(r"OPR/|Opera"), "Opera"),
-    (re.compile(r"Firefox/|FxiOS/"), "Firefox"),
-    (re.compile(r"Chrome/|CriOS/|Chromium/"), "Chrome"),
-    (re.compile(r"Version/[\d.]+.*Safari/|Mobile/\w+ Safari/"), "Safari"),
-]
-# iOS and Android before macOS and Linux: their user agents say "like Mac OS X" and "Linux".
-_SYSTEMS = [
-    (re.compile(r"iPhone|iPad|iPod"), "iOS"),
-    (re.compile(r"Android"), "Android"),
-    (re.compile(r"Windows"), "Windows"),
-    (re.compile(r"Macintosh|Mac OS X"), "macOS"),
-    (re.compile(r"CrOS"), "ChromeOS"),
-    (re.compile(r"Linux|X11"), "Linux"),
-]
+HOW = {"password": "password", "remember": "remember me"}
 
 
-def describe_user_agent(user_agent: str | None) -> str:
-    """ "Firefox on Linux", "Safari on iOS"...; "Unknown" for the part it cannot tell."""
-    text = user_agent or ""
-    browser = next((name for pattern, name in _BROWSERS if pattern.search(text)), "Unknown browser")
-    system = next((name for pattern, name in _SYSTEMS if pattern.search(text)), "Unknown system")
-    return f"{browser} on {system}"
+def _device_cell(info: SessionInfo) -> str:
+    """The device as people name it ("Chrome 156 on Linux"), the raw user agent as its tooltip."""
+    label = info.device.label if info.device is not None else "Unknown device"
+    return f'<td class="device" title="{html.escape(info.user_agent or "")}">{html.escape(label)}</td>'
 
 
 def _post(request: Request, action: str, label: str, element_id: str, fields: str = "") -> str:
@@ -196,6 +184,15 @@ def _bound(session: Session) -> str:
         '<p id="unbound" class="note">This session is not device-bound '
         "(DBSC needs https and a browser that supports it).</p>"
     )
+
+
+def _remembered(session: Session) -> str:
+    if session.how == "remember":
+        return (
+            '<p id="remembered" class="note">Logged in again by your remember-me cookie '
+            "(your session had ended); sudo mode asks for your password.</p>"
+        )
+    return ""
 
 
 def dbsc_lifetime() -> int:
@@ -263,6 +260,7 @@ def create_app(directory: Path | None = None, clock: Callable[[], float] = time.
         if session.user_id is not None:
             body = f"""
 <p>Logged in as <strong id="user">{html.escape(str(session.user_id))}</strong>.</p>
+{_remembered(session)}
 {_bound(session)}
 <p>Counter: <strong id="counter">{session.get("counter", 0)}</strong></p>
 {_post(request, "/counter", "Bump the counter", "bump")}
@@ -274,6 +272,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
 <form method="post" action="/login">{csrf_input(request)}
  <input name="username" placeholder="user name" value="{DEMO_USER}" autocomplete="username">
  <input name="password" type="password" placeholder="password" autocomplete="current-password">
+ <label><input type="checkbox" name="remember" id="remember"> remember me</label>
  <button id="login">Log in</button>
 </form>"""
         return _page(request, body, db, int(clock()))
@@ -284,7 +283,8 @@ password <code>{DEMO_PASSWORD}</code>.</p>
             put_flash(request, "error", "Wrong user name or password.")
             return RedirectResponse("/", status_code=303)
         session = get_session(request)
-        session.log_in(DEMO_USER)  # new session ID, new CSRF secret, bound to the user
+        # New session ID, new CSRF secret, bound to the user; "remember me": a remember-me cookie too.
+        session.log_in(DEMO_USER, remember=form.get("remember") == "on")
         session["logged_in_at"] = int(time.time())
         put_flash(request, "info", f"Welcome, {DEMO_USER}.")
         return RedirectResponse("/", status_code=303)
@@ -308,16 +308,19 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         listing = await user_sessions(request).list(session.user_id, current=session)
         now = int(clock())
         rows = "".join(
-            f"<tr class='session'><td title=\"{html.escape(info.user_agent or '')}\">"
-            f"{html.escape(describe_user_agent(info.user_agent))}</td>"
-            f"{_time_cell(info.logged_in_at, now)}{_time_cell(info.last_active, now)}<td>"
+            "<tr class='session'>"
+            + _device_cell(info)
+            + _time_cell(info.first_seen, now)
+            + _time_cell(info.last_seen, now)
+            + f'<td class="how">{html.escape(HOW.get(info.how, info.how))}</td>'
+            + f'<td class="network">{html.escape(info.ip or "unknown")}</td><td>'
             + (
-                "<strong>this browser</strong>"
+                '<strong class="current">this device</strong>'
                 if info.current
                 else _post(
                     request,
                     "/sessions/revoke",
-                    "Log out",
+                    "Log out this device",
                     f"revoke-{info.handle}",
                     f'<input type="hidden" name="handle" value="{html.escape(info.handle)}">',
                 )
@@ -327,8 +330,11 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         )
         body = f"""
 <h2>Where you are logged in</h2>
-<table id="sessions"><tr><th>Browser</th><th>Logged in</th><th>Last active</th><th></th></tr>{rows}</table>
-{_post(request, "/sessions/revoke-others", "Log out everywhere else", "revoke-others")}"""
+<table id="sessions"><tr><th>Device</th><th>First seen</th><th>Last seen</th><th>How</th>
+<th>Network</th><th></th></tr>{rows}</table>
+{_post(request, "/sessions/revoke-others", "Log out everywhere else", "revoke-others")}
+<p class="note">Network: the address's /24 (IPv6: /48) only. "Log out everywhere else" also
+ends every other browser's remember-me cookie.</p>"""
         return _page(request, body, db, int(clock()))
 
     async def revoke(request: Request) -> Response:
@@ -352,7 +358,10 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         if session.user_id is None:
             put_flash(request, "error", "Log in first.")
             return RedirectResponse("/", status_code=303)
-        if not session.recently_authenticated(SUDO_MAX_AGE):
+        # A remember-me log-in counts as an authentication for recently_authenticated(), but
+        # no password was typed: until it is (reauth below), sudo mode asks for it.
+        remembered = session.how == "remember" and "password_confirmed" not in session
+        if remembered or not session.recently_authenticated(SUDO_MAX_AGE):
             put_flash(request, "info", "Please confirm your password to continue.")
             return RedirectResponse("/reauth", status_code=303)
         left = SUDO_MAX_AGE - (int(clock()) - (session.auth_at or 0))
@@ -365,6 +374,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         if request.method == "POST":
             if session.user_id is not None and _password_ok(await _form(request)):
                 session.reauthenticated()  # new session ID; both timeouts restart
+                session["password_confirmed"] = True
                 return RedirectResponse("/sudo", status_code=303)
             put_flash(request, "error", "Wrong password.")
             return RedirectResponse("/reauth", status_code=303)
@@ -395,5 +405,7 @@ password <code>{DEMO_PASSWORD}</code>.</p>
         store=SQLiteStore(db),
         clock=clock,
         dbsc=DBSC(bound_cookie_lifetime=dbsc_lifetime()),
+        remember=RememberMe(max_age=REMEMBER_DAYS * 24 * 3600),
+        record_ip=True,  # the network only (/24, /48): the sessions page's "Network" column
     )
     return app
