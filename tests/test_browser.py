@@ -1,6 +1,8 @@
 """The demo in a real browser: headless Chromium logs in, bumps the counter, has forged
 forms refused, lists and logs out its sessions, logs out, and keeps the session cookie
-with the attributes the middleware means it to have.
+with the attributes the middleware means it to have. With "remember me" it stays logged
+in once its session cookie is gone; an old remember-me token replayed from another
+browser profile revokes every session and token of the user.
 
 The demo runs under uvicorn in a subprocess; a second tiny server on another port plays
 the attacker's site. Debian's ``chromium`` and ``chromedriver`` are used as installed
@@ -36,7 +38,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from examples.demo.app import DEMO_PASSWORD, DEMO_USER
 
-from .test_demo import IPHONE_SAFARI
+from .test_demo import IPHONE_SAFARI, label
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SESSIONWARE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -157,9 +159,10 @@ def other_site() -> Iterator[OtherSite]:
 # -- the browser ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    """Headless Chromium driven by chromedriver, both as installed (never downloaded)."""
+@contextlib.contextmanager
+def chromium() -> Iterator[WebDriver]:
+    """Headless Chromium driven by chromedriver, both as installed (never downloaded), with a
+    profile of its own (no cookies shared with any other)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
         reason = f"{' and '.join(missing)} not found (apt-get install chromium chromium-driver)"
@@ -176,6 +179,12 @@ def driver() -> Iterator[WebDriver]:
         yield chrome
     finally:
         chrome.quit()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    with chromium() as chrome:
+        yield chrome
 
 
 class Person:
@@ -221,15 +230,21 @@ class Person:
         return cookies
 
     def session_cookie(self) -> dict[str, Any]:
-        found = [cookie for cookie in self.cookies() if cookie["name"] == COOKIE]
-        assert len(found) == 1, f"expected one {COOKIE!r} cookie, the browser has {found}"
+        return self.cookie(COOKIE)
+
+    def cookie(self, name: str) -> dict[str, Any]:
+        found = [cookie for cookie in self.cookies() if cookie["name"] == name]
+        assert len(found) == 1, f"expected one {name!r} cookie, the browser has {self.cookies()}"
         return found[0]
+
+    def cookie_names(self) -> list[str]:
+        return sorted(cookie["name"] for cookie in self.cookies())
 
     def forget_everything(self) -> None:
         """A fresh start: no cookies, so no session."""
         self.driver.execute_cdp_cmd("Storage.clearCookies", {})
 
-    def log_in(self, password: str | None = None) -> None:
+    def log_in(self, password: str | None = None, *, remember: bool = False) -> None:
         """Log in as a person would: read the demo password off the page, type it, click."""
         self.open("/")
         shown = [code.text for code in self.driver.find_elements(By.CSS_SELECTOR, "p code")]
@@ -238,6 +253,8 @@ class Person:
         assert self.driver.find_element(By.NAME, "username").get_attribute("value") == user
         typed = shown_password if password is None else password
         self.driver.find_element(By.NAME, "password").send_keys(typed)
+        if remember:
+            self.driver.find_element(By.ID, "remember").click()
         self.submit("login")
 
     def fresh_login(self) -> None:
@@ -251,9 +268,9 @@ def person(driver: WebDriver, demo_url: str) -> Person:
     return Person(driver, demo_url)
 
 
-def page_for_cookie(url: str, value: str) -> str:
-    """The demo's home page as a client presenting session cookie ``value`` sees it."""
-    return httpx.get(url + "/", headers={"cookie": f"{COOKIE}={value}"}, timeout=5).text
+def page_for_cookie(url: str, value: str, name: str = COOKIE) -> str:
+    """The demo's home page as a client presenting cookie ``name`` (the session's) = ``value`` sees it."""
+    return httpx.get(url + "/", headers={"cookie": f"{name}={value}"}, timeout=5).text
 
 
 # -- the scenario, step by step --------------------------------------------------------
@@ -381,19 +398,27 @@ def test_the_sessions_page_lists_this_browser_and_logs_out_another(person: Perso
         person.follow(By.LINK_TEXT, "Where I am logged in")
         assert person.driver.current_url == person.url + "/sessions"
         rows = person.driver.find_elements(By.CSS_SELECTOR, "#sessions tr.session")
-        mine = [row for row in rows if "this browser" in row.text]
+        mine = [row for row in rows if row.find_elements(By.CSS_SELECTOR, "strong.current")]
         assert len(mine) == 1, [row.text for row in rows]
         user_agent = person.driver.execute_script("return navigator.userAgent")
         cell = mine[0].find_element(By.TAG_NAME, "td")
-        assert cell.text == "Chrome on Linux"  # headless Chromium, named from its user agent
+        # Headless Chromium, named from its user agent: "Chrome 156 on Linux" (or, with ua-parser's
+        # rules, "HeadlessChrome 156 on Linux"), the raw string only as the tooltip.
+        major = re.search(r"Chrome/(\d+)", user_agent)
+        assert major is not None, user_agent
+        assert cell.text == label(user_agent)
+        assert re.fullmatch(rf"(Headless)?Chrome {major.group(1)} on Linux", cell.text), cell.text
         assert cell.get_attribute("title") == user_agent
+        shown = [td.text for td in mine[0].find_elements(By.TAG_NAME, "td")]
+        assert shown[1:] == ["just now", "just now", "password", "127.0.0.0/24", "this device"], shown
 
-        phone_row = "//table[@id='sessions']//tr[td[1]='Safari on iOS']"
+        phone_row = f"//table[@id='sessions']//tr[td[1]='{label(IPHONE_SAFARI)}']"
         button = person.driver.find_element(By.XPATH, phone_row + "//button")
+        assert button.text == "Log out this device"
         person.submit(str(button.get_attribute("id")))
         assert person.text("flash-info") == "That session is logged out."
         assert not person.driver.find_elements(By.XPATH, phone_row)
-        assert person.driver.find_elements(By.XPATH, "//tr[contains(., 'this browser')]")
+        assert person.driver.find_elements(By.XPATH, "//tr[contains(., 'this device')]")
         assert "You are not logged in" in phone.get("/").text
 
 
@@ -416,3 +441,77 @@ def test_logging_out_shows_a_flash_ends_the_session_and_resets_the_counter(perso
 
     person.log_in()
     assert person.text("counter") == "0"
+
+
+# -- remember me: the session cookie goes, the user stays; a replayed old token ends it all -----
+
+REMEMBER = "remember"  # the demo's RememberMe keeps its default cookie name
+GRACE = 5  # RememberMe's default grace window (seconds) for a rotated token
+
+
+def test_remember_me_outlives_the_session_cookie_and_a_replayed_old_token_revokes_everything(
+    tmp_path: Path,
+) -> None:
+    with serve_demo(tmp_path) as url, chromium() as own_browser:
+        me = Person(own_browser, url)
+        me.open("/")
+        me.log_in(remember=True)
+        assert me.text("user") == DEMO_USER
+        assert not me.has("remembered")  # logged in by password
+        first = me.cookie(REMEMBER)
+        assert (first["httpOnly"], first["sameSite"], first["path"], first["session"]) == (
+            True,
+            "Lax",
+            "/",
+            False,
+        )
+        assert first["expires"] > time.time() + 29 * 86400  # the demo remembers for 30 days
+        first_session = me.session_cookie()
+        assert first_session["session"] is True
+
+        # The browser closes: the session cookie (no Max-Age) is gone, the remember-me cookie stays.
+        me.driver.delete_cookie(COOKIE)
+        assert me.cookie_names() == [REMEMBER]
+        me.open("/")
+        assert me.text("user") == DEMO_USER
+        assert me.text("remembered").startswith("Logged in again by your remember-me cookie")
+        assert me.session_cookie()["value"] != first_session["value"], "a fresh session, new ID"
+        rotated = me.cookie(REMEMBER)["value"]
+        assert rotated != first["value"], "the token is rotated on use"
+        me.follow(By.LINK_TEXT, "Where I am logged in")
+        (mine,) = [
+            row
+            for row in me.driver.find_elements(By.CSS_SELECTOR, "#sessions tr.session")
+            if row.find_elements(By.CSS_SELECTOR, "strong.current")
+        ]
+        assert mine.find_element(By.CSS_SELECTOR, "td.how").text == "remember me"
+        mine_now = me.session_cookie()["value"]
+
+        # Another of the user's sessions, logged in by password elsewhere.
+        with httpx.Client(base_url=url, headers={"user-agent": IPHONE_SAFARI}, timeout=5) as phone:
+            form = re.search(r'name="_csrf_token" value="([^"]+)"', phone.get("/").text)
+            assert form is not None
+            fields = {"username": DEMO_USER, "password": DEMO_PASSWORD, "_csrf_token": form.group(1)}
+            assert f'id="user">{DEMO_USER}<' in phone.post("/login", data=fields, follow_redirects=True).text
+
+            time.sleep(GRACE + 1.5)  # past the grace window that tolerates racing parallel requests
+            # A thief's browser (another profile) presents the old token, replaced since.
+            with chromium() as thiefs_browser:
+                thief = Person(thiefs_browser, url)
+                thief.open("/")
+                thiefs_browser.add_cookie(
+                    {"name": REMEMBER, "value": first["value"], "path": "/", "httpOnly": True}
+                )
+                thief.open("/")
+                assert "You are not logged in" in thief.page_text()
+                assert not thief.has("user")
+                assert REMEMBER not in thief.cookie_names(), "the replayed cookie is expired"
+
+            # Every session and every remember-me token of the user is revoked, not just the thief's.
+            assert "You are not logged in" in phone.get("/").text
+            assert "You are not logged in" in page_for_cookie(url, mine_now)
+            assert "You are not logged in" in page_for_cookie(url, rotated, name=REMEMBER)
+        me.open("/")
+        assert "You are not logged in" in me.page_text()
+        assert not me.has("user")
+        assert REMEMBER not in me.cookie_names()
