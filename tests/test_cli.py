@@ -126,11 +126,10 @@ def test_sessions_list_and_revoke_a_users_sessions_from_the_command_line(
     assert listed.returncode == 0, listed.stderr
     sessions = json.loads(listed.stdout)
     assert sorted(info["user_agent"] for info in sessions) == ["Laptop", "Phone"]
-    assert (
-        "alice" in run("sessions", "list", *options).stdout
-        or "Phone" in run("sessions", "list", *options).stdout
-    )
     phone_handle = next(info["handle"] for info in sessions if info["user_agent"] == "Phone")
+    table = run("sessions", "list", *options).stdout.splitlines()
+    assert table[0].split("  ")[0] == "HANDLE"
+    assert sorted(line.split()[0] for line in table[1:]) == sorted(info["handle"] for info in sessions)
     assert run("sessions", "revoke", *options, "--handle", phone_handle).returncode == 0
     assert call(app, "/whoami", cookie=phone).json()["user"] is None
     assert run("sessions", "revoke", *options, "--handle", phone_handle).returncode == 1
@@ -467,3 +466,65 @@ def test_decode_with_a_store_shows_a_server_side_sessions_data(tmp_path: Path) -
     gone = run("decode", value, "--secret-key-base", SECRET, *where)
     assert gone.returncode == 1
     assert json.loads(gone.stdout)["status"].startswith("not in the store")
+
+
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.6478.71 Mobile Safari/537.36"
+)
+WINDOWS_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def test_sessions_list_prints_a_table_of_devices_with_relative_times(tmp_path: Path) -> None:
+    from sessionware._devices import parse_device
+
+    store = SQLiteStore(tmp_path / "cli.db")
+    clock = FakeClock(start=time.time() - 25 * 60)
+    app = build_app(store, clock, record_ip=True)
+    phone = call(app, "/auth/alice", headers=[("user-agent", ANDROID_CHROME)]).cookie()
+    clock.advance(minutes=20)
+    assert call(app, "/whoami", cookie=phone).json()["user"] == "alice"  # activity: last seen moves
+    clock.advance(minutes=5)
+    call(app, "/auth/alice", headers=[("user-agent", WINDOWS_FIREFOX)])
+    options = ["--store", f"sqlite:///{store.path}", "--user", "alice", "--secret-key-base", SECRET]
+
+    result = run("sessions", "list", *options)
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    columns = [column.strip() for column in header.split("  ") if column.strip()]
+    assert columns == ["HANDLE", "DEVICE", "FIRST SEEN", "LAST SEEN", "HOW", "NETWORK", "DBSC"]
+    starts = [header.index(column) for column in columns]
+    cells = [[line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)] for line in lines]
+    listed = json.loads(run("sessions", "list", *options, "--json").stdout)
+    assert [cell[0] for cell in cells] == [info["handle"] for info in listed]  # most recent first
+    laptop, android = (parse_device(agent) for agent in (WINDOWS_FIREFOX, ANDROID_CHROME))
+    assert laptop is not None and android is not None
+    assert [cell[1:] for cell in cells] == [
+        [laptop.label, "just now", "just now", "password", "127.0.0.0/24", "-"],
+        [android.label, "25 minutes ago", "5 minutes ago", "password", "127.0.0.0/24", "-"],
+    ]
+    assert "Firefox 128 on Windows" in result.stdout
+    assert ANDROID_CHROME not in result.stdout  # the raw string is for --json
+    # --json keeps every field, the raw user agent and the device with its label.
+    assert listed[1]["user_agent"] == ANDROID_CHROME
+    assert listed[1]["device"]["label"] == android.label
+    assert listed[1]["device"]["type"] == "mobile"
+    assert listed[1]["last_seen"] == listed[1]["last_active"] > listed[1]["first_seen"]
+
+
+@pytest.mark.parametrize(
+    ("offset", "said"),
+    [
+        (0, "just now"),
+        (-59, "just now"),
+        (-60, "1 minute ago"),
+        (-7200, "2 hours ago"),
+        (-86400, "1 day ago"),
+        (90, "in 1 minute"),
+        (30, "in less than a minute"),
+    ],
+)
+def test_the_cli_says_times_as_people_do(offset: int, said: str) -> None:
+    from sessionware._cli import relative_time
+
+    assert relative_time(1_700_000_000 + offset, 1_700_000_000) == said

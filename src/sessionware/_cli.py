@@ -9,7 +9,9 @@
   migrate --store URL        create the table (PostgreSQL, SQLite);
                              --print-sql shows PostgreSQL's SQL
   purge --store URL          delete expired sessions
-  sessions list --store URL --user ID
+  sessions list --store URL --user ID [--json]
+                             a table of the user's devices: browser and OS,
+                             first and last seen, how it logged in, network
   sessions revoke --store URL --user ID (--handle H | --all)
 
 Store URLs:
@@ -36,17 +38,18 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._cli_decode import cookie_names, decode, iso
+from ._cli_decode import cookie_names, decode
 from ._codec import IdCodec
 from ._cookies import CookieAttributes
 from ._engine import Engine
 from ._expiry import PRESETS, Expiry
 from ._keys import SecretInput
-from ._registry import UserSessions
+from ._registry import SessionInfo, UserSessions
 from .errors import ConfigurationError, SessionError
 from .stores import from_url
 from .typing import Purgeable
@@ -196,17 +199,56 @@ def _registry(args: argparse.Namespace) -> UserSessions:
     return UserSessions(_engine(args, store, args.cookie_name))
 
 
+def relative_time(timestamp: int, now: int) -> str:
+    """``timestamp`` as people say it: "just now", "5 minutes ago", "in 3 hours"."""
+    seconds = abs(timestamp - now)
+    if seconds < 60:
+        return "just now" if timestamp <= now else "in less than a minute"
+    count, unit = next((seconds // size, unit) for unit, size in _UNITS if seconds >= size)
+    amount = f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{amount} ago" if timestamp < now else f"in {amount}"
+
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+_COLUMNS = ("HANDLE", "DEVICE", "FIRST SEEN", "LAST SEEN", "HOW", "NETWORK", "DBSC")
+
+
+def _row(info: SessionInfo, now: int) -> tuple[str, ...]:
+    device = info.device.label if info.device is not None else "Unknown device"
+    return (
+        info.handle,
+        device,
+        relative_time(info.first_seen, now),
+        relative_time(info.last_seen, now),
+        info.how,
+        info.ip or "-",  # the network (/24, /48) unless the app records full addresses
+        "bound" if info.device_bound else "-",
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _as_json(info: SessionInfo) -> dict[str, Any]:
+    shown = dataclasses.asdict(info)
+    if info.device is not None:
+        shown["device"]["label"] = info.device.label
+    shown["last_seen"] = info.last_seen
+    return shown
+
+
 def _list(args: argparse.Namespace) -> int:
     registry = _registry(args)
     infos = registry.list(args.user)
     if args.json:
-        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        print(json.dumps([_as_json(info) for info in infos], indent=2))
     elif infos:
-        for info in infos:
-            print(
-                f"{info.handle}  logged in {iso(info.logged_in_at)}, active {iso(info.last_active)}  "
-                f"{'device-bound  ' if info.device_bound else ''}{info.user_agent or '-'}"
-            )
+        now = int(time.time())
+        print(_table([_COLUMNS, *(_row(info, now) for info in infos)]))
     _unverified(args, registry)
     if not infos and not args.json:
         print(f"no live sessions for user {args.user!r}")
@@ -317,13 +359,26 @@ def _parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser("sessions", help="list or revoke a user's sessions")
     actions = sessions.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="list a user's live sessions")
+    listing = actions.add_parser(
+        "list",
+        help="list a user's live sessions (a table of devices)",
+        description="List a user's live sessions, most recently active first, as a table: the "
+        "handle (for 'sessions revoke --handle'), the device (browser and major version, OS, and "
+        "mobile/tablet/bot), when it was first and last seen (relative times; last seen moves at "
+        "most once per touch_interval), how it logged in (password, remember, or the app's word), "
+        "its network (the IP's /24 or /48 if the app records it, record_ip=True) and whether it "
+        "is device-bound (DBSC). --json prints every field, times as unix seconds.",
+    )
     revoke = actions.add_parser("revoke", help="revoke one or all of a user's sessions")
     for command in (listing, revoke):
         with_store(command)
         command.add_argument("--user", required=True, help="the user ID the app logs users in with")
         with_secret(command)
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of the table: every field, times as unix seconds, the raw user agent",
+    )
     listing.set_defaults(run=_list)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--handle", help="the handle that 'sessions list' shows")
