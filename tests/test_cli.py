@@ -498,7 +498,8 @@ def test_sessions_list_prints_a_table_of_devices_with_relative_times(tmp_path: P
     listed = json.loads(run("sessions", "list", *options, "--json").stdout)
     assert [cell[0] for cell in cells] == [info["handle"] for info in listed]  # most recent first
     laptop, android = (parse_device(agent) for agent in (WINDOWS_FIREFOX, ANDROID_CHROME))
-    assert laptop is not None and android is not None
+    assert laptop is not None
+    assert android is not None
     assert [cell[1:] for cell in cells] == [
         [laptop.label, "just now", "just now", "password", "127.0.0.0/24", "-"],
         [android.label, "25 minutes ago", "5 minutes ago", "password", "127.0.0.0/24", "-"],
