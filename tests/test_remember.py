@@ -60,7 +60,19 @@ async def password_changed(request: Request) -> Response:
     return JSONResponse(await user_sessions(request).password_changed(request.path_params["user"]))
 
 
+async def sensitive(request: Request) -> Response:
+    get_session(request).require_recent_auth(max_age=600)  # 401 unless the password was typed lately
+    return PlainTextResponse("changed")
+
+
+async def confirm(request: Request) -> Response:
+    get_session(request).reauthenticated()  # the app checked the password
+    return PlainTextResponse("ok")
+
+
 ROUTES = [
+    Route("/sensitive", sensitive),
+    Route("/confirm", confirm),
     Route("/password-changed/{user}", password_changed),
     Route("/remember/{user}", remember),
     Route("/password/{user}", password),
@@ -137,6 +149,22 @@ def test_a_remembered_browser_is_logged_in_again_when_its_session_cookie_is_gone
     assert browser.whoami() == {"user": "alice", "how": "remember"}  # the app can tell
     assert browser.jar["remember"] != token  # rotated on use
     assert [(e.kind, e.reason) for e in recorder.seen] == [("log_in", "password"), ("log_in", "remember")]
+
+
+def test_a_remember_me_log_in_is_no_recent_authentication_until_the_password_is_confirmed(
+    registry_store: Any, clock: FakeClock
+) -> None:
+    """The token proves the device, not the user: sensitive changes ask for the password."""
+    browser = Browser(build(registry_store, clock))
+    browser.get("/remember/alice")
+    assert browser.get("/sensitive").status == 200  # just typed the password
+    del browser.jar["session"]
+    clock.advance(60)
+    assert browser.get("/sensitive").status == 401  # logged in again by the token
+    assert browser.whoami() == {"user": "alice", "how": "remember"}
+    assert browser.get("/confirm").status == 200
+    assert browser.get("/sensitive").status == 200
+    assert browser.whoami() == {"user": "alice", "how": "password"}
 
 
 def test_an_expired_session_with_a_valid_token_logs_in_again_under_a_new_id(

@@ -177,7 +177,9 @@ class Session(dict[str, Any]):
           session fixation), as with :meth:`renew`;
         - data from before the log-in is cleared, except the keys in ``keep``
           (say, a cart or a locale);
-        - the absolute timeout restarts now and :attr:`auth_at` is now;
+        - the absolute timeout restarts now and :attr:`auth_at` is now (but None
+          for ``how="remember"``: a remember-me cookie proves the device, not the
+          user, so :meth:`require_recent_auth` asks for the password);
         - the session is bound to the user, with the client's user agent (and
           IP address, if the middleware has ``record_ip=True``), so the user's
           sessions can be listed and revoked (:func:`sessionware.user_sessions`);
@@ -230,7 +232,9 @@ class Session(dict[str, Any]):
             meta["rmi"] = self._now  # when its remember-me token was issued (see _remember)
             self._remember = "issue"
         self._meta = meta
-        self._lifecycle = (self._now, self._now)
+        # A remember-me log-in proves the device, not the user: no password was typed, so
+        # no recent authentication (require_recent_auth asks for it; reauthenticated() sets it).
+        self._lifecycle = (self._now, None if how == "remember" else self._now)
         self._action = RENEW
         if self._observed():
             self._note("log_in", user_id, how)
@@ -239,7 +243,9 @@ class Session(dict[str, Any]):
         """Record that the logged-in user has just proved who they are again.
 
         Both timeouts restart and :attr:`auth_at` is now (NIST SP 800-63B
-        §5.2); the session gets a new ID and a new CSRF secret, as at log-in.
+        §5.2); the session gets a new ID and a new CSRF secret, as at log-in;
+        a session a remember-me cookie logged in becomes a password one
+        (:attr:`how`).
         ``level``, when given, replaces the authentication level.
         """
         self._check_writable()
@@ -250,6 +256,8 @@ class Session(dict[str, Any]):
         meta = self._meta_for_update()
         if level is not None:
             meta["lvl"] = str(level)
+        if meta.get("how") == "remember":
+            del meta["how"]  # the user has now typed the password: a password session from here
         if getattr(self._engine, "anomaly", None) is not None:
             meta["cx"] = context_of(self._scope)
         if dict.__contains__(self, CSRF_SESSION_KEY):
