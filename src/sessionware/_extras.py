@@ -100,7 +100,7 @@ def _key_of(session: Session) -> str | None:
 def _measure(telemetry: Any, session: Session, closed: str | None) -> None:
     origin = session._origin
     outcome = "loaded" if origin is not None else ("refused" if session._had_cookie else "none")
-    telemetry.add("sessionware.sessions.loaded", 1, {"outcome": outcome})
+    telemetry.loaded(outcome)
     if closed is not None and "; Max-Age=0;" not in closed:
         telemetry.record("sessionware.cookie.size", len(closed))
         if origin is None or session._action in (RENEW, LOG_OUT):
