@@ -820,4 +820,5 @@ def test_the_command_line_session_list_shows_device_bound_sessions(tmp_path: Pat
     assert listed.returncode == 0, listed.stderr
     assert sorted(info["device_bound"] for info in json.loads(listed.stdout)) == [False, True]
     lines = run("sessions", "list", *options).stdout.splitlines()
-    assert sum("device-bound" in line for line in lines) == 1
+    assert lines[0].split()[-1] == "DBSC"  # the table's last column
+    assert sorted(line.split()[-1] for line in lines[1:] if line.strip()) == ["-", "bound"]
