@@ -199,6 +199,32 @@ def test_the_asyncio_face_reuses_its_connections_and_never_opens_more_than_max_c
     assert len(loaded[1]) == 1 + 200
 
 
+def test_a_client_the_app_gave_gets_its_connections_back_after_every_command(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    """The app's own pool (one connection here) is not left short by the store's calls."""
+    store = RedisStore(redis_url, prefix=unique_prefix())
+    request.addfinalizer(store.close)
+    store.create("g/k", b"h", {"a": "1"}, 60, None)
+
+    async def share() -> list[Any]:
+        client = redis.asyncio.Redis.from_pool(
+            redis.asyncio.ConnectionPool.from_url(redis_url, max_connections=1)
+        )
+        given = RedisStore(async_client=client, prefix=store._keys.prefix).asyncio()
+        try:
+            return [
+                await given.load("g/k"),
+                await client.ping(),
+                await given.load("g/k"),
+                await client.ping(),
+            ]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(share()) == [(b"h", {"a": "1"}), True, (b"h", {"a": "1"}), True]
+
+
 def test_the_sync_face_runs_a_burst_larger_than_max_connections_on_that_many_connections(
     redis_url: str, request: pytest.FixtureRequest
 ) -> None:

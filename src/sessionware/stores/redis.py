@@ -378,7 +378,7 @@ def _is_direct(client: Any) -> bool:
 _IDLE: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
 
 
-async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
+async def _direct(client: redis.asyncio.Redis, *command: Any, keep: bool = True) -> Any:
     """Send one command straight on a connection of the client's pool and read the reply.
 
     Every request with a session pays for a command, and redis-py's general
@@ -393,7 +393,13 @@ async def _direct(client: redis.asyncio.Redis, *command: Any) -> Any:
     connection reconnecting; an error reply leaves the connection in use; any
     other failure (a cancellation, a timeout) disconnects it and propagates.
     A disconnected connection reconnects on its next command.
+
+    ``keep=False`` (a client the app gave, whose pool its own code shares)
+    takes each connection from the pool and gives it back after the command:
+    kept connections would leave the app's pool short.
     """
+    if not keep:
+        return await _pooled(client, _pack(command))
     idle = _IDLE.get(client)
     if idle is None:
         idle = _IDLE[client] = []
@@ -490,6 +496,28 @@ def _forget_parents_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parents_connections)
 
 
+async def _pooled(client: redis.asyncio.Redis, packed: bytes) -> Any:
+    """One command on a connection taken from the client's pool and given back after."""
+    pool = client.connection_pool
+    for attempt in (1, 2):
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(packed)
+            return await connection.read_response()
+        except RedisConnectionError:
+            await connection.disconnect()
+            if attempt == 2:
+                raise
+        except ResponseError:
+            raise  # the whole reply was read: the connection is fine
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class _AsyncRedisStore:
     """The asyncio face of a :class:`RedisStore` (same keys, same scripts).
 
@@ -577,7 +605,7 @@ class _AsyncRedisStore:
     async def _send(self, *command: Any) -> Any:
         client = await self.client()
         if _is_direct(client):
-            return await _direct(client, *command)  # type: ignore[arg-type]
+            return await _direct(client, *command, keep=self._given is None)  # type: ignore[arg-type]
         return await client.execute_command(*command)
 
     async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
