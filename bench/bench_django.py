@@ -32,7 +32,6 @@ Run: python bench/bench_django.py [--rounds N] [--requests N] [--write docs/benc
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import random
@@ -40,7 +39,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from django.conf import settings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` importable as a script
 
 from bench._report import write_section
+from bench.bench_wsgi import consume, environ_for, measure
 
 SECRET = "bench-secret-" + "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
 PREFIX = f"bench-django-{uuid.uuid4().hex[:8]}:"
@@ -65,7 +65,6 @@ ENGINES = {
     SIGNED: "django.contrib.sessions.backends.signed_cookies",
     SESSIONWARE: "sessionware.django",
 }
-Environ = dict[str, Any]
 
 
 class PlainSession:
@@ -141,31 +140,6 @@ def handler(name: str) -> Any:
         return WSGIHandler()
 
 
-def environ_for(path: str, cookie: str | None) -> Environ:
-    environ: Environ = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "testserver",
-        "HTTP_USER_AGENT": "bench",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if cookie is not None:
-        environ["HTTP_COOKIE"] = cookie
-    return environ
-
-
 def call(app: Any, path: str, cookie: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
     reply: dict[str, Any] = {}
 
@@ -175,30 +149,6 @@ def call(app: Any, path: str, cookie: str | None = None) -> tuple[str, list[tupl
 
     body = consume(app(environ_for(path, cookie), start_response))
     return reply["status"], reply["headers"], body
-
-
-def consume(result: Iterable[bytes]) -> bytes:
-    try:
-        return b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-
-
-def noop_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-    return None
-
-
-def measure(app: Any, environ: Environ, requests: int) -> float:
-    """Mean microseconds per request over ``requests`` calls."""
-    start = time.perf_counter_ns()
-    for _ in range(requests):
-        result = app(environ.copy(), noop_start_response)
-        for _chunk in result:
-            pass
-        result.close()
-    return (time.perf_counter_ns() - start) / requests / 1000
 
 
 def seed_cookie(app: Any, name: str) -> str | None:

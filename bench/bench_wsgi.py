@@ -266,7 +266,7 @@ def request(app: flask.Flask, path: str, cookie: str | None = None) -> Reply:
 
 
 def measure(app: flask.Flask, environ: Environ, requests: int) -> float:
-    """Mean microseconds per request over ``requests`` calls."""
+    """Mean microseconds per request over ``requests`` calls of a WSGI app."""
     start = time.perf_counter_ns()
     for _ in range(requests):
         result = app(environ.copy(), noop_start_response)

@@ -388,40 +388,54 @@ async def _direct(client: redis.asyncio.Redis, *command: Any, keep: bool = True)
     none is idle, and kept in a plain list between commands (the store's
     semaphore bounds how many are in use, so the list never outgrows
     ``max_connections``). The reply is read by the connection's own parser
-    (hiredis when installed). A connection that turns out dead (Redis
-    restarted) is disconnected and the command sent once more, on the same
-    connection reconnecting; an error reply leaves the connection in use; any
-    other failure (a cancellation, a timeout) disconnects it and propagates.
-    A disconnected connection reconnects on its next command.
+    (hiredis when installed); :func:`_exchange` sends it again once if the
+    connection turned out dead. A disconnected connection reconnects on its
+    next command.
 
     ``keep=False`` (a client the app gave, whose pool its own code shares)
     takes each connection from the pool and gives it back after the command:
     kept connections would leave the app's pool short.
     """
+    packed = _pack(command)
     if not keep:
-        return await _pooled(client, _pack(command))
+        pool = client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await _exchange(connection, packed, check_health=True)
+        finally:
+            await pool.release(connection)
     idle = _IDLE.get(client)
     if idle is None:
         idle = _IDLE[client] = []
-    packed = _pack(command)
     connection = idle.pop() if idle else await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        for attempt in (1, 2):
-            try:
-                await connection.send_packed_command(packed, check_health=False)
-                return await connection.read_response()
-            except RedisConnectionError:
-                await connection.disconnect()
-                if attempt == 2:
-                    raise
-            except ResponseError:
-                raise  # the whole reply was read: the connection is fine
-            except BaseException:
-                await connection.disconnect()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await _exchange(connection, packed, check_health=False)
     finally:
         idle.append(connection)
+
+
+async def _exchange(connection: Any, packed: bytes, *, check_health: bool) -> Any:
+    """One command on ``connection`` and its reply; sent once more if the connection was dead.
+
+    A dead connection (Redis restarted) is disconnected and reconnects as the
+    command goes again; an error reply leaves it in use (the whole reply was
+    read); any other failure (a cancellation, a timeout) disconnects it and
+    propagates.
+    """
+    for attempt in (1, 2):
+        try:
+            await connection.send_packed_command(packed, check_health=check_health)
+            return await connection.read_response()
+        except RedisConnectionError:
+            await connection.disconnect()
+            if attempt == 2:
+                raise
+        except ResponseError:
+            raise
+        except BaseException:
+            await connection.disconnect()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _SyncDirect:
@@ -494,28 +508,6 @@ def _forget_parents_connections() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_parents_connections)
-
-
-async def _pooled(client: redis.asyncio.Redis, packed: bytes) -> Any:
-    """One command on a connection taken from the client's pool and given back after."""
-    pool = client.connection_pool
-    for attempt in (1, 2):
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await connection.send_packed_command(packed)
-            return await connection.read_response()
-        except RedisConnectionError:
-            await connection.disconnect()
-            if attempt == 2:
-                raise
-        except ResponseError:
-            raise  # the whole reply was read: the connection is fine
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _AsyncRedisStore:
