@@ -19,26 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Tests that cannot pass by design (reasons in docs/flask.md, "Flask's own tests").
 BY_DESIGN = {
-    # SESSION_COOKIE_HTTPONLY=False is ignored (always HttpOnly); and no deletion
+    # SESSION_COOKIE_HTTPONLY=False is ignored (always HttpOnly, SW-13); and no deletion
     # cookie answers a request that brought no session cookie.
     "test_session_using_session_settings",
     # SESSION_COOKIE_SAMESITE=None (Flask's default) still sends SameSite=Lax: the attribute
-    # is never left out (the config itself is read on every request, as Flask reads it).
+    # is never left out (SW-14; the config itself is read on every request, as Flask reads it).
     "test_session_using_samesite_attribute",
     # secret_key_base keys the sessions: no SECRET_KEY is needed, so no NullSession.
     "test_missing_session",
     # The harness passes secret_key_base, which then keys the sessions; without it
     # SECRET_KEY and SECRET_KEY_FALLBACKS rotate (tests/test_flask_semantics.py), but
-    # this test's keys ("0 key") are shorter than the 32 bytes sessionware requires.
+    # this test's keys ("0 key") are shorter than the 32 bytes sessionware requires (SW-27).
     "test_session_secret_key_fallbacks",
-    # session.permanent gives a Max-Age to the session's own deadline,
-    # not an Expires at PERMANENT_SESSION_LIFETIME.
-    "test_session_expiration",
-    # Lazy writes: no Set-Cookie on a request that changed nothing
-    # (SESSION_REFRESH_EACH_REQUEST is not followed)...
-    "test_session_cookie_setting",
-    # ...and so no Vary: Cookie on a request that neither read nor wrote the session.
-    "test_session_refresh_vary",
 }
 
 

@@ -24,19 +24,29 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from email.utils import formatdate
 from typing import Any, TypeVar
 
 from ._arguments import check_options
-from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
+from ._config import STORE_DOWN_TEXT, build_engine, default_expiry, log_store_failure
 from ._cookies import find_cookie
 from ._dbsc_adapt import after_close_sync, endpoint_sync, wsgi_request
 from ._dbsc_flow import Answer, Runtime
 from ._engine import Engine, engine_of
+from ._expiry import Expiry
 from ._keys import SecretInput
 from ._registry import UserSessions
-from ._session import Session
+from ._session import NONE, Session
 from .csrf import csrf_input, csrf_token
-from .errors import ConfigurationError, CSRFError, MissingDependency, SessionLimitReached, StoreError
+from .errors import (
+    ConfigurationError,
+    CSRFError,
+    MissingDependency,
+    SessionLimitReached,
+    SessionTooLarge,
+    StoreError,
+)
 from .legacy import LegacyReader, adopt, read_old, readers_of
 from .stores.cookie import CookieStore
 from .wsgi import (
@@ -243,6 +253,7 @@ _CONFIG_READ = (
     "SESSION_COOKIE_SECURE",
     "SESSION_COOKIE_SAMESITE",
     "SESSION_COOKIE_PARTITIONED",
+    "PERMANENT_SESSION_LIFETIME",
 )
 
 
@@ -270,6 +281,15 @@ class SessionInterface(FlaskSessionInterface):
     ``secret_key_base`` defaults to the app's ``SECRET_KEY`` with
     ``SECRET_KEY_FALLBACKS`` as older keys (they verify, ``SECRET_KEY`` signs and
     encrypts); each must then be 32 bytes or more.
+
+    ``expiry`` defaults to Flask's: a permanent session (``session.permanent =
+    True``) lives ``PERMANENT_SESSION_LIFETIME`` from its last request, and its
+    cookie gets ``Max-Age`` and ``Expires``; any other session keeps the store's
+    default expiry (AAL2), or ``PERMANENT_SESSION_LIFETIME`` if that is shorter.
+    Given, ``expiry`` applies to every session. With ``SESSION_REFRESH_EACH_REQUEST``
+    (Flask's default), a permanent session's cookie is sent again on every
+    request that sets no other, with a fresh ``Max-Age`` (the store is not
+    written).
     """
 
     session_class = FlaskSession
@@ -290,6 +310,10 @@ class SessionInterface(FlaskSessionInterface):
         self._readers = readers_of(None if isinstance(legacy, bool) else legacy, "Sessionware")
         self.clock = clock
         self.options = options
+        #: Without ``expiry``, PERMANENT_SESSION_LIFETIME is the lifetime of permanent sessions,
+        #: and the others keep the store's default expiry (``_temporary``).
+        self._flask_lifetime = "expiry" not in options
+        self._temporary: Expiry | None = None
         self._engines: dict[int, tuple[tuple[Any, ...], Engine]] = {}
 
     def check(self, app: flask.Flask) -> None:
@@ -351,9 +375,28 @@ class SessionInterface(FlaskSessionInterface):
             "partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
             **self.options,
         }
+        if self._flask_lifetime:
+            options["expiry"] = _permanent_expiry(config.get("PERMANENT_SESSION_LIFETIME"))
         engine = build_engine(secret_key_base=secret, store=self.store, owner="Sessionware", **options)
         engine.session_class = FlaskSession
+        if self._flask_lifetime:
+            self._temporary = default_expiry(engine.store)
         return engine
+
+    def _ended(self, engine: Engine, session: Session, now: int) -> bool:
+        """Whether ``session``, not permanent, is past the expiry a non-permanent session has.
+
+        Only without the ``expiry`` option: the engine then keeps every session
+        for PERMANENT_SESSION_LIFETIME of inactivity, the lifetime of permanent
+        ones; the others end at the store's default expiry (AAL2: 30 minutes
+        idle, 12 hours at most), counted from their recorded times, or
+        sooner if PERMANENT_SESSION_LIFETIME is shorter.
+        """
+        origin = session._origin
+        temporary = self._temporary
+        if origin is None or temporary is None or dict.get(session, "_permanent") or engine.cookie.persistent:
+            return False
+        return not temporary.is_valid(origin.created_at, origin.touched_at, now)
 
     def is_null_session(self, obj: object) -> bool:
         return isinstance(obj, (_Unavailable, self.null_session_class))
@@ -367,6 +410,8 @@ class SessionInterface(FlaskSessionInterface):
         try:
             https = environ.get("wsgi.url_scheme") == "https"
             session = open_session(engine, header, now, https)
+            if self._flask_lifetime and self._ended(engine, session, now):
+                session = self._expire(engine, session, now)
             session._scope = environ
             if session._had_cookie and self.legacy:
                 assert header is not None
@@ -391,6 +436,15 @@ class SessionInterface(FlaskSessionInterface):
                 unavailable.error = exc
                 return unavailable
         return session  # type: ignore[return-value]
+
+    @staticmethod
+    def _expire(engine: Engine, session: Session, now: int) -> Session:
+        """A fresh session for the request, the ended one's record deleted from the store."""
+        store = _sync_store(engine)
+        if store is not None and session._key is not None:
+            store.delete(session._key)
+        assert session._origin is not None
+        return engine.refuse("expired", now, session._origin)
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
         value, count = find_cookie(header, engine.cookie.name, engine.cookie.name + "=")
@@ -436,6 +490,11 @@ class SessionInterface(FlaskSessionInterface):
                 extras_closed(engine, session, None, environ or {}, session._now, https, saved=False)
             return
         accessed = session._accessed
+        if set_cookie is None and app.config.get("SESSION_REFRESH_EACH_REQUEST"):
+            set_cookie = _refreshed(engine, session, environ, https)
+            accessed = accessed or set_cookie is not None  # as Flask: a cookie set comes with Vary: Cookie
+        if set_cookie is not None and self._flask_lifetime:
+            set_cookie = _with_expires(set_cookie, session._now)
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
         if set_cookie is not None:
@@ -460,6 +519,52 @@ class SessionInterface(FlaskSessionInterface):
                 return
             for name, value in extra:
                 response.headers.add(name, value)
+
+
+def _permanent_expiry(lifetime: Any) -> Expiry:
+    """PERMANENT_SESSION_LIFETIME (a ``timedelta`` or seconds) as an idle timeout, as Flask slides it."""
+    seconds = lifetime.total_seconds() if isinstance(lifetime, timedelta) else lifetime
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 1:
+        raise ConfigurationError(
+            "Sessionware expects PERMANENT_SESSION_LIFETIME to be a timedelta or a number of seconds "
+            f"of at least 1, got {lifetime!r}; or pass expiry=Expiry(...) to choose the lifetime"
+        )
+    return Expiry(idle_timeout=int(seconds), absolute_timeout=None)
+
+
+def _refreshed(engine: Engine, session: Session, environ: Any, https: bool) -> str | None:
+    """SESSION_REFRESH_EACH_REQUEST: the cookie of a permanent session, sent again with a new ``Max-Age``.
+
+    The value is the one the request brought (nothing is written to the
+    store): the browser keeps it for the session's full lifetime from now,
+    while its validity is still the server's, counted from the last recorded
+    activity (at most ``touch_interval`` old).
+    """
+    if session._origin is None or session._action != NONE or environ is None:
+        return None
+    if not dict.__len__(session) or not engine.persistent(session):
+        return None
+    name = engine.cookie.name_for(https)
+    value, count = find_cookie(environ.get("HTTP_COOKIE") or "", name, name + "=")
+    if value is None or count != 1:
+        return None
+    try:
+        return engine.cookie_for(value, session, session._now, https)
+    except SessionTooLarge:  # pragma: no cover - the browser sent it, so it fits
+        return None
+
+
+def _with_expires(set_cookie: str, now: int) -> str:
+    """A persistent cookie's ``Set-Cookie`` with ``Expires`` beside ``Max-Age``, as Flask sends it."""
+    start = set_cookie.find("; Max-Age=")
+    if start < 0:
+        return set_cookie  # a browser-session cookie
+    end = set_cookie.find(";", start + 10)
+    end = len(set_cookie) if end < 0 else end
+    max_age = int(set_cookie[start + 10 : end])
+    if max_age <= 0:
+        return set_cookie  # a deletion: it carries its own Expires
+    return f"{set_cookie[:end]}; Expires={formatdate(now + max_age, usegmt=True)}{set_cookie[end:]}"
 
 
 def _add_session_headers(headers: Headers, set_cookie: str | None, vary: bool) -> None:
