@@ -9,6 +9,7 @@ import logging
 import pathlib
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -186,7 +187,7 @@ def test_permanent_session_lifetime_is_the_lifetime_of_permanent_sessions(
     store_kind: str, tmp_path: pathlib.Path
 ) -> None:
     clock = FakeClock()
-    stores = {
+    stores: dict[str, Callable[[], Any]] = {
         "memory": lambda: MemoryStore(clock=clock),
         "sqlite": lambda: SQLiteStore(str(tmp_path / "s.db"), clock=clock),
         "cookie": lambda: CookieStore(revocation=False),
