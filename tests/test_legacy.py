@@ -3,13 +3,14 @@
 Every old session here is written by the real peer library, installed in the
 test environment: a Flask app with ``flask_session.Session`` on Redis, a
 Starlette app with starsessions' ``SessionMiddleware`` (``RedisStore`` and
-``CookieStore``), and Django's own ``db``, ``cached_db`` and ``signed_cookies``
-backends (with ``django.contrib.auth.login``). sessionware's WSGI and ASGI
-middleware then read it through a reader, once.
+``CookieStore``), and Django's own ``db``, ``cached_db``, ``cache`` (on Django's
+``RedisCache``) and ``signed_cookies`` backends (with ``django.contrib.auth.login``).
+sessionware's WSGI and ASGI middleware then read it through a reader, once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pickle
@@ -34,6 +35,7 @@ from sessionware import MemoryStore, SessionMiddleware, get_session
 from sessionware import wsgi as sw_wsgi
 from sessionware.errors import ConfigurationError
 from sessionware.legacy import (
+    DjangoCache,
     DjangoDB,
     DjangoSignedCookies,
     FlaskSessionRedis,
@@ -410,6 +412,97 @@ class TestDjango:
         short = DjangoSignedCookies(settings.SECRET_KEY, max_age=-1)
         assert get_json(asgi_client(short), f"sessionid={signed}")[0] == {"data": {}, "user": None}
         assert "older than" in caplog.text
+
+    @pytest.mark.parametrize("client_kind", ["wsgi", "asgi"])
+    def test_a_django_cache_session_on_redis_stays_logged_in(
+        self, client_kind: str, redis_url: str, redis_client: redis.Redis
+    ) -> None:
+        from django.contrib.auth.models import User
+
+        prefix = unique_prefix()
+        with django_redis_cache(redis_url, prefix):
+            key = django_logged_in("cache")
+        entry = f"{prefix}:1:django.contrib.sessions.cache{key}"
+        assert redis_client.get(entry)[:1] == b"\x80"  # type: ignore[index]  # Django's cache pickled it
+        reader = DjangoCache(redis_client, key_prefix=prefix)
+        client = wsgi_client(reader) if client_kind == "wsgi" else asgi_client(reader)
+        body, set_cookies = get_json(client, f"sessionid={key}")
+        assert body["user"] == str(User.objects.get(username="bob").pk)
+        assert body["data"]["cart"] == ["apples"]
+        assert body["data"]["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
+        assert set_cookie_named(set_cookies, "session").startswith("i1.")  # type: ignore[union-attr]
+        assert redis_client.exists(entry) == 0  # delete=True
+
+    def test_a_django_cache_session_holding_more_than_data_is_never_unpickled(
+        self, redis_url: str, redis_client: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        import datetime
+
+        from django.contrib.sessions.backends.cache import SessionStore
+
+        caplog.set_level(logging.DEBUG, logger="sessionware")
+        prefix = unique_prefix()
+        with django_redis_cache(redis_url, prefix):
+            store = SessionStore()
+            store["_auth_user_id"] = "1"
+            store["last_seen"] = datetime.datetime.now(datetime.UTC)  # Django's cache pickles it as is
+            store.save()
+            key = store.session_key
+        reader = DjangoCache(redis_client, key_prefix=prefix, delete=False)
+        assert get_json(wsgi_client(reader), f"sessionid={key}")[0] == {"data": {}, "user": None}
+        assert "never unpickled" in caplog.text
+        assert "STACK_GLOBAL" in caplog.text
+
+        # An attacker who can write the cache: a gadget under a session's entry does not run.
+        sentinel = tmp_path / "ran"
+        gadget = pickle.dumps({"_auth_user_id": "1", "x": RunsACommand(sentinel)}, 5)
+        redis_client.set(f"{prefix}:1:django.contrib.sessions.cache{key}", gadget, ex=60)
+        assert get_json(asgi_client(reader), f"sessionid={key}")[0] == {"data": {}, "user": None}
+        assert not sentinel.exists()
+
+    def test_another_apps_django_cache_sessions_are_not_read(
+        self, redis_url: str, redis_client: redis.Redis
+    ) -> None:
+        prefix = unique_prefix()
+        with django_redis_cache(redis_url, prefix):
+            key = django_logged_in("cache")
+        # The same SESSION_COOKIE_NAME on the same domain, but another cache prefix or version.
+        for reader in (
+            DjangoCache(redis_client, key_prefix=prefix + "other"),
+            DjangoCache(redis_client, key_prefix=prefix, version=2),
+        ):
+            assert get_json(wsgi_client(reader), f"sessionid={key}")[0] == {"data": {}, "user": None}
+        assert get_json(wsgi_client(DjangoCache(redis_client, key_prefix=prefix)), f"sessionid={key}")[0][
+            "user"
+        ]  # still there for the right reader
+        with pytest.raises(ConfigurationError, match="version"):
+            DjangoCache(redis_client, version="1")  # type: ignore[arg-type]
+
+
+class RunsACommand:
+    def __init__(self, sentinel: Path) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, (f"touch {self.sentinel}",))
+
+
+@contextlib.contextmanager
+def django_redis_cache(redis_url: str, prefix: str) -> Iterator[None]:
+    """Django's own ``RedisCache`` on the test Redis, under ``prefix``."""
+    from django.test import override_settings
+
+    caches = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    with override_settings(CACHES=caches):
+        yield
 
 
 # -- the reader machinery ------------------------------------------------------------

@@ -97,6 +97,7 @@ def test_the_legacy_readers_are_pinned() -> None:
     import sessionware.legacy
 
     assert sessionware.legacy.__all__ == [
+        "DjangoCache",
         "DjangoDB",
         "DjangoSignedCookies",
         "FlaskSessionRedis",

@@ -24,10 +24,11 @@ that response; the old record is deleted once read (``delete=True``,
 default) or left for a roll-back (``delete=False``).
 
 Nothing is ever unpickled: a pickled record (older Flask-Session, Django's
-``PickleSerializer``) is refused. A bad signature, an unknown ID, an expired
-or undecodable record, another app's value (wrong secret, wrong prefix):
-the user starts anonymous and one debug line on the ``"sessionware"``
-logger says why. If the old store itself fails, the request fails closed
+``PickleSerializer``) is refused; the pickle Django's cache layer wraps a
+session dict in is read as plain data, never run (:class:`DjangoCache`).
+A bad signature, an unknown ID, an expired or undecodable record, another
+app's value (wrong secret, wrong prefix): the user starts anonymous and one
+debug line on the ``"sessionware"`` logger says why. If the old store itself fails, the request fails closed
 (:class:`~sessionware.StoreUnavailable`, a 503), as for sessionware's own store.
 
 Turn a reader off once the old library's longest session lifetime since the
@@ -48,10 +49,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._cookies import find_cookie
 from ._django_signing import Refused, django_loads
+from ._pickle_data import NotPlainData, plain_data
 from ._session import Session
 from .errors import ConfigurationError, MissingDependency, StoreUnavailable
 
 __all__ = [
+    "DjangoCache",
     "DjangoDB",
     "DjangoSignedCookies",
     "FlaskSessionRedis",
@@ -376,14 +379,85 @@ class DjangoSignedCookies:
         return _django_session(self.owner, value, self.secrets, self.salt, self.max_age, now)
 
 
+class DjangoCache(_RedisReader):
+    """Django's ``cache`` session backend on Redis (Django's ``RedisCache``, or django-redis).
+
+    The cookie holds the session key; the record is the cache entry
+    ``"<KEY_PREFIX>:<VERSION>:django.contrib.sessions.cache<key>"`` (Django's
+    default ``KEY_FUNCTION``), whose TTL is the session's expiry. Django's
+    cache layer pickles the session dict it stores, whatever
+    ``SESSION_SERIALIZER`` says; sessionware never unpickles: the pickle's
+    opcodes are read as data (``sessionware._pickle_data``), and one that
+    holds anything but plain data -- a datetime, a model instance, bytes, any
+    global or call -- is refused with a debug line naming it, and the user
+    starts anonymous. Read without Django installed. (``cached_db`` also
+    writes every session to the database: :class:`DjangoDB` reads it there,
+    or this reader with ``session_prefix="django.contrib.sessions.cached_db"``.)
+
+    Options:
+        redis: A ``redis.Redis`` client on the cache's Redis (its first
+            ``LOCATION``, which Django writes to), or a ``redis://`` URL with
+            the same database number. Required.
+        key_prefix: The cache's ``KEY_PREFIX``. Defaults to ``""``.
+        version: The cache's ``VERSION``. Defaults to 1.
+        session_prefix: What Django's backend puts before the session key.
+            Defaults to ``"django.contrib.sessions.cache"``.
+        cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``"sessionid"``.
+        delete: Delete the old entry once read. Defaults to ``True``.
+        user_key: Defaults to ``"_auth_user_id"`` (``django.contrib.auth``).
+
+    Compressed entries (django-redis's ``COMPRESSOR``) are not read.
+
+    Example::
+
+        SessionMiddleware(app, secret_key_base=secret, store=store,
+                          legacy=DjangoCache("redis://localhost:6379/1"))
+    """
+
+    owner = "DjangoCache"
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        key_prefix: str = "",
+        version: int = 1,
+        session_prefix: str = "django.contrib.sessions.cache",
+        cookie_name: str = "sessionid",
+        delete: bool = True,
+        user_key: str | None = "_auth_user_id",
+    ) -> None:
+        if type(version) is not int:
+            raise ConfigurationError(
+                f"DjangoCache expects version to be the cache's VERSION, an int, got {version!r}"
+            )
+        super().__init__(redis, f"{key_prefix}:{version}:{session_prefix}", cookie_name, delete, user_key)
+
+    def read(self, value: str, now: int) -> dict[str, Any] | None:
+        if not _DJANGO_KEY.fullmatch(value):
+            _refused(self.owner, "not a Django session key")
+            return None
+        raw = self._load(value)
+        if raw is None:
+            return None
+        try:
+            data = plain_data(raw)
+        except NotPlainData as exc:
+            _refused(self.owner, f"a pickle that is not plain data, never unpickled: {exc}")
+            return None
+        if not isinstance(data, dict):
+            _refused(self.owner, "a record that is not a session dict")
+            return None
+        return data
+
+
 class DjangoDB:
     """Django's ``db`` session backend, and ``cached_db`` (which writes every session to the database too).
 
     The cookie holds the session key; the row is in ``django_session``
     (``session_data`` signed with ``SECRET_KEY``, JSON; ``expire_date``
-    checked). Read without Django installed. Django's plain ``cache`` backend
-    is not offered: Django's cache layer pickles what it stores, and pickle
-    is never unpickled.
+    checked). Read without Django installed. For Django's plain ``cache``
+    backend, see :class:`DjangoCache`.
 
     Options:
         database: ``"sqlite:///path/to/db.sqlite3"``, a ``postgresql://`` URL
