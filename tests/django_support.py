@@ -7,8 +7,11 @@ then pick the store with ``override_settings(SESSIONWARE=...)``.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -42,3 +45,38 @@ def setup() -> None:
     User.objects.create_user(USER, password=PASSWORD)
     User.objects.create_user("bob", password="builder")
     _done = True
+
+
+def django_logged_in(backend: str) -> str:
+    """``django.contrib.auth.login`` of bob on a request whose session is Django's ``backend``; its key.
+
+    The session also holds ``cart = ["apples"]``.
+    """
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.session = importlib.import_module(f"django.contrib.sessions.backends.{backend}").SessionStore()
+    login(request, User.objects.get(username="bob"), backend="django.contrib.auth.backends.ModelBackend")
+    request.session["cart"] = ["apples"]
+    request.session.save()
+    key = request.session.session_key
+    assert key
+    return key
+
+
+@contextlib.contextmanager
+def django_redis_cache(redis_url: str, prefix: str) -> Iterator[None]:
+    """Django's own ``RedisCache`` on the test Redis, under ``prefix``."""
+    from django.test import override_settings
+
+    caches = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    with override_settings(CACHES=caches):
+        yield

@@ -8,6 +8,8 @@ registry through django.contrib.auth's log-in, clearsessions, the async faces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import sqlite3
 import threading
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 
 from . import django_support
-from .conftest import OLD_SECRET, SECRET
+from .conftest import OLD_SECRET, SECRET, unique_prefix
+from .django_support import django_logged_in, django_redis_cache
 
 django_support.setup()
 
@@ -373,3 +376,93 @@ def test_async_user_sessions_list_a_users_sessions() -> None:
         return len(await async_user_sessions().list(alice.pk))
 
     assert asyncio.run(main()) == 1
+
+
+# -- moving in from another SESSION_ENGINE ------------------------------------------
+
+
+def _previous_engines(redis_url: str, prefix: str) -> dict[str, tuple[Any, Any]]:
+    """Per Django backend: a context to write its sessions in, and the reader of them."""
+    from django.conf import settings
+
+    from sessionware.legacy import DjangoCache, DjangoDB, DjangoSignedCookies
+
+    database = f"sqlite:///{settings.DATABASES['default']['NAME']}"
+    return {
+        "db": (contextlib.nullcontext(), DjangoDB(database, secret_key=settings.SECRET_KEY)),
+        "cached_db": (contextlib.nullcontext(), DjangoDB(database, secret_key=settings.SECRET_KEY)),
+        "cache": (django_redis_cache(redis_url, prefix), DjangoCache(redis_url, key_prefix=prefix)),
+        "signed_cookies": (contextlib.nullcontext(), DjangoSignedCookies(settings.SECRET_KEY)),
+    }
+
+
+@pytest.mark.parametrize("backend", ["db", "cached_db", "cache", "signed_cookies"])
+def test_switching_session_engine_keeps_every_user_logged_in(
+    backend: str, clock: FakeClock, redis_url: str
+) -> None:
+    from django.contrib.auth import get_user
+
+    writing, reader = _previous_engines(redis_url, unique_prefix())[backend]
+    with writing:
+        old_key = django_logged_in(backend)  # written by Django's own backend, before the switch
+    store = MemoryStore(clock=clock)
+    bob = User.objects.get(username="bob")
+    with override_settings(SESSIONWARE={"store": store, "clock": clock, "legacy": reader}):
+        request = RequestFactory().get("/", HTTP_COOKIE=f"sessionid={old_key}", HTTP_USER_AGENT="Firefox")
+        middleware = SessionMiddleware(lambda request: HttpResponse())
+        middleware.process_request(request)
+        assert get_user(request).pk == bob.pk  # django.contrib.auth sees the same log-in
+        response = middleware.process_response(request, HttpResponse())
+        new_key = response.cookies["sessionid"].value
+        assert new_key.startswith("i1.")
+        assert SessionStore(new_key)["cart"] == ["apples"]
+        assert len(user_sessions().list(bob.pk)) == 1  # and it is listed among bob's sessions
+        if backend != "signed_cookies":  # the old record was deleted once read
+            replay = RequestFactory().get("/", HTTP_COOKIE=f"sessionid={old_key}")
+            middleware.process_request(replay)
+            assert get_user(replay).is_anonymous
+
+
+def test_an_async_load_reads_the_previous_engines_session_too(clock: FakeClock) -> None:
+    from django.conf import settings
+
+    from sessionware.legacy import DjangoDB
+
+    old_key = django_logged_in("db")
+    reader = DjangoDB(f"sqlite:///{settings.DATABASES['default']['NAME']}", secret_key=settings.SECRET_KEY)
+    with override_settings(SESSIONWARE={"store": MemoryStore(clock=clock), "clock": clock, "legacy": reader}):
+        session = SessionStore(old_key)
+
+        async def main() -> tuple[Any, bool]:
+            return await session.aget("cart"), session.modified
+
+        assert asyncio.run(main()) == (["apples"], True)
+        session.save()
+        assert session.session_key is not None
+        assert session.session_key.startswith("i1.")
+        assert SessionStore(session.session_key)["_auth_user_id"] == str(User.objects.get(username="bob").pk)
+
+
+def test_a_key_no_reader_knows_starts_anonymous_and_a_bad_legacy_option_is_named(
+    memory: MemoryStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sessionware.legacy import DjangoSignedCookies
+
+    caplog.set_level(logging.DEBUG, logger="sessionware")
+    reader = DjangoSignedCookies("another Django app's SECRET_KEY, on the same domain")
+    signed = django_logged_in("signed_cookies")
+    with override_settings(SESSIONWARE={"store": memory, "clock": clock, "legacy": [reader]}):
+        session = SessionStore(signed)
+        assert dict(session.items()) == {}
+        assert not session.modified
+        assert "bad signature" in caplog.text
+        own = saved(a=1).session_key  # sessionware's own keys never reach a reader
+        caplog.clear()
+        assert SessionStore(own)["a"] == 1
+        assert "DjangoSignedCookies" not in caplog.text
+    wrong = {"store": memory, "legacy": "django.contrib.sessions.backends.db"}  # a name, not a reader
+    with (
+        override_settings(SESSIONWARE=wrong),
+        pytest.raises(ImproperlyConfigured, match=r"SESSIONWARE\['legacy'\]"),
+    ):
+        SessionStore().save()

@@ -10,7 +10,6 @@ sessionware's WSGI and ASGI middleware then read it through a reader, once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import pickle
@@ -44,8 +43,9 @@ from sessionware.legacy import (
     StarsessionsRedis,
 )
 
-from . import servers
+from . import django_support, servers
 from .conftest import SECRET, unique_prefix
+from .django_support import django_logged_in, django_redis_cache
 
 FLASK_SECRET = "the Flask app's SECRET_KEY, which signed its session IDs"
 OURS = ("e1.", "s1.", "i1.")
@@ -290,27 +290,7 @@ class TestStarsessions:
 
 @pytest.fixture(scope="module")
 def django_ready() -> None:
-    from . import django_support
-
     django_support.setup()
-
-
-def django_logged_in(backend: str) -> str:
-    """``django.contrib.auth.login`` on a request whose session is Django's ``backend``; its key."""
-    import importlib
-
-    from django.contrib.auth import login
-    from django.contrib.auth.models import User
-    from django.test import RequestFactory
-
-    request = RequestFactory().get("/")
-    request.session = importlib.import_module(f"django.contrib.sessions.backends.{backend}").SessionStore()
-    login(request, User.objects.get(username="bob"), backend="django.contrib.auth.backends.ModelBackend")
-    request.session["cart"] = ["apples"]
-    request.session.save()
-    key = request.session.session_key
-    assert key
-    return key
 
 
 def django_database() -> str:
@@ -487,22 +467,6 @@ class RunsACommand:
         import os
 
         return (os.system, (f"touch {self.sentinel}",))
-
-
-@contextlib.contextmanager
-def django_redis_cache(redis_url: str, prefix: str) -> Iterator[None]:
-    """Django's own ``RedisCache`` on the test Redis, under ``prefix``."""
-    from django.test import override_settings
-
-    caches = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    with override_settings(CACHES=caches):
-        yield
 
 
 # -- the reader machinery ------------------------------------------------------------

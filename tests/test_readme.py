@@ -605,6 +605,24 @@ def django_moved(namespace: dict[str, Any]) -> None:
     _legacy_app_answers(namespace, "sessionid=" + "a" * 32)
 
 
+@exercise('"legacy": DjangoDB(database=')
+def django_engine_moved(namespace: dict[str, Any]) -> None:
+    import sqlite3
+    import time
+
+    from sessionware.legacy import DjangoDB
+
+    reader = namespace["SESSIONWARE"]["legacy"]
+    assert isinstance(reader, DjangoDB)
+    assert reader.cookie_name == "sessionid"
+    with sqlite3.connect("db.sqlite3") as connection:  # Django's table, as migrate makes it
+        connection.execute(
+            "CREATE TABLE django_session"
+            " (session_key varchar(40) PRIMARY KEY, session_data text, expire_date datetime)"
+        )
+    assert reader.read("a" * 32, int(time.time())) is None  # no such session: anonymous
+
+
 @exercise("async def theft(event")
 def events_hooks(namespace: dict[str, Any], caplog: Any = None) -> None:
     from starlette.routing import Route as _Route

@@ -22,6 +22,7 @@ from ._config import build_engine
 from ._engine import Engine
 from ._expiry import Expiry
 from .errors import ConfigurationError
+from .legacy import LegacyReader, readers_of
 from .stores import CookieStore, from_url
 from .stores._thread import as_async
 from .typing import AsyncStore, Store
@@ -40,6 +41,7 @@ OPTIONS = frozenset(
         "on_session_limit",
         "cookie_cache",
         "clock",
+        "legacy",
     }
 )
 #: Django settings the engine is made from: a change (in a test) rebuilds it.
@@ -57,12 +59,20 @@ class Misconfigured(ImproperlyConfigured, ConfigurationError):
 class Configured:
     """One configuration: the engine, its synchronous store, and (made on first use) its async face."""
 
-    __slots__ = ("_async", "clock", "engine", "store")
+    __slots__ = ("_async", "clock", "engine", "legacy", "store")
 
-    def __init__(self, engine: Engine, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        clock: Callable[[], float],
+        legacy: tuple[LegacyReader, ...] = (),
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
+        #: Readers of the sessions the previous SESSION_ENGINE wrote (``SESSIONWARE['legacy']``).
+        self.legacy = legacy
         self._async: AsyncStore | None = None
 
     def async_store(self) -> AsyncStore:
@@ -153,7 +163,11 @@ def _build() -> Configured:
                 "SESSIONWARE['secret_key_base']"
             ) from exc
         raise Misconfigured(str(exc)) from exc
-    return Configured(engine, store, clock)
+    try:
+        legacy = readers_of(options.get("legacy"), "SESSIONWARE['legacy']")
+    except ConfigurationError as exc:
+        raise Misconfigured(str(exc)) from exc
+    return Configured(engine, store, clock, legacy)
 
 
 def _store(options: Mapping[str, Any]) -> Store:

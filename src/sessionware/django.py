@@ -43,6 +43,12 @@ Options (the keys of ``settings.SESSIONWARE``; a bad one raises
     cookie_cache: How many recently verified session keys to remember, to skip
         their HMAC. Defaults to 1024.
     clock: A function returning unix seconds, for tests. Defaults to ``time.time``.
+    legacy: Readers of the sessions the previous ``SESSION_ENGINE`` wrote, so
+        that switching logs nobody out: a reader from :mod:`sessionware.legacy`
+        (``DjangoDB`` for ``db`` and ``cached_db``, ``DjangoCache`` for
+        ``cache`` on Redis, ``DjangoSignedCookies``) or a list of them. A key
+        that found no sessionware session is read once; its data and log-in
+        are saved under a new key. Defaults to none.
 
 Django's settings that apply: ``SESSION_COOKIE_NAME`` (the key derivation is
 bound to it), ``SESSION_COOKIE_AGE`` (the default lifetime and the cookie's
@@ -81,6 +87,7 @@ from ._registry import AsyncUserSessions, UserSessions
 from ._session import Session
 from ._steps import run_async, run_sync
 from .errors import ConfigurationError
+from .legacy import LegacyReader, adopt, aread_old_key, read_old_key
 from .typing import Purgeable
 
 __all__ = ["SessionStore", "async_user_sessions", "current_session", "log_out_everywhere", "user_sessions"]
@@ -169,12 +176,22 @@ class SessionStore(SessionBase):
 
     def load(self) -> Session:
         configured = current()
-        return self._loaded(run_sync(opening(configured, self.session_key), configured.store))
+        key = self.session_key
+        session = self._loaded(run_sync(opening(configured, key), configured.store))
+        if configured.legacy and self._legacy_key(session, key):
+            assert key is not None
+            self._adopt(session, read_old_key(configured.legacy, key, configured.now()))
+        return session
 
     async def aload(self) -> Session:
         configured = current()
-        steps = opening(configured, self.session_key)
-        return self._loaded(await run_async(steps, configured.async_store()))
+        key = self.session_key
+        steps = opening(configured, key)
+        session = self._loaded(await run_async(steps, configured.async_store()))
+        if configured.legacy and self._legacy_key(session, key):
+            assert key is not None
+            self._adopt(session, await aread_old_key(configured.legacy, key, configured.now()))
+        return session
 
     def _loaded(self, session: Session) -> Session:
         if session._origin is None:
@@ -183,6 +200,18 @@ class SessionStore(SessionBase):
                 self._interrupted = True  # deleted since this object saved it
             self._session_key = None
         return session
+
+    def _legacy_key(self, session: Session, key: str | None) -> bool:
+        """Whether ``key``, which found no session, may be one the previous engine made."""
+        return session._origin is None and bool(key) and not self._interrupted and not session._dirty
+
+    def _adopt(self, session: Session, found: tuple[LegacyReader, dict[str, Any]] | None) -> None:
+        """The previous engine's session becomes this one: its data and log-in, saved under a new key."""
+        if found is None:
+            return
+        reader, data = found
+        adopt(session, reader, data, reader.cookie_name)
+        self.modified = True  # Django's middleware saves it and sets the new key's cookie
 
     def exists(self, session_key: str | None) -> bool:
         configured = current()

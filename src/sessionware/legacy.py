@@ -637,11 +637,40 @@ def read_old(
     return None
 
 
+def read_old_key(
+    readers: Sequence[LegacyReader], value: str, now: int
+) -> tuple[LegacyReader, dict[str, Any]] | None:
+    """The first old session the readers find for a cookie value itself (Django's session key)."""
+    if value.startswith(_OURS):
+        return None
+    for reader in readers:
+        data = reader.read(value, now)
+        if data:
+            return reader, data
+    return None
+
+
+async def aread_old_key(
+    readers: Sequence[LegacyReader], value: str, now: int
+) -> tuple[LegacyReader, dict[str, Any]] | None:
+    """:func:`read_old_key` for async code: a blocking reader runs in a thread."""
+    if value.startswith(_OURS):
+        return None
+    return await _aread([(reader, value) for reader in readers], now)
+
+
 async def aread_old(
     readers: Sequence[LegacyReader], header: str, now: int
 ) -> tuple[LegacyReader, dict[str, Any]] | None:
     """:func:`read_old` for ASGI: a blocking reader runs in a thread."""
-    for reader, value in find_legacy(readers, header):
+    return await _aread(find_legacy(readers, header), now)
+
+
+async def _aread(
+    found: list[tuple[LegacyReader, str]], now: int
+) -> tuple[LegacyReader, dict[str, Any]] | None:
+    """The first of ``found``'s readers that reads its value; a blocking one in a thread."""
+    for reader, value in found:
         if reader.blocking:
             try:
                 loop = asyncio.get_running_loop()
