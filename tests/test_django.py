@@ -466,3 +466,105 @@ def test_a_key_no_reader_knows_starts_anonymous_and_a_bad_legacy_option_is_named
         pytest.raises(ImproperlyConfigured, match=r"SESSIONWARE\['legacy'\]"),
     ):
         SessionStore().save()
+
+
+# -- events and telemetry -------------------------------------------------------------
+
+
+def test_events_fire_for_a_django_log_in_a_bad_key_a_revocation_and_a_log_out(clock: FakeClock) -> None:
+    from django.contrib.auth import logout
+
+    from sessionware.events import EVENT_KINDS, Events, SessionEvent
+
+    seen: list[SessionEvent] = []
+    events = Events(**{"on_" + kind: seen.append for kind in EVENT_KINDS})
+    alice = User.objects.get(username="alice")
+    with override_settings(SESSIONWARE={"store": MemoryStore(clock=clock), "clock": clock, "events": events}):
+        request, _ = _log_in("alice")
+        _, other_key = _log_in("alice", "Safari")
+        assert [(e.kind, e.user_id, e.reason) for e in seen] == [("log_in", alice.pk, "password")] * 2
+        handle = seen[0].handle
+        assert handle is not None
+        assert handle in {info.handle for info in user_sessions().list(alice.pk)}
+        seen.clear()
+
+        middle = len(other_key) - 5  # a character inside the MAC: still canonical base64
+        forged = other_key[:middle] + ("A" if other_key[middle] != "A" else "B") + other_key[middle + 1 :]
+        assert dict(SessionStore(forged).items()) == {}
+        assert [(e.kind, e.reason, e.cookie) for e in seen] == [
+            ("invalid_cookie", "bad signature", "sessionid")
+        ]
+        seen.clear()
+
+        assert user_sessions().revoke_all(alice.pk, keep=current_session(request).sessionware) == 1
+        assert [(e.kind, e.user_id, e.reason, e.count) for e in seen] == [("revoke", alice.pk, "all", 1)]
+        seen.clear()
+
+        current_session(request).sessionware  # noqa: B018 - loaded, as a request's log-out finds it
+        logout(request)
+        assert [(e.kind, e.user_id) for e in seen] == [("log_out", alice.pk)]
+        seen.clear()
+        logout(request)  # an anonymous session's log-out: no event
+        assert seen == []
+
+
+def test_an_async_log_out_fires_its_event_too(memory: MemoryStore, clock: FakeClock) -> None:
+    from sessionware.events import Events, SessionEvent
+
+    seen: list[SessionEvent] = []
+
+    async def hook(event: SessionEvent) -> None:
+        seen.append(event)
+
+    _, key = _log_in("bob")
+    with override_settings(SESSIONWARE={"store": memory, "clock": clock, "events": Events(on_log_out=hook)}):
+
+        async def main() -> None:
+            session = SessionStore(key)
+            await session.aget("_auth_user_id")
+            await session.aflush()
+
+        asyncio.run(main())
+    assert [(e.kind, e.user_id) for e in seen] == [("log_out", User.objects.get(username="bob").pk)]
+
+
+def test_telemetry_counts_django_sessions_and_times_the_store(clock: FakeClock, tmp_path: Path) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from sessionware.telemetry import OpenTelemetry
+
+    reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = OpenTelemetry(meter_provider=MeterProvider(metric_readers=[reader]), tracer_provider=tracing)
+    store = SQLiteStore(str(tmp_path / "s.db"), clock=clock)
+    with override_settings(SESSIONWARE={"store": store, "clock": clock, "telemetry": telemetry}):
+        _, key = _log_in("alice")
+        assert SessionStore(key)["_auth_user_id"]
+        assert dict(SessionStore("i1.forged.key").items()) == {}
+
+        async def main() -> Any:
+            return await SessionStore(key).aget("_auth_user_id")
+
+        assert asyncio.run(main())
+    found: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found[metric.name] = list(metric.data.data_points)
+    loaded = {p.attributes["outcome"]: p.value for p in found["sessionware.sessions.loaded"]}
+    assert loaded["loaded"] >= 2
+    assert loaded["refused"] == 1
+    assert [(p.attributes, p.value) for p in found["sessionware.log_ins"]] == [({"how": "password"}, 1)]
+    assert sum(p.value for p in found["sessionware.sessions.created"]) >= 1
+    spans = exporter.get_finished_spans()
+    assert {(span.attributes or {})["db.system"] for span in spans} == {"sqlite"}
+    operations = [(span.attributes or {})["db.operation.name"] for span in spans]
+    assert "create" in operations
+    assert operations.count("load") >= 3  # the sync loads and the async one

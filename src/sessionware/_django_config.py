@@ -12,7 +12,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -25,6 +25,7 @@ from .errors import ConfigurationError
 from .legacy import LegacyReader, readers_of
 from .stores import CookieStore, from_url
 from .stores._thread import as_async
+from .telemetry import Instrumented
 from .typing import AsyncStore, Store
 
 __all__ = ["OPTIONS", "Configured", "Misconfigured", "current"]
@@ -42,6 +43,8 @@ OPTIONS = frozenset(
         "cookie_cache",
         "clock",
         "legacy",
+        "events",
+        "telemetry",
     }
 )
 #: Django settings the engine is made from: a change (in a test) rebuilds it.
@@ -59,7 +62,7 @@ class Misconfigured(ImproperlyConfigured, ConfigurationError):
 class Configured:
     """One configuration: the engine, its synchronous store, and (made on first use) its async face."""
 
-    __slots__ = ("_async", "clock", "engine", "legacy", "store")
+    __slots__ = ("_async", "_raw", "clock", "engine", "legacy", "store")
 
     def __init__(
         self,
@@ -67,9 +70,13 @@ class Configured:
         store: Store,
         clock: Callable[[], float],
         legacy: tuple[LegacyReader, ...] = (),
+        *,
+        raw: Store | None = None,
     ) -> None:
         self.engine = engine
+        #: The store the engine calls: the configured one, or (with telemetry) it timed.
         self.store = store
+        self._raw = store if raw is None else raw
         self.clock = clock
         #: Readers of the sessions the previous SESSION_ENGINE wrote (``SESSIONWARE['legacy']``).
         self.legacy = legacy
@@ -78,7 +85,9 @@ class Configured:
     def async_store(self) -> AsyncStore:
         """The store's asyncio face (Redis, PostgreSQL, SQLite) or a thread bridge to it."""
         if self._async is None:
-            self._async = as_async(self.store)
+            face = as_async(self._raw)
+            telemetry = self.engine.telemetry
+            self._async = face if telemetry is None else Instrumented(face, telemetry, is_async=True)
         return self._async
 
     def now(self) -> int:
@@ -153,6 +162,8 @@ def _build() -> Configured:
             record_ip=options.get("record_ip", False),
             max_sessions_per_user=options.get("max_sessions_per_user"),
             on_session_limit=options.get("on_session_limit", "evict_oldest"),
+            events=options.get("events"),
+            telemetry=options.get("telemetry"),
             owner="SESSIONWARE",
         )
     except ConfigurationError as exc:
@@ -167,6 +178,10 @@ def _build() -> Configured:
         legacy = readers_of(options.get("legacy"), "SESSIONWARE['legacy']")
     except ConfigurationError as exc:
         raise Misconfigured(str(exc)) from exc
+    if engine.telemetry is not None:
+        # The engine's store, timed (a span per call), and its asyncio face timed too.
+        timed = cast(Store, engine.registry_store)
+        return Configured(engine, timed, clock, legacy, raw=store)
     return Configured(engine, store, clock, legacy)
 
 

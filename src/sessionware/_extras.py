@@ -57,16 +57,25 @@ def _with_cookies(steps: Steps[list[str]], headers: list[tuple[str, str]]) -> St
 
 
 def events_of(
-    engine: Engine, session: Session, closed: str | None, path: str | None, now: int, *, saved: bool = True
+    engine: Engine,
+    session: Session,
+    closed: str | None,
+    path: str | None,
+    now: int,
+    *,
+    saved: bool = True,
+    loaded: bool = True,
 ) -> list[SessionEvent]:
     """The request's events, from what the session noted; telemetry's per-request metrics.
 
     ``saved`` is False when the session could not be saved: a log-in, log-out
-    or renewal that did not happen is not reported.
+    or renewal that did not happen is not reported. ``loaded`` is False when
+    the session's load was counted already (Django's engine counts it as it
+    loads, and the notes of each save apart).
     """
     telemetry = engine.telemetry
     if telemetry is not None:
-        _measure(telemetry, session, closed)
+        _measure(telemetry, session, closed, loaded)
     notes = session._notes
     if not notes:
         return []
@@ -97,10 +106,10 @@ def _key_of(session: Session) -> str | None:
     return None if session._allow is None else session._allow[0]
 
 
-def _measure(telemetry: Any, session: Session, closed: str | None) -> None:
+def _measure(telemetry: Any, session: Session, closed: str | None, loaded: bool = True) -> None:
     origin = session._origin
-    outcome = "loaded" if origin is not None else ("refused" if session._had_cookie else "none")
-    telemetry.loaded(outcome)
+    if loaded:
+        telemetry.loaded("loaded" if origin is not None else ("refused" if session._had_cookie else "none"))
     if closed is not None and "; Max-Age=0;" not in closed:
         telemetry.record("sessionware.cookie.size", len(closed))
         if origin is None or session._action in (RENEW, LOG_OUT):

@@ -43,6 +43,12 @@ Options (the keys of ``settings.SESSIONWARE``; a bad one raises
     cookie_cache: How many recently verified session keys to remember, to skip
         their HMAC. Defaults to 1024.
     clock: A function returning unix seconds, for tests. Defaults to ``time.time``.
+    events: :class:`sessionware.events.Events`, hooks called as each load,
+        save and ``flush()`` is done: a log-in (``login()``), a log-out
+        (``logout()`` of a loaded session), a renewal, a refused key, a
+        revocation through :func:`user_sessions`. Defaults to none.
+    telemetry: :class:`sessionware.telemetry.OpenTelemetry`: the metrics of
+        ``docs/events.md`` and a span per store call. Defaults to none.
     legacy: Readers of the sessions the previous ``SESSION_ENGINE`` wrote, so
         that switching logs nobody out: a reader from :mod:`sessionware.legacy`
         (``DjangoDB`` for ``db`` and ``cached_db``, ``DjangoCache`` for
@@ -83,10 +89,12 @@ from django.http import HttpRequest
 from ._closing import close_session
 from ._django_config import Configured, current
 from ._django_steps import Steps, deleting, fresh, needs_save, opening, watched
+from ._extras import events_of, publish_async, publish_sync
 from ._registry import AsyncUserSessions, UserSessions
 from ._session import Session
 from ._steps import run_async, run_sync
 from .errors import ConfigurationError
+from .events import SessionEvent
 from .legacy import LegacyReader, adopt, aread_old_key, read_old_key
 from .typing import Purgeable
 
@@ -181,6 +189,8 @@ class SessionStore(SessionBase):
         if configured.legacy and self._legacy_key(session, key):
             assert key is not None
             self._adopt(session, read_old_key(configured.legacy, key, configured.now()))
+        if configured.engine.observed:
+            publish_sync(configured.engine, _events(configured, session, None, loaded=True))
         return session
 
     async def aload(self) -> Session:
@@ -191,6 +201,8 @@ class SessionStore(SessionBase):
         if configured.legacy and self._legacy_key(session, key):
             assert key is not None
             self._adopt(session, await aread_old_key(configured.legacy, key, configured.now()))
+        if configured.engine.observed:
+            await publish_async(configured.engine, _events(configured, session, None, loaded=True))
         return session
 
     def _loaded(self, session: Session) -> Session:
@@ -230,8 +242,7 @@ class SessionStore(SessionBase):
             return
         if must_create:
             raise CreateError  # this key exists: it was made by a save
-        configured = current()
-        run_sync(self._saving(configured), configured.store)
+        self._save_sync(current())
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None and not self._interrupted:
@@ -239,29 +250,36 @@ class SessionStore(SessionBase):
             return
         if must_create:
             raise CreateError
-        configured = current()
-        await run_async(self._saving(configured), configured.async_store())
+        await self._save_async(current())
 
     def create(self) -> None:
-        configured = current()
-        run_sync(self._saving(configured, new=True), configured.store)
+        self._save_sync(current(), new=True)
         self.modified = True
 
     async def acreate(self) -> None:
-        configured = current()
-        await run_async(self._saving(configured, new=True), configured.async_store())
+        await self._save_async(current(), new=True)
         self.modified = True
 
     def cycle_key(self) -> None:
         """A new key for the same data; the old key stops working (Django's ``login`` calls it)."""
-        configured = current()
-        run_sync(self._saving(configured, renew=True), configured.store)
+        self._save_sync(current(), renew=True)
 
     async def acycle_key(self) -> None:
-        configured = current()
-        await run_async(self._saving(configured, renew=True), configured.async_store())
+        await self._save_async(current(), renew=True)
 
-    def _saving(self, configured: Configured, *, new: bool = False, renew: bool = False) -> Steps[None]:
+    def _save_sync(self, configured: Configured, *, new: bool = False, renew: bool = False) -> None:
+        saved = run_sync(self._saving(configured, new=new, renew=renew), configured.store)
+        if saved is not None:
+            publish_sync(configured.engine, _events(configured, *saved))
+
+    async def _save_async(self, configured: Configured, *, new: bool = False, renew: bool = False) -> None:
+        saved = await run_async(self._saving(configured, new=new, renew=renew), configured.async_store())
+        if saved is not None:
+            await publish_async(configured.engine, _events(configured, *saved))
+
+    def _saving(
+        self, configured: Configured, *, new: bool = False, renew: bool = False
+    ) -> Steps[tuple[Session, str | None] | None]:
         """Write the session: one atomic update of what changed, or a record under a new key.
 
         ``new``: a new record with this data (the old one, if any, is left as
@@ -282,9 +300,13 @@ class SessionStore(SessionBase):
         if new and session._origin is not None:
             copy = fresh(configured, now)
             copy.update(dict(dict.items(session)))  # a write: every key goes into the new record
+            copy._notes = session._notes  # a log-in noted before it, for the events
             session = copy
         if new or renew:
+            notes = None if session._notes is None else list(session._notes)
             session.renew()
+            if new or session.user_id is None:
+                session._notes = notes  # a new key for a new or anonymous session is no event
         lost: list[bool] = []
         closed = close_session(engine, session, 200, now, False)
         if closed is not None and not isinstance(closed, str):
@@ -294,7 +316,7 @@ class SessionStore(SessionBase):
                 # cycle_key() of a session another request ended: it stays ended.
                 self._session_key = None
                 self._session_cache = fresh(configured, now)
-                return
+                return None
             raise UpdateError  # deleted by a concurrent request: never written back
         if closed is not None:
             self._session_key = closed.split(";", 1)[0].partition("=")[2]
@@ -302,6 +324,7 @@ class SessionStore(SessionBase):
         self._interrupted = False
         # The session as loaded no longer describes the record: the next use reads it again.
         self.__dict__.pop("_session_cache", None)
+        return (session, closed) if engine.observed else None
 
     # -- deleting ---------------------------------------------------------------
 
@@ -324,18 +347,26 @@ class SessionStore(SessionBase):
 
     def flush(self) -> None:
         """Log-out: the record is deleted (the key stops working) and the session starts afresh."""
-        self._session_cache = fresh(current())
+        configured = current()
+        ended = self.__dict__.get("_session_cache")
+        self._session_cache = fresh(configured)
         self.accessed = True
         self.modified = True
         self.delete()
         self._session_key = None
+        if ended is not None and configured.engine.observed:
+            publish_sync(configured.engine, _logged_out(configured, ended))
 
     async def aflush(self) -> None:
-        self._session_cache = fresh(current())
+        configured = current()
+        ended = self.__dict__.get("_session_cache")
+        self._session_cache = fresh(configured)
         self.accessed = True
         self.modified = True
         await self.adelete()
         self._session_key = None
+        if ended is not None and configured.engine.observed:
+            await publish_async(configured.engine, _logged_out(configured, ended))
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -349,6 +380,32 @@ class SessionStore(SessionBase):
         from asgiref.sync import sync_to_async
 
         await sync_to_async(cls.clear_expired)()
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+def _events(
+    configured: Configured, session: Session, closed: str | None, *, loaded: bool = False
+) -> list[SessionEvent]:
+    """What ``session`` noted (log-in, renewal, a refused key...), as events; telemetry's counts.
+
+    Called as the session is loaded (``loaded``: its outcome is counted then)
+    and after each save, so each event is reported once.
+    """
+    engine = configured.engine
+    if not engine.observed:
+        return []
+    return events_of(engine, session, closed, None, configured.now(), loaded=loaded)
+
+
+def _logged_out(configured: Configured, ended: Session) -> list[SessionEvent]:
+    """``flush()`` of a logged-in session: its ``log_out`` event."""
+    if ended._origin is None or ended.user_id is None:
+        return []
+    ended._notes = None  # what it noted since its last save (a renewal) never happened
+    ended.log_out()  # notes the log-out, with the user; the session object is discarded
+    return _events(configured, ended, None)
 
 
 # -- users ---------------------------------------------------------------------------
