@@ -605,3 +605,96 @@ def test_from_flask_session_refuses_other_backends() -> None:
     app.config.update(SECRET_KEY=FLASK_SECRET, SESSION_TYPE="mongodb")
     with pytest.raises(ConfigurationError, match="SESSION_TYPE='redis' only"):
         Sessionware.from_flask_session(app, secret_key_base=SECRET)
+
+
+# -- the old record goes only once the new session is saved ---------------------------
+
+
+def failing_then_reporting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A WSGI app whose /fail answers 500 after reading the session (a bug in the new deploy)."""
+    if environ.get("PATH_INFO") == "/fail":
+        sw_wsgi.get_session(environ).get("cart")
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+        return [b"boom"]
+    return report(environ, start_response)
+
+
+class TestDeletedOnceSaved:
+    def test_a_failing_first_response_keeps_the_old_session_for_the_next_request(
+        self, redis_client: redis.Redis
+    ) -> None:
+        prefix = unique_prefix()
+        value, _ = flask_session_cookie(redis_client, prefix)
+        reader = FlaskSessionRedis(redis_client, key_prefix=prefix)
+        app = sw_wsgi.SessionMiddleware(
+            failing_then_reporting, secret_key_base=SECRET, store=MemoryStore(), legacy=reader
+        )
+        client = Client(app, use_cookies=False)
+        failed = client.get("/fail", headers={"Cookie": f"session={value}"})
+        assert failed.status_code == 500
+        assert "Set-Cookie" not in failed.headers  # nothing saved...
+        assert redis_client.exists(prefix + value) == 1  # ...so nothing deleted
+        body, _ = get_json(client, f"session={value}")  # the next request still has the user
+        assert body["user"] == "42"
+        assert redis_client.exists(prefix + value) == 0  # saved now: the old record is gone
+
+    @pytest.mark.usefixtures("django_ready")
+    def test_asgi_and_flask_delete_after_the_save_too(self, redis_client: redis.Redis) -> None:
+        from django.conf import settings
+
+        from sessionware.flask import Sessionware
+
+        database = f"sqlite:///{django_database()}"
+        key = django_logged_in("db")
+        body, _ = get_json(
+            asgi_client(DjangoDB(database, secret_key=settings.SECRET_KEY)), f"sessionid={key}"
+        )
+        assert body["data"]["cart"] == ["apples"]
+        assert not _django_row(key)
+
+        prefix = unique_prefix()
+        value, _ = flask_session_cookie(redis_client, prefix)
+        app = flask.Flask(__name__)
+        Sessionware(
+            app,
+            secret_key_base=SECRET,
+            store=MemoryStore(),
+            legacy=FlaskSessionRedis(redis_client, key_prefix=prefix),
+        )
+
+        @app.get("/fail")
+        def fail() -> tuple[str, int]:
+            return str(flask.session.get("cart")), 500
+
+        @app.get("/")
+        def read() -> dict[str, Any]:
+            return {"cart": flask.session.get("cart")}
+
+        client = app.test_client(use_cookies=False)
+        assert client.get("/fail", headers={"Cookie": f"session={value}"}).status_code == 500
+        assert redis_client.exists(prefix + value) == 1
+        assert client.get("/", headers={"Cookie": f"session={value}"}).json == {"cart": [1, 2, 3]}
+        assert redis_client.exists(prefix + value) == 0
+
+    def test_a_delete_that_fails_is_logged_and_the_new_session_stands(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        class Unforgetting(Counting):
+            owner = "Unforgetting"
+
+            def forget(self, value: str) -> None:
+                raise ConnectionError("the old store went away")
+
+        body, set_cookies = get_json(wsgi_client(Unforgetting()), "old=good")
+        assert body == {"data": {"uid": 7, "from": "good"}, "user": 7}
+        assert set_cookie_named(set_cookies, "session") is not None
+        assert "Unforgetting could not delete the old session it read" in caplog.text
+        assert "ConnectionError: the old store went away" in caplog.text
+
+
+def _django_row(key: str) -> bool:
+    with sqlite3.connect(django_database()) as connection:
+        return (
+            connection.execute("SELECT 1 FROM django_session WHERE session_key = ?", (key,)).fetchone()
+            is not None
+        )

@@ -80,6 +80,9 @@ class Session(dict[str, Any]):
     # Set-Cookie values the adapter adds when it sets the session cookie (expiring an
     # old library's cookie once its session was read: sessionware.legacy).
     _also_set: tuple[str, ...] = ()
+    #: The old library's session this one was read from (``sessionware.legacy.Found``),
+    #: deleted once this one is saved.
+    _legacy: Any = None
     # Set by the engine: itself, this request's time, and what was loaded (the
     # record, None for a new session; for server-side stores the session ID, its
     # store key and the fields as stored; whether an older secret verified it).

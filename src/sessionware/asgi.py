@@ -31,7 +31,7 @@ from .errors import (
     StoreError,
 )
 from .events import Events
-from .legacy import LegacyReader, adopt, aread_old, readers_of
+from .legacy import LegacyReader, adopt, aforget_old, aread_old, readers_of
 from .remember import RememberMe
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
@@ -376,6 +376,8 @@ class SessionMiddleware(CheckedArguments):
                         message["headers"] += [
                             (b"set-cookie", c.encode("latin-1")) for c in session._also_set
                         ]
+                    if closed is not None and session._legacy is not None:
+                        await aforget_old(session)  # saved: the old library's record can go
                 if dbsc is not None:
                     try:
                         extra = await self._dbsc_headers(session, closed, scope, https, now)
@@ -487,7 +489,7 @@ class SessionMiddleware(CheckedArguments):
         found = None if header is None else await aread_old(self._readers, header, now)
         if found is not None:
             session._scope = scope  # log_in records the client
-            adopt(session, found[0], found[1], self.engine.cookie.name_for(https))
+            adopt(session, found, self.engine.cookie.name_for(https))
 
     async def _store_failed(self, scope: Scope, receive: Receive, send: Send, exc: StoreError) -> None:
         log_store_failure(exc, "the store error app")

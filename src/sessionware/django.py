@@ -95,7 +95,7 @@ from ._session import Session
 from ._steps import run_async, run_sync
 from .errors import ConfigurationError
 from .events import SessionEvent
-from .legacy import LegacyReader, adopt, aread_old_key, read_old_key
+from .legacy import Found, adopt, aforget_old, aread_old_key, forget_old, read_old_key
 from .typing import Purgeable
 
 __all__ = ["SessionStore", "async_user_sessions", "current_session", "log_out_everywhere", "user_sessions"]
@@ -217,12 +217,11 @@ class SessionStore(SessionBase):
         """Whether ``key``, which found no session, may be one the previous engine made."""
         return session._origin is None and bool(key) and not self._interrupted and not session._dirty
 
-    def _adopt(self, session: Session, found: tuple[LegacyReader, dict[str, Any]] | None) -> None:
+    def _adopt(self, session: Session, found: Found | None) -> None:
         """The previous engine's session becomes this one: its data and log-in, saved under a new key."""
         if found is None:
             return
-        reader, data = found
-        adopt(session, reader, data, reader.cookie_name)
+        adopt(session, found, found.reader.cookie_name)
         self.modified = True  # Django's middleware saves it and sets the new key's cookie
 
     def exists(self, session_key: str | None) -> bool:
@@ -269,13 +268,23 @@ class SessionStore(SessionBase):
 
     def _save_sync(self, configured: Configured, *, new: bool = False, renew: bool = False) -> None:
         saved = run_sync(self._saving(configured, new=new, renew=renew), configured.store)
-        if saved is not None:
-            publish_sync(configured.engine, _events(configured, *saved))
+        if saved is None:
+            return
+        session, closed = saved
+        if session._legacy is not None:
+            forget_old(session)  # saved: the previous engine's record can go
+        if configured.engine.observed:
+            publish_sync(configured.engine, _events(configured, session, closed))
 
     async def _save_async(self, configured: Configured, *, new: bool = False, renew: bool = False) -> None:
         saved = await run_async(self._saving(configured, new=new, renew=renew), configured.async_store())
-        if saved is not None:
-            await publish_async(configured.engine, _events(configured, *saved))
+        if saved is None:
+            return
+        session, closed = saved
+        if session._legacy is not None:
+            await aforget_old(session)
+        if configured.engine.observed:
+            await publish_async(configured.engine, _events(configured, session, closed))
 
     def _saving(
         self, configured: Configured, *, new: bool = False, renew: bool = False
@@ -324,7 +333,7 @@ class SessionStore(SessionBase):
         self._interrupted = False
         # The session as loaded no longer describes the record: the next use reads it again.
         self.__dict__.pop("_session_cache", None)
-        return (session, closed) if engine.observed else None
+        return session, closed
 
     # -- deleting ---------------------------------------------------------------
 

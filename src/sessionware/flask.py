@@ -47,7 +47,7 @@ from .errors import (
     SessionTooLarge,
     StoreError,
 )
-from .legacy import LegacyReader, adopt, read_old, readers_of
+from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of
 from .stores.cookie import CookieStore
 from .wsgi import (
     _CSRFCheck,
@@ -420,7 +420,7 @@ class SessionInterface(FlaskSessionInterface):
             if self._readers and session._origin is None and header and not session._dirty:
                 found = read_old(self._readers, header, now)
                 if found is not None:
-                    adopt(session, found[0], found[1], engine.cookie.name_for(https), convert=dict)
+                    adopt(session, found, engine.cookie.name_for(https), convert=dict)
             session._accessed = False
         except StoreError as exc:
             log_store_failure(exc)
@@ -500,6 +500,8 @@ class SessionInterface(FlaskSessionInterface):
         if set_cookie is not None:
             for cookie in session._also_set:  # an old library's cookie, expired once its session was read
                 response.headers.add("Set-Cookie", cookie)
+            if session._legacy is not None:
+                forget_old(session)  # saved: the old library's record can go
         if engine.extras:  # remember-me's cookies, Clear-Site-Data; the events
             try:
                 added = extras_closed(engine, session, set_cookie, environ or {}, session._now, https)

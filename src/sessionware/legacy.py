@@ -20,8 +20,9 @@ logged-in user the documented way (Django's ``_auth_user_id``, Flask-Login's
 that user (:meth:`~sessionware.Session.log_in`: new ID, registry entry).
 Afterwards the browser sends the sessionware cookie and no reader is asked
 again. A reader's old cookie of another name than sessionware's is expired on
-that response; the old record is deleted once read (``delete=True``,
-default) or left for a roll-back (``delete=False``).
+that response; the old record is deleted once the new session is saved
+(``delete=True``, default: a response that fails loses nothing) or left for
+a roll-back (``delete=False``).
 
 Nothing is ever unpickled: a pickled record (older Flask-Session, Django's
 ``PickleSerializer``) is refused; the pickle Django's cache layer wraps a
@@ -45,7 +46,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._cookies import find_cookie
 from ._django_signing import Refused, django_loads
@@ -81,6 +82,12 @@ class LegacyReader(Protocol):
     store fails. ``blocking`` says whether ``read`` does I/O (the ASGI
     middleware then runs it in a thread). ``user_key`` names the data key
     holding the logged-in user's ID, or is None.
+
+    A reader may also have ``forget(value)``, which deletes the old record:
+    it is called once the session read from it has been saved in
+    sessionware's store, so a response that fails (a 500) loses nothing and
+    the next request reads the old session again. A failing ``forget`` is
+    logged; the new session stands.
     """
 
     cookie_name: str
@@ -148,9 +155,17 @@ class _RedisReader:
         if raw is None:
             _refused(self.owner, "no record under that ID (expired, or another app's)")
             return None
-        if self.delete:
-            _fetch(self.owner, lambda: self.redis.delete(key))
         return bytes(raw) if not isinstance(raw, bytes) else raw
+
+    def _sid(self, value: str) -> str | None:
+        """The record's ID in a cookie value, or None (logged) for one not of this reader."""
+        return value if _TOKEN.fullmatch(value) else None
+
+    def forget(self, value: str) -> None:
+        """Delete the record ``read(value)`` read (with ``delete=True``, the default)."""
+        sid = self._sid(value) if self.delete else None
+        if sid is not None:
+            self.redis.delete(self.prefix + sid)
 
 
 class FlaskSessionRedis(_RedisReader):
@@ -171,7 +186,8 @@ class FlaskSessionRedis(_RedisReader):
             ``secret_key``. Defaults to ``False``.
         secret_key: The app's ``SECRET_KEY``; required with ``use_signer``.
         cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``"session"``.
-        delete: Delete the old record once read. Defaults to ``True``.
+        delete: Delete the old record once the session read from it is saved.
+            Defaults to ``True``.
         user_key: The key naming the logged-in user. Defaults to ``"_user_id"``
             (Flask-Login); None logs nobody in.
 
@@ -210,7 +226,7 @@ class FlaskSessionRedis(_RedisReader):
             self._signer = itsdangerous.Signer(secret_key, salt="flask-session", key_derivation="hmac")
             self._bad_signature: type[Exception] = itsdangerous.BadSignature
 
-    def read(self, value: str, now: int) -> dict[str, Any] | None:
+    def _sid(self, value: str) -> str | None:
         sid = value
         if self._signer is not None:
             try:
@@ -220,6 +236,12 @@ class FlaskSessionRedis(_RedisReader):
                 return None
         if not _TOKEN.fullmatch(sid):
             _refused(self.owner, "not a Flask-Session ID")
+            return None
+        return sid
+
+    def read(self, value: str, now: int) -> dict[str, Any] | None:
+        sid = self._sid(value)
+        if sid is None:
             return None
         raw = self._load(sid)
         if raw is None:
@@ -252,7 +274,8 @@ class StarsessionsRedis(_RedisReader):
         prefix: The ``RedisStore``'s string ``prefix``. Defaults to
             ``"starsessions."``.
         cookie_name: ``SessionMiddleware``'s ``cookie_name``. Defaults to ``"session"``.
-        delete: Delete the old record once read. Defaults to ``True``.
+        delete: Delete the old record once the session read from it is saved.
+            Defaults to ``True``.
         user_key: The key naming the logged-in user, if the app had one.
             Defaults to None (starsessions has no convention).
 
@@ -274,9 +297,14 @@ class StarsessionsRedis(_RedisReader):
     ) -> None:
         super().__init__(redis, prefix, cookie_name, delete, user_key)
 
-    def read(self, value: str, now: int) -> dict[str, Any] | None:
+    def _sid(self, value: str) -> str | None:
         if not _TOKEN.fullmatch(value):
             _refused(self.owner, "not a starsessions ID")
+            return None
+        return value
+
+    def read(self, value: str, now: int) -> dict[str, Any] | None:
+        if self._sid(value) is None:
             return None
         raw = self._load(value)
         data = None if raw is None else _json_object(self.owner, raw)
@@ -403,7 +431,8 @@ class DjangoCache(_RedisReader):
         session_prefix: What Django's backend puts before the session key.
             Defaults to ``"django.contrib.sessions.cache"``.
         cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``"sessionid"``.
-        delete: Delete the old entry once read. Defaults to ``True``.
+        delete: Delete the old entry once the session read from it is saved.
+            Defaults to ``True``.
         user_key: Defaults to ``"_auth_user_id"`` (``django.contrib.auth``).
 
     Compressed entries (django-redis's ``COMPRESSOR``) are not read.
@@ -433,9 +462,14 @@ class DjangoCache(_RedisReader):
             )
         super().__init__(redis, f"{key_prefix}:{version}:{session_prefix}", cookie_name, delete, user_key)
 
-    def read(self, value: str, now: int) -> dict[str, Any] | None:
+    def _sid(self, value: str) -> str | None:
         if not _DJANGO_KEY.fullmatch(value):
             _refused(self.owner, "not a Django session key")
+            return None
+        return value
+
+    def read(self, value: str, now: int) -> dict[str, Any] | None:
+        if self._sid(value) is None:
             return None
         raw = self._load(value)
         if raw is None:
@@ -472,7 +506,8 @@ class DjangoDB:
             PostgreSQL with ``USE_TZ = False``): Django stores UTC when
             ``USE_TZ = True`` (the default) and ``TIME_ZONE`` otherwise.
             Defaults to UTC.
-        delete: Delete the old row once read. Defaults to ``True``.
+        delete: Delete the old row once the session read from it is saved.
+            Defaults to ``True``.
         user_key: Defaults to ``"_auth_user_id"`` (``django.contrib.auth``).
 
     Example::
@@ -532,12 +567,12 @@ class DjangoDB:
         if _timestamp(expire_date, self.naive_timezone) <= now:
             _refused(self.owner, "an expired session")
             return None
-        data = _django_session(self.owner, str(session_data), self.secrets, self.salt, None, now)
-        if data is None:
-            return None
-        if self.delete:
-            _fetch(self.owner, lambda: self._run(self._delete, value))
-        return data
+        return _django_session(self.owner, str(session_data), self.secrets, self.salt, None, now)
+
+    def forget(self, value: str) -> None:
+        """Delete the row ``read(value)`` read (with ``delete=True``, the default)."""
+        if self.delete and _DJANGO_KEY.fullmatch(value):
+            self._run(self._delete, value)
 
 
 def _django_session(
@@ -616,6 +651,14 @@ def readers_of(legacy: LegacyReader | Sequence[LegacyReader] | None, owner: str)
     return readers
 
 
+class Found(NamedTuple):
+    """An old session a reader read: the reader, the data, the cookie value it came from."""
+
+    reader: LegacyReader
+    data: dict[str, Any]
+    value: str
+
+
 def find_legacy(readers: Sequence[LegacyReader], header: str) -> list[tuple[LegacyReader, str]]:
     """The readers whose cookie this ``Cookie`` header carries (once, not in sessionware's format)."""
     found = []
@@ -626,65 +669,94 @@ def find_legacy(readers: Sequence[LegacyReader], header: str) -> list[tuple[Lega
     return found
 
 
-def read_old(
-    readers: Sequence[LegacyReader], header: str, now: int
-) -> tuple[LegacyReader, dict[str, Any]] | None:
+def read_old(readers: Sequence[LegacyReader], header: str, now: int) -> Found | None:
     """The first old session the readers find in this ``Cookie`` header, read synchronously (WSGI, Flask)."""
     for reader, value in find_legacy(readers, header):
         data = reader.read(value, now)
         if data:
-            return reader, data
+            return Found(reader, data, value)
     return None
 
 
-def read_old_key(
-    readers: Sequence[LegacyReader], value: str, now: int
-) -> tuple[LegacyReader, dict[str, Any]] | None:
+def read_old_key(readers: Sequence[LegacyReader], value: str, now: int) -> Found | None:
     """The first old session the readers find for a cookie value itself (Django's session key)."""
     if value.startswith(_OURS):
         return None
     for reader in readers:
         data = reader.read(value, now)
         if data:
-            return reader, data
+            return Found(reader, data, value)
     return None
 
 
-async def aread_old_key(
-    readers: Sequence[LegacyReader], value: str, now: int
-) -> tuple[LegacyReader, dict[str, Any]] | None:
+async def aread_old_key(readers: Sequence[LegacyReader], value: str, now: int) -> Found | None:
     """:func:`read_old_key` for async code: a blocking reader runs in a thread."""
     if value.startswith(_OURS):
         return None
     return await _aread([(reader, value) for reader in readers], now)
 
 
-async def aread_old(
-    readers: Sequence[LegacyReader], header: str, now: int
-) -> tuple[LegacyReader, dict[str, Any]] | None:
+async def aread_old(readers: Sequence[LegacyReader], header: str, now: int) -> Found | None:
     """:func:`read_old` for ASGI: a blocking reader runs in a thread."""
     return await _aread(find_legacy(readers, header), now)
 
 
-async def _aread(
-    found: list[tuple[LegacyReader, str]], now: int
-) -> tuple[LegacyReader, dict[str, Any]] | None:
+async def _aread(found: list[tuple[LegacyReader, str]], now: int) -> Found | None:
     """The first of ``found``'s readers that reads its value; a blocking one in a thread."""
     for reader, value in found:
-        if reader.blocking:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not asyncio (trio through anyio)
-                import anyio.to_thread
-
-                data = await anyio.to_thread.run_sync(reader.read, value, now)
-            else:
-                data = await loop.run_in_executor(None, reader.read, value, now)
-        else:
-            data = reader.read(value, now)
+        data = await _off_loop(reader.read, value, now) if reader.blocking else reader.read(value, now)
         if data:
-            return reader, data
+            return Found(reader, data, value)
     return None
+
+
+async def _off_loop(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)`` in a worker thread: a blocking reader's I/O, off the event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio through anyio)
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(call, *args)
+    return await loop.run_in_executor(None, call, *args)
+
+
+def forget_old(session: Session) -> None:
+    """Delete the old record ``session`` was read from, now that it is saved (synchronously)."""
+    found = session._legacy
+    if found is None:
+        return
+    session._legacy = None
+    try:
+        found.reader.forget(found.value)
+    except Exception as exc:
+        _not_forgotten(found, exc)
+
+
+async def aforget_old(session: Session) -> None:
+    """:func:`forget_old` for async code: a blocking reader's delete runs in a thread."""
+    found = session._legacy
+    if found is None:
+        return
+    session._legacy = None
+    forget = found.reader.forget
+    try:
+        if found.reader.blocking:
+            await _off_loop(forget, found.value)
+        else:
+            forget(found.value)
+    except Exception as exc:
+        _not_forgotten(found, exc)
+
+
+def _not_forgotten(found: Found, exc: Exception) -> None:
+    logger.warning(
+        "sessionware: %s could not delete the old session it read (the new one is saved; the old "
+        "record stays until it expires): %s: %s",
+        getattr(found.reader, "owner", type(found.reader).__name__),
+        type(exc).__name__,
+        exc,
+    )
 
 
 def json_safe(value: Any) -> Any:
@@ -702,8 +774,7 @@ def json_safe(value: Any) -> Any:
 
 def adopt(
     session: Session,
-    reader: LegacyReader,
-    data: dict[str, Any],
+    found: Found,
     own_cookie: str,
     convert: Callable[[Any], Any] = json_safe,
 ) -> None:
@@ -712,7 +783,12 @@ def adopt(
     ``own_cookie`` is sessionware's cookie name for this request: a reader's
     cookie of another name is expired on the response (``Session._also_set``),
     so that after a log-out the old cookie cannot bring the old session back.
+    Once the session is saved, the adapter calls :func:`forget_old` (the
+    reader's ``forget``, if it has one).
     """
+    reader, data, _ = found
+    if callable(getattr(reader, "forget", None)):
+        session._legacy = found
     user = data.get(reader.user_key) if reader.user_key is not None else None
     if isinstance(user, str | int) and not isinstance(user, bool) and str(user):
         session.log_in(user)

@@ -34,7 +34,7 @@ from .errors import (
     StoreError,
 )
 from .events import Events
-from .legacy import LegacyReader, adopt, read_old, readers_of
+from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of
 from .remember import RememberMe
 from .stores.cookie import CookieStore
 from .telemetry import OpenTelemetry
@@ -175,7 +175,7 @@ class SessionMiddleware(CheckedArguments):
             if self._readers and session._origin is None and environ.get("HTTP_COOKIE"):
                 found = read_old(self._readers, environ["HTTP_COOKIE"], now)
                 if found is not None:
-                    adopt(session, found[0], found[1], engine.cookie.name_for(https))
+                    adopt(session, found, engine.cookie.name_for(https))
         except StoreError as exc:
             return self._store_failed(environ, start_response, exc)
         dbsc = engine.dbsc
@@ -218,6 +218,8 @@ class SessionMiddleware(CheckedArguments):
                 headers = with_session_headers(headers, set_cookie, session._accessed)
                 if set_cookie is not None and session._also_set:
                     headers += [("Set-Cookie", cookie) for cookie in session._also_set]
+                if set_cookie is not None and session._legacy is not None:
+                    forget_old(session)  # saved: the old library's record can go
             if engine.extras:
                 try:
                     headers = [*headers, *extras_closed(engine, session, set_cookie, environ, now, https)]
