@@ -127,7 +127,7 @@ def test_a_memo_bomb_is_refused_within_its_budget() -> None:
     wide: list[Any] = ["x"]
     for _ in range(MAX_DEPTH - 2):  # shallow enough, but 2**62 values
         wide = [wide, wide]
-    with pytest.raises(NotPlainData, match="values"):
+    with pytest.raises(NotPlainData, match=r"values|bytes of data"):  # whichever budget runs out first
         plain_data(pickle.dumps(wide, 4))
 
 
@@ -159,3 +159,41 @@ def test_every_truncation_and_byte_flip_is_data_or_refused_never_an_error(protoc
 def test_random_bytes_are_data_or_refused_never_an_error(raw: bytes) -> None:
     with contextlib.suppress(NotPlainData):  # anything else fails the test
         plain_data(b"\x80\x04" + raw)
+
+
+def plain(value: Any) -> bool:
+    """Whether ``value`` is made of JSON's types only."""
+    if isinstance(value, dict):
+        return all(type(key) is str and plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(plain(item) for item in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+@pytest.mark.parametrize("raw", [b"}\x8c\x01a(s.", b"(\x94.", b"](\x94a.", b"}(\x94\x8c\x01a\x94s."])
+def test_a_mark_never_ends_up_in_the_data(raw: bytes) -> None:
+    with pytest.raises(NotPlainData, match="MARK"):
+        plain_data(raw)
+
+
+def test_a_string_repeated_through_the_memo_counts_every_time() -> None:
+    # 600 kB once in the pickle, 60 MB as the session would write it.
+    raw = pickle.dumps({"a": ["x" * 600_000] * 100}, 4)
+    assert len(raw) < MAX_BYTES
+    with pytest.raises(NotPlainData, match="bytes of data"):
+        plain_data(raw)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.data())
+def test_whatever_a_mutated_pickle_gives_is_plain_data(data: st.DataObject) -> None:
+    raw = bytearray(
+        pickle.dumps({"a": [1, "x", {"b": None}], "c": (True, 2.5)}, data.draw(st.sampled_from([2, 4, 5])))
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        value = plain_data(bytes(raw))
+    except NotPlainData:
+        return
+    assert plain(value), value

@@ -34,6 +34,8 @@ MAX_VALUES = 200_000
 MAX_DEPTH = 64
 #: The widest integer: wider ones are not a session's, and would not print as JSON.
 MAX_INT_BITS = 256
+#: The most data, as JSON would write it (strings counted each time the memo repeats them).
+MAX_SIZE = 1 << 20
 
 
 class NotPlainData(ValueError):
@@ -81,7 +83,7 @@ def plain_data(raw: bytes) -> Any:
             elif name == "SETITEM":
                 value = stack.pop()
                 key = stack.pop()
-                _setitems(stack[-1], [key, value])
+                _setitems(stack[-1], [key, value])  # refuses a MARK as the key or the value
             elif name == "SETITEMS":
                 items = _pop_mark(stack)
                 _setitems(stack[-1], items)
@@ -106,9 +108,9 @@ def plain_data(raw: bytes) -> Any:
                 del stack[-size:]
                 stack.append(items)
             elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
+                memo[len(memo)] = _top(stack)
             elif name in _PUT:
-                memo[int(arg)] = stack[-1]  # type: ignore[arg-type]
+                memo[int(arg)] = _top(stack)  # type: ignore[arg-type]
             elif name in _GET:
                 if arg not in memo:
                     raise NotPlainData(f"{name} of an unknown memo entry")
@@ -140,6 +142,7 @@ def _check(value: Any) -> None:
     """
     pending: list[tuple[Any, int]] = [(value, 0)]
     visits = 0
+    size = 0  # what the value weighs as JSON, roughly: its strings' lengths, and a little per value
     while pending:
         item, depth = pending.pop()
         visits += 1
@@ -148,14 +151,34 @@ def _check(value: Any) -> None:
         if depth > MAX_DEPTH:
             raise NotPlainData(f"nested over {MAX_DEPTH} deep (or a container holding itself)")
         kind = type(item)
+        size += 8
         if kind is dict:
+            size += sum(len(key) for key in item)
             pending.extend((child, depth + 1) for child in item.values())
         elif kind is list:
             pending.extend((child, depth + 1) for child in item)
-        elif kind is float and not math.isfinite(item):
-            raise NotPlainData(f"the float {item!r}: not JSON")
-        elif kind is int and item.bit_length() > MAX_INT_BITS:
-            raise NotPlainData(f"an integer of {item.bit_length()} bits")
+        elif kind is str:
+            size += len(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                raise NotPlainData(f"the float {item!r}: not JSON")
+        elif kind is int:
+            if item.bit_length() > MAX_INT_BITS:
+                raise NotPlainData(f"an integer of {item.bit_length()} bits")
+        elif kind is not bool and item is not None:  # only JSON's types; anything else is ours
+            raise NotPlainData(f"a value of type {kind.__name__}")
+        if size > MAX_SIZE:
+            # A string met many times through the memo weighs each time: what the session
+            # would write, not what the pickle holds.
+            raise NotPlainData(f"over {MAX_SIZE} bytes of data")
+
+
+def _top(stack: list[Any]) -> Any:
+    """The value on top of the stack, which a MARK is not."""
+    value = stack[-1]
+    if value is _MARK:
+        raise NotPlainData("a MARK where a value belongs")
+    return value
 
 
 def _pop_mark(stack: list[Any]) -> list[Any]:
@@ -174,10 +197,12 @@ def _setitems(target: Any, items: list[Any]) -> None:
     if type(target) is not dict or len(items) % 2:
         raise NotPlainData("SETITEMS on something that is not a dict")
     for index in range(0, len(items), 2):
-        key = items[index]
+        key, value = items[index], items[index + 1]
         if type(key) is not str:
             raise NotPlainData(f"a dict key of type {type(key).__name__}")
-        target[key] = items[index + 1]
+        if value is _MARK:
+            raise NotPlainData("a MARK where a value belongs")
+        target[key] = value
 
 
 def _extend(target: Any, items: list[Any]) -> None:
