@@ -568,3 +568,29 @@ def test_telemetry_counts_django_sessions_and_times_the_store(clock: FakeClock, 
     operations = [(span.attributes or {})["db.operation.name"] for span in spans]
     assert "create" in operations
     assert operations.count("load") >= 3  # the sync loads and the async one
+
+
+def test_a_django_log_out_on_the_first_request_after_the_switch_deletes_the_old_row(clock: FakeClock) -> None:
+    from django.conf import settings
+    from django.contrib.auth import get_user, logout
+
+    from sessionware.events import Events, SessionEvent
+    from sessionware.legacy import DjangoDB
+
+    seen: list[SessionEvent] = []
+    events = Events(on_log_in=seen.append, on_invalid_cookie=seen.append, on_log_out=seen.append)
+    old_key = django_logged_in("db")
+    reader = DjangoDB(f"sqlite:///{settings.DATABASES['default']['NAME']}", secret_key=settings.SECRET_KEY)
+    store = MemoryStore(clock=clock)
+    with override_settings(SESSIONWARE={"store": store, "clock": clock, "legacy": reader, "events": events}):
+        request = RequestFactory().get("/", HTTP_COOKIE=f"sessionid={old_key}")
+        middleware = SessionMiddleware(lambda request: HttpResponse())
+        middleware.process_request(request)
+        assert get_user(request).is_authenticated
+        assert seen == []  # the previous engine's key is no refused cookie; the log-in is not saved yet
+        logout(request)
+        middleware.process_response(request, HttpResponse())
+        replay = RequestFactory().get("/", HTTP_COOKIE=f"sessionid={old_key}")
+        middleware.process_request(replay)
+        assert get_user(replay).is_anonymous  # the old row went with the log-out
+        assert user_sessions().list(User.objects.get(username="bob").pk) == []

@@ -698,3 +698,89 @@ def _django_row(key: str) -> bool:
             connection.execute("SELECT 1 FROM django_session WHERE session_key = ?", (key,)).fetchone()
             is not None
         )
+
+
+class Remembering(Counting):
+    """A reader whose records are deleted by ``forget``: what a store-backed reader does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forgotten: list[str] = []
+
+    def read(self, value: str, now: int) -> dict[str, Any] | None:
+        return None if value in self.forgotten else super().read(value, now)
+
+    def forget(self, value: str) -> None:
+        self.forgotten.append(value)
+
+
+def _logging_out_apps(reader: Any) -> dict[str, Callable[[str], tuple[int, list[str]]]]:
+    """Per adapter: a function sending one request with a Cookie to /logout, or to /."""
+    wsgi = Client(
+        sw_wsgi.SessionMiddleware(report, secret_key_base=SECRET, store=MemoryStore(), legacy=reader),
+        use_cookies=False,
+    )
+
+    async def asgi_logout(request: Request) -> JSONResponse:
+        session = get_session(request)
+        session.log_out()
+        return JSONResponse({"data": dict(session), "user": session.user_id})
+
+    starlette = Starlette(routes=[Route("/", asgi_report), Route("/logout", asgi_logout)])
+    asgi = TestClient(
+        SessionMiddleware(starlette, secret_key_base=SECRET, store=MemoryStore(), legacy=reader)
+    )
+    from sessionware.flask import Sessionware, current_session
+
+    app = flask.Flask(__name__)
+    Sessionware(app, secret_key_base=SECRET, store=MemoryStore(), legacy=reader)
+
+    @app.get("/")
+    def flask_read() -> dict[str, Any]:
+        return {"user": current_session().user_id}
+
+    @app.get("/logout")
+    def flask_logout() -> str:
+        current_session().log_out()
+        return "bye"
+
+    flask_client = app.test_client(use_cookies=False)
+
+    def via_wsgi(path: str) -> tuple[int, list[str]]:
+        response = wsgi.get(path, headers={"Cookie": "old=good"})
+        return response.status_code, response.headers.getlist("Set-Cookie")
+
+    def via_asgi(path: str) -> tuple[int, list[str]]:
+        response = asgi.get(path, headers={"Cookie": "old=good"})
+        asgi.cookies.clear()
+        return response.status_code, response.headers.get_list("set-cookie")
+
+    def via_flask(path: str) -> tuple[int, list[str]]:
+        response = flask_client.get(path, headers={"Cookie": "old=good"})
+        return response.status_code, response.headers.getlist("Set-Cookie")
+
+    return {"wsgi": via_wsgi, "asgi": via_asgi, "flask": via_flask}
+
+
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi", "flask"])
+def test_logging_out_on_the_first_request_after_the_switch_ends_the_old_session_too(adapter: str) -> None:
+    reader = Remembering()
+    send = _logging_out_apps(reader)[adapter]
+    status, set_cookies = send("/logout")
+    assert status == 200
+    assert reader.forgotten == ["good"]  # the old record is deleted...
+    assert "old=; Max-Age=0; Path=/" in set_cookies  # ...and the old cookie expired
+    assert reader.read("good", 0) is None
+    status, _ = send("/")
+    assert status == 200
+    assert reader.reads == 1  # the old session never comes back
+
+
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi", "flask"])
+def test_a_legacy_session_is_forgotten_once_saved_not_before(adapter: str) -> None:
+    reader = Remembering()
+    send = _logging_out_apps(reader)[adapter]
+    status, set_cookies = send("/")
+    assert status == 200
+    assert reader.forgotten == ["good"]
+    assert "old=; Max-Age=0; Path=/" in set_cookies

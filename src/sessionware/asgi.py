@@ -31,7 +31,7 @@ from .errors import (
     StoreError,
 )
 from .events import Events
-from .legacy import LegacyReader, adopt, aforget_old, aread_old, readers_of
+from .legacy import LegacyReader, adopt, aforget_old, aread_old, readers_of, settled
 from .remember import RememberMe
 from .stores._thread import as_async
 from .stores.cookie import CookieStore
@@ -372,12 +372,6 @@ class SessionMiddleware(CheckedArguments):
                     message["headers"] = _with_session_headers(
                         message.get("headers", ()), closed, session._accessed
                     )
-                    if closed is not None and session._also_set:
-                        message["headers"] += [
-                            (b"set-cookie", c.encode("latin-1")) for c in session._also_set
-                        ]
-                    if closed is not None and session._legacy is not None:
-                        await aforget_old(session)  # saved: the old library's record can go
                 if dbsc is not None:
                     try:
                         extra = await self._dbsc_headers(session, closed, scope, https, now)
@@ -399,9 +393,13 @@ class SessionMiddleware(CheckedArguments):
                     if added:
                         encoded = [(name.lower().encode(), value.encode("latin-1")) for name, value in added]
                         message["headers"] = [*message.get("headers", ()), *encoded]
+                    if session._also_set or session._legacy is not None:
+                        await _settle_old(session, message)
                     await send(message)
                     await publish_async(engine, events_of(engine, session, closed, scope.get("path"), now))
                     return
+                if session._also_set or session._legacy is not None:
+                    await _settle_old(session, message)
             await send(message)
 
         try:
@@ -571,3 +569,14 @@ def get_session(source: Any) -> Session:
             "(or sessionware.wsgi.SessionMiddleware for WSGI apps)"
         )
     return session
+
+
+async def _settle_old(session: Session, message: Message) -> None:
+    """Once the session read from another library's is saved (or logged out): that library's
+    cookie of another name is expired and its record deleted."""
+    if not settled(session, message["status"]):
+        return
+    if session._also_set:
+        cookies = [(b"set-cookie", cookie.encode("latin-1")) for cookie in session._also_set]
+        message["headers"] = [*message.get("headers", ()), *cookies]
+    await aforget_old(session)

@@ -186,11 +186,13 @@ class SessionStore(SessionBase):
         configured = current()
         key = self.session_key
         session = self._loaded(run_sync(opening(configured, key), configured.store))
+        found = None
         if configured.legacy and self._legacy_key(session, key):
             assert key is not None
-            self._adopt(session, read_old_key(configured.legacy, key, configured.now()))
+            found = read_old_key(configured.legacy, key, configured.now())
         if configured.engine.observed:
-            publish_sync(configured.engine, _events(configured, session, None, loaded=True))
+            publish_sync(configured.engine, _opened(configured, session, found))
+        self._adopt(session, found)
         return session
 
     async def aload(self) -> Session:
@@ -198,11 +200,13 @@ class SessionStore(SessionBase):
         key = self.session_key
         steps = opening(configured, key)
         session = self._loaded(await run_async(steps, configured.async_store()))
+        found = None
         if configured.legacy and self._legacy_key(session, key):
             assert key is not None
-            self._adopt(session, await aread_old_key(configured.legacy, key, configured.now()))
+            found = await aread_old_key(configured.legacy, key, configured.now())
         if configured.engine.observed:
-            await publish_async(configured.engine, _events(configured, session, None, loaded=True))
+            await publish_async(configured.engine, _opened(configured, session, found))
+        self._adopt(session, found)
         return session
 
     def _loaded(self, session: Session) -> Session:
@@ -363,6 +367,8 @@ class SessionStore(SessionBase):
         self.modified = True
         self.delete()
         self._session_key = None
+        if ended is not None and ended._legacy is not None:
+            forget_old(ended)  # logged out on the first request after the switch: the old one goes too
         if ended is not None and configured.engine.observed:
             publish_sync(configured.engine, _logged_out(configured, ended))
 
@@ -374,6 +380,8 @@ class SessionStore(SessionBase):
         self.modified = True
         await self.adelete()
         self._session_key = None
+        if ended is not None and ended._legacy is not None:
+            await aforget_old(ended)
         if ended is not None and configured.engine.observed:
             await publish_async(configured.engine, _logged_out(configured, ended))
 
@@ -406,6 +414,18 @@ def _events(
     if not engine.observed:
         return []
     return events_of(engine, session, closed, None, configured.now(), loaded=loaded)
+
+
+def _opened(configured: Configured, session: Session, found: Found | None) -> list[SessionEvent]:
+    """A load's events (a refused key, an expired session) and its telemetry outcome.
+
+    A key the previous engine made, read by a reader (``found``), is no
+    refused cookie: its note goes. The log-in adopting it makes is reported
+    when that is saved.
+    """
+    if found is not None:
+        session._notes = None
+    return _events(configured, session, None, loaded=True)
 
 
 def _logged_out(configured: Configured, ended: Session) -> list[SessionEvent]:

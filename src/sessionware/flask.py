@@ -47,7 +47,7 @@ from .errors import (
     SessionTooLarge,
     StoreError,
 )
-from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of
+from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of, settled
 from .stores.cookie import CookieStore
 from .wsgi import (
     _CSRFCheck,
@@ -497,11 +497,6 @@ class SessionInterface(FlaskSessionInterface):
             set_cookie = _with_expires(set_cookie, session._now)
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
-        if set_cookie is not None:
-            for cookie in session._also_set:  # an old library's cookie, expired once its session was read
-                response.headers.add("Set-Cookie", cookie)
-            if session._legacy is not None:
-                forget_old(session)  # saved: the old library's record can go
         if engine.extras:  # remember-me's cookies, Clear-Site-Data; the events
             try:
                 added = extras_closed(engine, session, set_cookie, environ or {}, session._now, https)
@@ -521,6 +516,11 @@ class SessionInterface(FlaskSessionInterface):
                 return
             for name, value in extra:
                 response.headers.add(name, value)
+        if (session._also_set or session._legacy is not None) and settled(session, response.status_code):
+            # Saved (or logged out): the old library's cookie of another name is expired, its record deleted.
+            for cookie in session._also_set:
+                response.headers.add("Set-Cookie", cookie)
+            forget_old(session)
 
 
 def _permanent_expiry(lifetime: Any) -> Expiry:

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from ._cookies import find_cookie
 from ._django_signing import Refused, django_loads
 from ._pickle_data import NotPlainData, plain_data
-from ._session import Session
+from ._session import IGNORE, Session
 from .errors import ConfigurationError, MissingDependency, StoreUnavailable
 
 __all__ = [
@@ -719,6 +719,12 @@ async def _off_loop(call: Callable[..., Any], *args: Any) -> Any:
 
         return await anyio.to_thread.run_sync(call, *args)
     return await loop.run_in_executor(None, call, *args)
+
+
+def settled(session: Session, status: int) -> bool:
+    """Whether what the request did to ``session`` was carried out (saved, or logged out):
+    not ignored, not read-only, not a 5xx (nothing is saved then)."""
+    return status < 500 and session._action != IGNORE and not session._read_only
 
 
 def forget_old(session: Session) -> None:

@@ -34,7 +34,7 @@ from .errors import (
     StoreError,
 )
 from .events import Events
-from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of
+from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of, settled
 from .remember import RememberMe
 from .stores.cookie import CookieStore
 from .telemetry import OpenTelemetry
@@ -216,10 +216,6 @@ class SessionMiddleware(CheckedArguments):
                 return lambda data: None
             if set_cookie is not None or session._accessed:
                 headers = with_session_headers(headers, set_cookie, session._accessed)
-                if set_cookie is not None and session._also_set:
-                    headers += [("Set-Cookie", cookie) for cookie in session._also_set]
-                if set_cookie is not None and session._legacy is not None:
-                    forget_old(session)  # saved: the old library's record can go
             if engine.extras:
                 try:
                     headers = [*headers, *extras_closed(engine, session, set_cookie, environ, now, https)]
@@ -233,6 +229,11 @@ class SessionMiddleware(CheckedArguments):
                 except StoreError as exc:
                     state["replaced"] = self._store_failed(environ, start_response, exc)
                     return lambda data: None
+            if (session._also_set or session._legacy is not None) and settled(session, _status_code(status)):
+                # Saved (or logged out): the old library's cookie of another name is expired,
+                # and its record deleted.
+                headers = [*headers, *(("Set-Cookie", cookie) for cookie in session._also_set)]
+                forget_old(session)
             if exc_info is not None:
                 return start_response(status, headers, exc_info)
             return start_response(status, headers)
