@@ -17,7 +17,7 @@ import pytest
 from markupsafe import Markup
 
 from sessionware import ConfigurationError, CookieStore, MemoryStore, SQLiteStore
-from sessionware.flask import Sessionware, current_session
+from sessionware.flask import Sessionware, current_session, user_sessions
 from sessionware.testing import FakeClock
 
 from .conftest import SECRET
@@ -150,6 +150,7 @@ def lifetime_app(clock: FakeClock, store: Any, **options: Any) -> flask.Flask:
 
     @app.post("/login/<kind>")
     def login(kind: str) -> str:
+        current_session().log_in("alice")
         flask.session["user"] = "alice"
         flask.session.permanent = kind == "permanent"
         return ""
@@ -182,7 +183,7 @@ def expires_of(set_cookie: str) -> float:
     return email.utils.parsedate_to_datetime(match.group(1)).timestamp()
 
 
-@pytest.mark.parametrize("store_kind", ["memory", "sqlite", "cookie"])
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite", "cookie", "cookie+revocation"])
 def test_permanent_session_lifetime_is_the_lifetime_of_permanent_sessions(
     store_kind: str, tmp_path: pathlib.Path
 ) -> None:
@@ -191,6 +192,7 @@ def test_permanent_session_lifetime_is_the_lifetime_of_permanent_sessions(
         "memory": lambda: MemoryStore(clock=clock),
         "sqlite": lambda: SQLiteStore(str(tmp_path / "s.db"), clock=clock),
         "cookie": lambda: CookieStore(revocation=False),
+        "cookie+revocation": lambda: CookieStore(revocation=MemoryStore(clock=clock)),
     }
     app = lifetime_app(clock, stores[store_kind]())
     app.config["PERMANENT_SESSION_LIFETIME"] = datetime.timedelta(days=3)
@@ -203,32 +205,69 @@ def test_permanent_session_lifetime_is_the_lifetime_of_permanent_sessions(
     clock.advance(minutes=31)  # past the default (AAL2) idle timeout
     assert temporary.get("/user").json == {"user": None}
     assert permanent.get("/user").json == {"user": "alice"}
-    clock.advance(days=2, hours=23)  # idle for less than 3 days since the last request
+    for _ in range(2):
+        clock.advance(days=1)  # idle for days: no idle timeout
+        assert permanent.get("/user").json == {"user": "alice"}
+    clock.advance(hours=23, minutes=28)  # 2 days 23 h 59 min after log-in
     assert permanent.get("/user").json == {"user": "alice"}
-    clock.advance(days=3)  # idle for 3 days
+    clock.advance(minutes=1)  # 3 days after log-in, however active: the lifetime is absolute
     assert permanent.get("/user").json == {"user": None}
 
 
-def test_a_non_permanent_session_past_the_default_expiry_is_deleted_from_the_store() -> None:
+def test_a_non_permanent_session_that_ended_is_not_listed_nor_counted_against_the_limit() -> None:
     clock = FakeClock()
-    store = MemoryStore(clock=clock)
-    client = lifetime_app(clock, store).test_client()
-    client.post("/login/temporary")
-    assert len(store) == 1
-    clock.advance(hours=12, minutes=1)  # past AAL2's absolute timeout, though active every 20 minutes...
-    assert client.get("/user").json == {"user": None}
-    assert len(store) == 0  # ...the record went with it, not 31 days later
+    app = lifetime_app(clock, MemoryStore(clock=clock), max_sessions_per_user=1, on_session_limit="reject")
+
+    @app.get("/mine")
+    def mine() -> dict[str, Any]:
+        listed = user_sessions().list("alice")
+        return {"expires": [info.expires_at for info in listed]}
+
+    first = app.test_client()
+    first.post("/login/temporary")
+    assert first.get("/mine").json == {"expires": [clock() + 30 * 60]}  # AAL2's idle deadline
+    clock.advance(hours=13)  # that session is long over
+    second = app.test_client()
+    assert second.post("/login/permanent").status_code == 200  # not a 409: the old one does not count
+    assert second.get("/mine").json == {"expires": [clock() + 31 * 86400]}  # the permanent one's
 
 
-def test_a_non_permanent_session_keeps_the_default_absolute_timeout() -> None:
+def test_a_session_made_permanent_then_not_keeps_the_right_expiry() -> None:
     clock = FakeClock()
-    client = lifetime_app(clock, MemoryStore(clock=clock)).test_client()
+    app = lifetime_app(clock, MemoryStore(clock=clock))
+
+    @app.post("/forget")
+    def forget() -> str:
+        flask.session.permanent = False
+        return ""
+
+    client = app.test_client()
+    client.post("/login/permanent")
+    clock.advance(hours=1)
+    assert client.get("/user").json == {"user": "alice"}
+    client.post("/forget")  # back to a browser-session cookie, and AAL2 from its start...
+    clock.advance(minutes=31)
+    assert client.get("/user").json == {"user": None}  # ...so its idle timeout applies
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "cookie"])
+def test_a_non_permanent_session_keeps_the_default_absolute_timeout(store_kind: str) -> None:
+    from sessionware.events import Events, SessionEvent
+
+    clock = FakeClock()
+    store = MemoryStore(clock=clock) if store_kind == "memory" else CookieStore(revocation=False)
+    expired: list[SessionEvent] = []
+    client = lifetime_app(clock, store, events=Events(on_expire=expired.append)).test_client()
     client.post("/login/temporary")
     for _ in range(35):  # active every 20 minutes for 11 h 40 min
         clock.advance(minutes=20)
         assert client.get("/user").json == {"user": "alice"}
     clock.advance(minutes=21)  # 12 h 1 min after log-in
     assert client.get("/user").json == {"user": None}
+    if isinstance(store, MemoryStore):
+        assert len(store) == 0  # the store kept it no longer than AAL2 allows
+    else:  # the cookie holds its times: the engine tells which deadline ended it
+        assert [(event.kind, event.reason) for event in expired] == [("expire", "absolute")]
 
 
 def test_a_shorter_permanent_session_lifetime_bounds_every_session() -> None:
@@ -275,12 +314,12 @@ def test_session_refresh_each_request_re_sends_a_permanent_sessions_cookie_witho
     client = app.test_client()
     issued = client.post("/login/permanent").headers["Set-Cookie"]
     writes = store.writes
-    clock.advance(seconds=30)  # within touch_interval: nothing to record
+    clock.advance(seconds=30)
     response = client.get("/ignored")  # the view never touches the session
     refreshed = response.headers["Set-Cookie"]
     assert refreshed.split(";", 1)[0] == issued.split(";", 1)[0]  # the same value...
-    assert max_age_of(refreshed) == 31 * 86400  # ...kept for the full lifetime from now
-    assert expires_of(refreshed) == clock() + 31 * 86400
+    assert max_age_of(refreshed) == 31 * 86400 - 30  # ...kept until the session's end
+    assert expires_of(refreshed) == clock() + 31 * 86400 - 30
     assert response.headers["Vary"] == "Cookie"
     assert response.headers["Cache-Control"] == "no-store"
     assert store.writes == writes  # nothing written to the store

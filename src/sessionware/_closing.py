@@ -64,7 +64,7 @@ def _close_server_side(
         planned.head(),
         planned.fields or {},
         planned.removed,
-        engine.ttl(planned.created, now),
+        engine.ttl(planned.created, now, planned.meta),
         engine.user_of(key, planned.meta),
     )
 

@@ -229,7 +229,7 @@ class Endpoints:
             head,
             {FIELD: dump_binding(binding)},
             (),
-            engine.ttl(origin.created_at, now),
+            engine.ttl(origin.created_at, now, meta),
             engine.user_of(key, meta),
         )
         return Update(key, change)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _record
@@ -20,7 +20,7 @@ from ._codec import GROUP_SIZE, MAX_COOKIE_BYTES, IdCodec, b64encode
 from ._cookies import CookieAttributes
 from ._expiry import Expiry
 from ._keys import KeyRing, SecretInput
-from ._session import Session
+from ._session import _NO_META, Session
 from ._verified import VerifiedCache
 from .errors import ConfigurationError, SessionError, SessionTooLarge
 from .stores.cookie import CookieCodec, CookieStore
@@ -64,6 +64,7 @@ class Engine:
         "keys",
         "load_data",
         "observed",
+        "persistent_expiry",
         "record_ip",
         "registry_store",
         "remember",
@@ -108,6 +109,9 @@ class Engine:
         #: What the ``Cookie`` header is searched for: the name on plain http, on https.
         self.targets = (cookie.name_for(False) + "=", cookie.name_for(True) + "=")
         self.expiry = expiry
+        #: The expiry of sessions whose record metadata marks them persistent (``"p"``), when
+        #: it is not ``expiry``: Flask's permanent sessions live PERMANENT_SESSION_LIFETIME.
+        self.persistent_expiry: Expiry | None = None
         self.store = store
         #: The cookie format (cookie stores) or the signed-ID format (server-side stores).
         self.codec: CookieCodec | None = None
@@ -228,7 +232,7 @@ class Engine:
         session = self.new_session(now, had_cookie=True)
         if self.observed:
             if record is not None and reason == "expired":
-                absolute = self.expiry.absolute_timeout
+                absolute = self.expiry_of(record.meta).absolute_timeout
                 over = absolute is not None and now >= record.created_at + absolute
                 session._note("expire", record.meta.get("uid"), "absolute" if over else "idle")
             else:
@@ -243,9 +247,15 @@ class Engine:
         )
         return session
 
-    def ttl(self, created_at: int, now: int) -> int:
+    def expiry_of(self, meta: Mapping[str, Any]) -> Expiry:
+        """The expiry of a session with this record metadata: :attr:`persistent_expiry` for
+        one marked persistent, else :attr:`expiry`."""
+        persistent = self.persistent_expiry
+        return self.expiry if persistent is None or not meta.get("p") else persistent
+
+    def ttl(self, created_at: int, now: int, meta: Mapping[str, Any] = _NO_META) -> int:
         """Seconds the store keeps a record active now: to the nearer deadline."""
-        ttl = self.expiry.ttl(created_at, now, now)
+        ttl = self.expiry_of(meta).ttl(created_at, now, now)
         return UNLIMITED_TTL if ttl is None else ttl
 
     def persistent(self, session: Session) -> bool:
@@ -257,7 +267,7 @@ class Engine:
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
         persistent = self.cookie.persistent if session._persistent is None else session._persistent
-        max_age = self.ttl(session._times()[0], now) if persistent else None
+        max_age = self.ttl(session._times()[0], now, session._current_meta()) if persistent else None
         header = self.cookie.header(value, https=https, max_age=max_age)
         if self.check_header is not None:  # a codec with its own limit (Plug's, for the whole line)
             self.check_header(header, max_age is not None)

@@ -43,7 +43,8 @@ def create_server_side(
     replaced = () if old_key is None else (old_key,)
     if user is not None:
         yield from _enforce_limit(engine, user, keep=replaced, now=now, before=True, session=session)
-    yield Create(new_key, planned.head(), planned.fields or {}, engine.ttl(planned.created, now), user)
+    ttl = engine.ttl(planned.created, now, planned.meta)
+    yield Create(new_key, planned.head(), planned.fields or {}, ttl, user)
     if user is not None:
         # The record being replaced is deleted below: it must not count, nor be
         # evicted in its successor's place.
@@ -77,7 +78,7 @@ def close_revocable(
     cookie = engine.cookie_for(planned.cookie_value(engine), session, now, https)
     # The revocation record: the record's head without the data.
     head = _record.pack_head(planned.created, planned.touched, planned.auth, planned.meta_json)
-    ttl = engine.ttl(planned.created, now)
+    ttl = engine.ttl(planned.created, now, planned.meta)
     if planned.kind == CREATE:
         key = allow_key(planned.meta)
         if key is not None:
@@ -95,7 +96,7 @@ def close_revocable(
             if key is not None:
                 yield Delete(key)  # renewing a session revoked meanwhile: not brought back
             return _lost_renewal(engine, session, https)
-    elif old is not None and (planned.kind == TOUCH or engine.expiry.touch_due(old[1], now)):
+    elif old is not None and (planned.kind == TOUCH or engine.expiry_of(planned.meta).touch_due(old[1], now)):
         # Activity is recorded in the revocation record too -- on a touch, and on a
         # write once a touch is due there -- or it would expire under a session in use.
         if session._dbsc is not None:  # device-bound (DBSC): the record's head keeps saying so
@@ -134,7 +135,8 @@ def _enforce_limit(
             continue
         if "rmb" in record.meta:  # a remember-me token (see _remember), not a session
             continue
-        if key not in keep and engine.expiry.is_valid(record.created_at, record.touched_at, now):
+        expiry = engine.expiry_of(record.meta)
+        if key not in keep and expiry.is_valid(record.created_at, record.touched_at, now):
             live.append((record.touched_at, key))
     uid = session._current_meta().get("uid")
     if reject:

@@ -80,7 +80,7 @@ def _open_cookie(engine: Engine, value: str, now: int) -> Session | Then[Session
         record, stale = verified
         if not record.created_at:  # a format without times (a cookie Phoenix wrote): starts now
             record = record._replace(created_at=now, touched_at=now)
-        if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
+        if not engine.expiry_of(record.meta).is_valid(record.created_at, record.touched_at, now):
             return engine.refuse("expired", now, record)
         data = engine.load_data(record.data_json)
     except InvalidCookie as exc:
@@ -166,7 +166,7 @@ def _loaded(
         if record is None:
             record = _record.unpack(head, b"{}")
             engine.heads.put(head, record)
-        if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
+        if not engine.expiry_of(record.meta).is_valid(record.created_at, record.touched_at, now):
             return _expired(engine, key, now, record)
         binding = None
         if engine.dbsc is not None and _DBSC_FIELD in fields:  # a device-bound session

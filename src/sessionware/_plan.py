@@ -166,7 +166,7 @@ _new_tuple = tuple.__new__
 
 def _unchanged(engine: Engine, session: Session, origin: _record.Record, now: int) -> Plan:
     """A session that did not change: a touch if one is due, a re-issue if stale, else nothing."""
-    if engine.expiry.touch_due(origin.touched_at, now):
+    if engine.expiry_of(origin.meta).touch_due(origin.touched_at, now):
         return Plan(
             TOUCH, origin.created_at, now, origin.auth_at, origin.meta, origin.meta_json, origin.data_json
         )

@@ -89,7 +89,8 @@ def _listing(
             meta = record.meta
             if str(meta.get("uid")) != str(user_id) or "rmb" in meta:  # rmb: a remember-me token
                 continue
-            if not engine.expiry.is_valid(record.created_at, record.touched_at, now):
+            expiry = engine.expiry_of(meta)
+            if not expiry.is_valid(record.created_at, record.touched_at, now):
                 continue
             infos.append(
                 SessionInfo(
@@ -97,7 +98,7 @@ def _listing(
                     user_id=meta["uid"],
                     logged_in_at=record.auth_at or record.created_at,
                     last_active=record.touched_at,
-                    expires_at=engine.expiry.deadline(record.created_at, record.touched_at),
+                    expires_at=expiry.deadline(record.created_at, record.touched_at),
                     user_agent=meta.get("ua"),
                     ip=meta.get("ip"),
                     current=key == current_key,

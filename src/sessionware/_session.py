@@ -20,6 +20,8 @@ class SessionContext(Protocol):
     @property
     def expiry(self) -> Expiry: ...
 
+    def expiry_of(self, meta: Mapping[str, Any]) -> Expiry: ...
+
     @property
     def record_ip(self) -> bool | str: ...
 
@@ -386,7 +388,11 @@ class Session(dict[str, Any]):
         self._accessed = True
         origin = self._origin
         engine = self._engine
-        if origin is None or engine is None or engine.expiry.touch_due(origin.touched_at, self._now):
+        if (
+            origin is None
+            or engine is None
+            or engine.expiry_of(origin.meta).touch_due(origin.touched_at, self._now)
+        ):
             return self._now
         return origin.touched_at
 
@@ -396,7 +402,7 @@ class Session(dict[str, Any]):
         last_active = self.last_active  # a read of the session, like any other
         if self._engine is None:
             return None
-        return self._engine.expiry.deadline(self._times()[0], last_active)
+        return self._engine.expiry_of(self._current_meta()).deadline(self._times()[0], last_active)
 
     def _times(self) -> tuple[int, int | None]:
         """(created_at, auth_at) as they stand, without counting as a read."""

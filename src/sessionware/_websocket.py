@@ -49,7 +49,7 @@ async def _stands(engine: Engine, session: Session, store: Any, now: int) -> boo
     assert origin is not None
     key = session._key if session._key is not None else (session._allow[0] if session._allow else None)
     if key is None or store is None:
-        absolute = engine.expiry.absolute_timeout
+        absolute = engine.expiry_of(origin.meta).absolute_timeout
         return absolute is None or now < origin.created_at + absolute
     stored = await run_async(Then(Load(key), _same), store)
     if stored is None:
@@ -58,7 +58,7 @@ async def _stands(engine: Engine, session: Session, store: Any, now: int) -> boo
         record = _record.unpack(stored[0], b"{}")
     except InvalidCookie:
         return False
-    return engine.expiry.is_valid(record.created_at, record.touched_at, now)
+    return engine.expiry_of(record.meta).is_valid(record.created_at, record.touched_at, now)
 
 
 async def watched(

@@ -29,7 +29,7 @@ from email.utils import formatdate
 from typing import Any, TypeVar
 
 from ._arguments import check_options
-from ._config import STORE_DOWN_TEXT, build_engine, default_expiry, log_store_failure
+from ._config import STORE_DOWN_TEXT, build_engine, log_store_failure
 from ._cookies import find_cookie
 from ._dbsc_adapt import after_close_sync, endpoint_sync, wsgi_request
 from ._dbsc_flow import Answer, Runtime
@@ -282,14 +282,18 @@ class SessionInterface(FlaskSessionInterface):
     ``SECRET_KEY_FALLBACKS`` as older keys (they verify, ``SECRET_KEY`` signs and
     encrypts); each must then be 32 bytes or more.
 
-    ``expiry`` defaults to Flask's: a permanent session (``session.permanent =
-    True``) lives ``PERMANENT_SESSION_LIFETIME`` from its last request, and its
-    cookie gets ``Max-Age`` and ``Expires``; any other session keeps the store's
-    default expiry (AAL2), or ``PERMANENT_SESSION_LIFETIME`` if that is shorter.
-    Given, ``expiry`` applies to every session. With ``SESSION_REFRESH_EACH_REQUEST``
-    (Flask's default), a permanent session's cookie is sent again on every
-    request that sets no other, with a fresh ``Max-Age`` (the store is not
-    written).
+    ``expiry`` defaults to Flask's lifetimes: a permanent session
+    (``session.permanent = True``) ends ``PERMANENT_SESSION_LIFETIME`` after it
+    began (a log-in begins it anew; there is always an absolute timeout, so
+    activity does not extend it), and its cookie gets ``Max-Age`` and
+    ``Expires``; any other session keeps the store's default expiry (AAL2: 30
+    minutes idle, 12 hours at most), or ``PERMANENT_SESSION_LIFETIME`` where
+    that is shorter. The record says which it is, so listings, the session
+    limit and the store's TTL follow it too. Given, ``expiry`` applies to every
+    session. With ``SESSION_REFRESH_EACH_REQUEST`` (Flask's default), a
+    permanent session's cookie is sent again on every request that sets no
+    other, with a fresh ``Max-Age`` (the store is not written); as with every
+    ``Set-Cookie``, the response is then ``Cache-Control: no-store``.
     """
 
     session_class = FlaskSession
@@ -311,9 +315,8 @@ class SessionInterface(FlaskSessionInterface):
         self.clock = clock
         self.options = options
         #: Without ``expiry``, PERMANENT_SESSION_LIFETIME is the lifetime of permanent sessions,
-        #: and the others keep the store's default expiry (``_temporary``).
+        #: and the others keep the store's default expiry (see _build).
         self._flask_lifetime = "expiry" not in options
-        self._temporary: Expiry | None = None
         self._engines: dict[int, tuple[tuple[Any, ...], Engine]] = {}
 
     def check(self, app: flask.Flask) -> None:
@@ -375,28 +378,20 @@ class SessionInterface(FlaskSessionInterface):
             "partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
             **self.options,
         }
-        if self._flask_lifetime:
-            options["expiry"] = _permanent_expiry(config.get("PERMANENT_SESSION_LIFETIME"))
+        lifetime = _lifetime(config.get("PERMANENT_SESSION_LIFETIME")) if self._flask_lifetime else None
         engine = build_engine(secret_key_base=secret, store=self.store, owner="Sessionware", **options)
         engine.session_class = FlaskSession
-        if self._flask_lifetime:
-            self._temporary = default_expiry(engine.store)
+        if lifetime is not None:
+            # Permanent sessions (marked "p" in their record, see _mark_permanent) end
+            # PERMANENT_SESSION_LIFETIME after they began; the others keep the store's
+            # default (AAL2), or end sooner if the lifetime is shorter.
+            permanent = Expiry(idle_timeout=None, absolute_timeout=lifetime)
+            if engine.cookie.persistent:  # persistent=True: every session is permanent
+                engine.expiry = permanent
+            else:
+                engine.expiry = _bounded(engine.expiry, lifetime)
+                engine.persistent_expiry = permanent
         return engine
-
-    def _ended(self, engine: Engine, session: Session, now: int) -> bool:
-        """Whether ``session``, not permanent, is past the expiry a non-permanent session has.
-
-        Only without the ``expiry`` option: the engine then keeps every session
-        for PERMANENT_SESSION_LIFETIME of inactivity, the lifetime of permanent
-        ones; the others end at the store's default expiry (AAL2: 30 minutes
-        idle, 12 hours at most), counted from their recorded times, or
-        sooner if PERMANENT_SESSION_LIFETIME is shorter.
-        """
-        origin = session._origin
-        temporary = self._temporary
-        if origin is None or temporary is None or dict.get(session, "_permanent") or engine.cookie.persistent:
-            return False
-        return not temporary.is_valid(origin.created_at, origin.touched_at, now)
 
     def is_null_session(self, obj: object) -> bool:
         return isinstance(obj, (_Unavailable, self.null_session_class))
@@ -410,8 +405,6 @@ class SessionInterface(FlaskSessionInterface):
         try:
             https = environ.get("wsgi.url_scheme") == "https"
             session = open_session(engine, header, now, https)
-            if self._flask_lifetime and self._ended(engine, session, now):
-                session = self._expire(engine, session, now)
             session._scope = environ
             if session._had_cookie and self.legacy:
                 assert header is not None
@@ -436,15 +429,6 @@ class SessionInterface(FlaskSessionInterface):
                 unavailable.error = exc
                 return unavailable
         return session  # type: ignore[return-value]
-
-    @staticmethod
-    def _expire(engine: Engine, session: Session, now: int) -> Session:
-        """A fresh session for the request, the ended one's record deleted from the store."""
-        store = _sync_store(engine)
-        if store is not None and session._key is not None:
-            store.delete(session._key)
-        assert session._origin is not None
-        return engine.refuse("expired", now, session._origin)
 
     def _import_legacy(self, app: flask.Flask, engine: Engine, header: str, session: Session) -> None:
         value, count = find_cookie(header, engine.cookie.name, engine.cookie.name + "=")
@@ -471,8 +455,11 @@ class SessionInterface(FlaskSessionInterface):
         engine = engine_of(session) if session._engine is not None else self.engine(app)
         environ = session._scope
         https = environ is not None and environ.get("wsgi.url_scheme") == "https"
-        if dict.get(session, "_permanent"):  # session.permanent, read without marking an access
+        permanent = bool(dict.get(session, "_permanent"))  # session.permanent, read without an access
+        if permanent:
             session._persistent = True  # Flask's "remember me": a cookie that outlives the browser
+        if engine.persistent_expiry is not None:
+            _mark_permanent(session, permanent)
         if response.status_code >= 500 and session._store_error is not None:
             # A view's user_sessions() call failed and Flask made a 500 of it: the 503 instead.
             log_store_failure(session._store_error)
@@ -523,24 +510,43 @@ class SessionInterface(FlaskSessionInterface):
             forget_old(session)
 
 
-def _permanent_expiry(lifetime: Any) -> Expiry:
-    """PERMANENT_SESSION_LIFETIME (a ``timedelta`` or seconds) as an idle timeout, as Flask slides it."""
+def _lifetime(lifetime: Any) -> int:
+    """PERMANENT_SESSION_LIFETIME (a ``timedelta`` or seconds) in whole seconds."""
     seconds = lifetime.total_seconds() if isinstance(lifetime, timedelta) else lifetime
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 1:
         raise ConfigurationError(
             "Sessionware expects PERMANENT_SESSION_LIFETIME to be a timedelta or a number of seconds "
             f"of at least 1, got {lifetime!r}; or pass expiry=Expiry(...) to choose the lifetime"
         )
-    return Expiry(idle_timeout=int(seconds), absolute_timeout=None)
+    return int(seconds)
+
+
+def _bounded(expiry: Expiry, lifetime: int) -> Expiry:
+    """``expiry``, with neither timeout longer than ``lifetime`` (Flask bounds every session by it)."""
+    idle, absolute = expiry.idle_timeout, expiry.absolute_timeout
+    bounded_idle = lifetime if idle is None else min(idle, lifetime)
+    bounded_absolute = lifetime if absolute is None else min(absolute, lifetime)
+    if (bounded_idle, bounded_absolute) == (idle, absolute):
+        return expiry
+    return Expiry(idle_timeout=bounded_idle, absolute_timeout=bounded_absolute)
+
+
+def _mark_permanent(session: Session, permanent: bool) -> None:
+    """Mark the session's record permanent (``"p"``), or not, so that its expiry is the right one."""
+    if bool(session._current_meta().get("p")) != permanent:
+        meta = session._meta_for_update()
+        if permanent:
+            meta["p"] = 1
+        else:
+            meta.pop("p", None)
 
 
 def _refreshed(engine: Engine, session: Session, environ: Any, https: bool) -> str | None:
     """SESSION_REFRESH_EACH_REQUEST: the cookie of a permanent session, sent again with a new ``Max-Age``.
 
     The value is the one the request brought (nothing is written to the
-    store): the browser keeps it for the session's full lifetime from now,
-    while its validity is still the server's, counted from the last recorded
-    activity (at most ``touch_interval`` old).
+    store), kept by the browser until the session's deadline as it stands
+    now; its validity is still the server's.
     """
     if session._origin is None or session._action != NONE or environ is None:
         return None
@@ -769,7 +775,6 @@ def _dbsc_before_request() -> flask.Response | None:
 FLASK_SESSION_IGNORED = {
     "SESSION_ID_LENGTH": "session IDs are always 256 random bits, signed",
     "SESSION_SERIALIZATION_FORMAT": "sessions are JSON; old records are read in either format",
-    "SESSION_REFRESH_EACH_REQUEST": "a read-only request refreshes the session at most once a minute",
     "SESSION_CLEANUP_N_REQUESTS": "Redis expires records itself",
     "SESSION_COOKIE_HTTPONLY": "the cookie is always HttpOnly",
 }

@@ -648,5 +648,5 @@ def _snapshot(target: _Target, header: str, who: str, https: bool) -> SessionSna
         created_at=origin.created_at,
         auth_at=origin.auth_at,
         last_active=origin.touched_at,
-        expires_at=engine.expiry.deadline(origin.created_at, origin.touched_at),
+        expires_at=engine.expiry_of(origin.meta).deadline(origin.created_at, origin.touched_at),
     )
