@@ -143,10 +143,10 @@ class CountingStore(MemoryStore):
         return super().update(*args, **kwargs)
 
 
-def lifetime_app(clock: FakeClock, store: Any, **options: Any) -> flask.Flask:
+def lifetime_app(clock: FakeClock, store: Any, secret: str = SECRET, **options: Any) -> flask.Flask:
     app = flask.Flask(__name__)
     app.config.update(TESTING=True)
-    Sessionware(app, secret_key_base=SECRET, store=store, clock=clock, **options)
+    Sessionware(app, secret_key_base=secret, store=store, clock=clock, **options)
 
     @app.post("/login/<kind>")
     def login(kind: str) -> str:
@@ -336,3 +336,54 @@ def test_session_refresh_each_request_re_sends_a_permanent_sessions_cookie_witho
     logged_out = client.post("/logout").headers.getlist("Set-Cookie")
     assert len(logged_out) == 1
     assert "Max-Age=0" in logged_out[0]  # the deletion, not a refresh
+
+
+def test_a_session_made_permanent_on_a_later_request_lives_on_with_a_revocation_store() -> None:
+    clock = FakeClock()
+    app = lifetime_app(clock, CookieStore(revocation=MemoryStore(clock=clock)))
+
+    @app.post("/remember")
+    def remember() -> str:
+        flask.session.permanent = True
+        return ""
+
+    @app.get("/mine")
+    def mine() -> dict[str, Any]:
+        return {"expires": [info.expires_at for info in user_sessions().list("alice")]}
+
+    client = app.test_client()
+    client.post("/login/temporary")
+    clock.advance(minutes=5)
+    client.post("/remember")  # not in the log-in request: the revocation record must follow
+    assert client.get("/mine").json == {"expires": [clock() - 5 * 60 + 31 * 86400]}
+    clock.advance(minutes=40)  # past AAL2's idle timeout
+    assert client.get("/user").json == {"user": "alice"}
+
+
+def test_log_in_keeps_session_permanent() -> None:
+    clock = FakeClock()
+    app = lifetime_app(clock, MemoryStore(clock=clock))
+
+    @app.before_request
+    def always_permanent() -> None:
+        flask.session.permanent = True  # the common Flask idiom
+
+    @app.post("/sign-in")
+    def sign_in() -> str:
+        current_session().log_in("carol")
+        return ""
+
+    cookie = app.test_client().post("/sign-in").headers["Set-Cookie"]
+    assert max_age_of(cookie) == 31 * 86400
+
+
+def test_a_store_whose_default_has_no_idle_timeout_keeps_none() -> None:
+    from sessionware.phoenix import PhoenixCookieStore
+
+    clock = FakeClock()
+    store = PhoenixCookieStore(signing_salt="signing salt", encryption_salt="encryption salt")
+    app = lifetime_app(clock, store, secret=SECRET * 2)  # AAL1: 30 days absolute, no idle timeout
+    client = app.test_client()
+    client.post("/login/temporary")
+    clock.advance(days=2)  # idle for days: no idle timeout to end it
+    assert client.get("/user").json == {"user": "alice"}

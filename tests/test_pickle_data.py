@@ -197,3 +197,10 @@ def test_whatever_a_mutated_pickle_gives_is_plain_data(data: st.DataObject) -> N
     except NotPlainData:
         return
     assert plain(value), value
+
+
+def test_a_warning_of_the_parser_is_a_refusal_under_filterwarnings_error() -> None:
+    # pytest runs with filterwarnings=error: the parser's DeprecationWarning (an invalid
+    # escape in a protocol 0 string) is raised, and refused like any other bad pickle.
+    with pytest.raises(NotPlainData):
+        plain_data(b'S"\\q"\n.')

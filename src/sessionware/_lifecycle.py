@@ -96,9 +96,14 @@ def close_revocable(
             if key is not None:
                 yield Delete(key)  # renewing a session revoked meanwhile: not brought back
             return _lost_renewal(engine, session, https)
-    elif old is not None and (planned.kind == TOUCH or engine.expiry_of(planned.meta).touch_due(old[1], now)):
+    elif old is not None and (
+        planned.kind == TOUCH
+        or engine.expiry_of(planned.meta).touch_due(old[1], now)
+        or (session._origin is not None and planned.meta_json != session._origin.meta_json)
+    ):
         # Activity is recorded in the revocation record too -- on a touch, and on a
-        # write once a touch is due there -- or it would expire under a session in use.
+        # write once a touch is due there -- or it would expire under a session in use;
+        # and so is a change of metadata (a session made persistent gets its TTL).
         if session._dbsc is not None:  # device-bound (DBSC): the record's head keeps saying so
             meta_json = _record.dump_meta({**planned.meta, "dbsc": 1})
             head = _record.pack_head(planned.created, planned.touched, planned.auth, meta_json)

@@ -126,7 +126,16 @@ def plain_data(raw: bytes) -> Any:
             raise NotPlainData("no STOP")
     except NotPlainData:
         raise
-    except (ValueError, IndexError, TypeError, KeyError, OverflowError, EOFError, struct.error) as exc:
+    except (
+        ValueError,
+        IndexError,
+        TypeError,
+        KeyError,
+        OverflowError,
+        EOFError,
+        struct.error,
+        Warning,
+    ) as exc:
         # genops' own errors for bytes that are no pickle, or a stack too short for an opcode
         raise NotPlainData(f"not a well-formed pickle ({type(exc).__name__})") from exc
     _check(value)

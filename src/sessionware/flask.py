@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from email.utils import formatdate
 from typing import Any, TypeVar
@@ -132,6 +132,13 @@ class FlaskSession(Session, SessionMixin):
 
     def __setitem__(self, key: str, value: Any) -> None:
         Session.__setitem__(self, key, _to_stored(key, value))
+
+    def log_in(self, user_id: str | int, *, keep: Iterable[str] = (), **options: Any) -> None:
+        """:meth:`sessionware.Session.log_in`; ``session.permanent`` is kept (it says how the
+        session lives, not who was there before), as Flask's own session keeps it."""
+        if dict.__contains__(self, "_permanent"):
+            keep = (*keep, "_permanent")
+        Session.log_in(self, user_id, keep=keep, **options)
 
     def pop(self, key: str, *default: Any) -> Any:
         if not dict.__contains__(self, key) and default:
@@ -524,7 +531,7 @@ def _lifetime(lifetime: Any) -> int:
 def _bounded(expiry: Expiry, lifetime: int) -> Expiry:
     """``expiry``, with neither timeout longer than ``lifetime`` (Flask bounds every session by it)."""
     idle, absolute = expiry.idle_timeout, expiry.absolute_timeout
-    bounded_idle = lifetime if idle is None else min(idle, lifetime)
+    bounded_idle = None if idle is None else min(idle, lifetime)  # no idle timeout stays none
     bounded_absolute = lifetime if absolute is None else min(absolute, lifetime)
     if (bounded_idle, bounded_absolute) == (idle, absolute):
         return expiry
