@@ -304,3 +304,82 @@ def test_the_events_page_lists_every_event_and_every_metric() -> None:
         "sessionware.events.Events",
         "sessionware.telemetry.OpenTelemetry",
     }
+
+
+def test_asgi_hooks_run_once_the_response_is_sent(clock: FakeClock) -> None:
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route
+
+    from sessionware import SessionMiddleware, get_session
+
+    sent: list[str] = []
+    seen_at: list[list[str]] = []
+
+    def hook(event: SessionEvent) -> None:
+        seen_at.append(list(sent))  # what the client had been sent when the hook ran
+
+    async def login(request: Request) -> PlainTextResponse:
+        get_session(request).log_in("alice")
+        return PlainTextResponse("welcome")
+
+    async def streamed(request: Request) -> StreamingResponse:
+        get_session(request).log_in("bob")
+
+        async def parts() -> Any:
+            yield b"one "
+            yield b"two"
+
+        return StreamingResponse(parts())
+
+    inner = Starlette(routes=[Route("/login", login), Route("/stream", streamed)])
+    app = SessionMiddleware(
+        inner, secret_key_base=SECRET, store=MemoryStore(), clock=clock, events=Events(on_log_in=hook)
+    )
+
+    async def request(path: str) -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"host", b"testserver")],
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 1),
+            "root_path": "",
+            "http_version": "1.1",
+            "asgi": {"version": "3.0"},
+        }
+
+        requested = False
+        done = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()  # the client stays until the response is over
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            more = message.get("more_body", False)
+            sent.append(message["type"] + (" more" if more else ""))
+            if message["type"] == "http.response.body" and not more:
+                done.set()
+
+        await app(scope, receive, send)
+
+    asyncio.run(request("/login"))
+    assert seen_at == [["http.response.start", "http.response.body"]]
+    sent.clear()
+    seen_at.clear()
+    asyncio.run(request("/stream"))
+    assert seen_at[0][0] == "http.response.start"
+    assert seen_at[0][-1] == "http.response.body"  # the final, empty one: after every part
+    assert sum(1 for kind in seen_at[0] if kind == "http.response.body more") == 2

@@ -30,7 +30,7 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
-from .events import Events
+from .events import Events, SessionEvent
 from .legacy import LegacyReader, adopt, aforget_old, aread_old, readers_of, settled
 from .remember import RememberMe
 from .stores._thread import as_async
@@ -336,9 +336,12 @@ class SessionMiddleware(CheckedArguments):
                 await self._store_failed(scope, receive, send, exc)
                 return
         started = failed = False
+        #: The request's events, published once the response is sent: a slow hook does not
+        #: hold the body back.
+        unpublished: list[SessionEvent] | None = None
 
         async def send_with_session(message: Message) -> None:
-            nonlocal started, failed
+            nonlocal started, failed, unpublished
             if failed:
                 return  # a store failure already answered this request
             if message["type"] == "http.response.start":
@@ -395,12 +398,19 @@ class SessionMiddleware(CheckedArguments):
                         message["headers"] = [*message.get("headers", ()), *encoded]
                     if session._also_set or session._legacy is not None:
                         await _settle_old(session, message)
+                    unpublished = events_of(engine, session, closed, scope.get("path"), now)
                     await send(message)
-                    await publish_async(engine, events_of(engine, session, closed, scope.get("path"), now))
                     return
                 if session._also_set or session._legacy is not None:
                     await _settle_old(session, message)
             await send(message)
+            if (
+                unpublished is not None
+                and message["type"] == "http.response.body"
+                and not message.get("more_body")
+            ):
+                batch, unpublished = unpublished, None
+                await publish_async(engine, batch)
 
         try:
             await self.app(scope, receive, send_with_session)
@@ -421,6 +431,8 @@ class SessionMiddleware(CheckedArguments):
             # only the garbage collector would free. Broken here (the request is over;
             # a session used later sees no request, like one made outside a request).
             session._scope = None
+            if unpublished:  # the app ended without finishing its response body
+                await publish_async(engine, unpublished)
 
     #: Reads a session cookie another library wrote (see ``sessionware.starlette``):
     #: given the cookie's value, the session data, or None. Asked only when the
