@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +368,7 @@ def test_asgi_hooks_run_once_the_response_is_sent(clock: FakeClock) -> None:
             await done.wait()  # the client stays until the response is over
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             more = message.get("more_body", False)
             sent.append(message["type"] + (" more" if more else ""))
             if message["type"] == "http.response.body" and not more:
