@@ -13,7 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sessionware import Expiry, MemoryStore, SessionMiddleware, get_session
-from sessionware.anomaly import Changes, default_policy
+from sessionware.anomaly import Action, Changes, default_policy
 from sessionware.testing import FakeClock
 
 from .conftest import ROUTES, SECRET, acall, call
@@ -207,3 +207,93 @@ def test_sw45_a_raising_hook_counts_as_reauth(clock: FakeClock, caplog: pytest.L
     cookie = get(app, "/auth/alice").cookie()
     assert get(app, "/sensitive", cookie, language="fr").status == 401
     assert "anomaly hook raised" in caplog.text
+
+
+@pytest.mark.parametrize("answer", ["allow", "reauth", "drop"])
+def test_sw45_an_async_hook_is_awaited_under_asgi(clock: FakeClock, answer: str) -> None:
+    import asyncio
+
+    calls: list[Changes] = []
+
+    async def hook(session: Any, changes: Changes) -> str:
+        await asyncio.sleep(0)  # a lookup of the app's own, on the event loop
+        calls.append(changes)
+        return answer
+
+    app = anomaly_app(MemoryStore(), clock, hook)
+    cookie = get(app, "/auth/alice").cookie()
+    reply = get(app, "/sensitive", cookie, agent=FIREFOX)
+    assert calls == [Changes(user_agent=("Chrome", "Firefox"))]
+    assert reply.status == (200 if answer == "allow" else 401)
+    assert get(app, "/whoami", cookie).json()["user"] == (None if answer == "drop" else "alice")
+
+
+def test_sw45_an_async_hook_that_raises_counts_as_reauth(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def hook(session: Any, changes: Changes) -> str:
+        raise RuntimeError("policy bug")
+
+    app = anomaly_app(MemoryStore(), clock, hook)
+    cookie = get(app, "/auth/alice").cookie()
+    assert get(app, "/sensitive", cookie, language="fr").status == 401
+    assert "anomaly hook raised" in caplog.text
+
+
+def test_sw45_an_async_hook_runs_to_completion_under_flask(clock: FakeClock) -> None:
+    import flask
+
+    from sessionware.flask import Sessionware, current_session
+
+    async def hook(session: Any, changes: Changes) -> str:
+        return "drop"
+
+    app = flask.Flask(__name__)
+    Sessionware(app, secret_key_base=SECRET, store=MemoryStore(), clock=clock, anomaly=hook)
+
+    @app.post("/login")
+    def login() -> str:
+        current_session().log_in("alice")
+        return ""
+
+    @app.get("/whoami")
+    def whoami() -> dict[str, Any]:
+        return {"user": current_session().user_id}
+
+    client = app.test_client()
+    client.post("/login", headers={"User-Agent": CHROME})
+    assert client.get("/whoami", headers={"User-Agent": CHROME}).json == {"user": "alice"}
+    assert client.get("/whoami", headers={"User-Agent": FIREFOX}).json == {"user": None}
+
+
+def test_sw45_an_async_hook_called_where_a_loop_runs_counts_as_reauth(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from werkzeug.test import Client
+
+    from sessionware import wsgi as sw_wsgi
+
+    async def hook(session: Any, changes: Changes) -> Action:
+        return "drop"
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = sw_wsgi.get_session(environ)
+        if environ["PATH_INFO"] == "/login":
+            session.log_in("alice")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(session.user_id).encode()]
+
+    wrapped = sw_wsgi.SessionMiddleware(
+        app, secret_key_base=SECRET, store=MemoryStore(), clock=clock, anomaly=hook
+    )
+    client = Client(wrapped)
+    client.get("/login", headers={"User-Agent": CHROME})
+
+    async def inside_a_loop() -> bytes:
+        reply: bytes = client.get("/", headers={"User-Agent": FIREFOX}).data  # a WSGI call from async code
+        return reply
+
+    assert asyncio.run(inside_a_loop()) == b"alice"  # not dropped: taken as 'reauth'
+    assert "the async anomaly hook could not run" in caplog.text

@@ -15,7 +15,7 @@ from ._session import LOG_OUT, RENEW, Session
 from ._steps import Pending, Steps
 from .events import SessionEvent, emit_async, emit_sync
 
-__all__ = ["after_close", "after_open", "events_of", "publish_async", "publish_sync"]
+__all__ = ["aafter_open", "after_close", "after_open", "events_of", "publish_async", "publish_sync"]
 
 CLEAR_SITE_DATA = ("Clear-Site-Data", '"cookies", "storage"')
 _INTENTS = ("log_in", "log_out", "renew")  # what happens only if the session was saved
@@ -30,6 +30,19 @@ def after_open(
         dropped = _anomaly.check(engine, session)
         if dropped is not None:
             return dropped  # logged out: remember-me has nothing to do for this request
+    if engine.remember is not None:
+        return _remember.on_open(engine, session, cookie_header, now, https)
+    return None
+
+
+async def aafter_open(
+    engine: Engine, session: Session, cookie_header: str | None, now: int, https: bool
+) -> Pending[None] | None:
+    """:func:`after_open` for ASGI: an async anomaly hook is awaited."""
+    if engine.anomaly is not None:
+        dropped = await _anomaly.acheck(engine, session)
+        if dropped is not None:
+            return dropped
     if engine.remember is not None:
         return _remember.on_open(engine, session, cookie_header, now, https)
     return None

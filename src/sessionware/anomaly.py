@@ -12,12 +12,14 @@ hook is called with the session and the :class:`Changes` and answers:
 - ``"drop"``: the session is logged out before the app runs.
 
 Off by default (no ``anomaly=``): nothing is recorded or compared. A hook that
-raises or answers anything else is logged and counts as ``"reauth"``.
+raises or answers anything else is logged and counts as ``"reauth"``. The hook
+may be a coroutine function (a lookup in a database, say): the ASGI middleware
+awaits it; the WSGI middleware and Flask run it to completion with ``asyncio.run``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,7 +40,9 @@ class Changes:
     accept_language: tuple[str, str] | None = None  #: the first language asked for
 
 
-AnomalyHook = Callable[[Any, Changes], Action]
+#: A function of the session and the changes answering an :data:`Action`, or a coroutine
+#: function (awaited under ASGI; run with ``asyncio.run`` under WSGI and Flask).
+AnomalyHook = Callable[[Any, Changes], Action | Awaitable[Action]]
 
 
 def default_policy(session: Any, changes: Changes) -> Action:

@@ -15,7 +15,7 @@ from ._dbsc_adapt import asgi_request, relative
 from ._dbsc_flow import Answer
 from ._engine import engine_of
 from ._expiry import Expiry
-from ._extras import after_close, after_open, events_of, publish_async
+from ._extras import aafter_open, after_close, events_of, publish_async
 from ._keys import SecretInput
 from ._loading import open_session
 from ._registry import AsyncUserSessions
@@ -329,7 +329,7 @@ class SessionMiddleware(CheckedArguments):
             return
         if engine.extras:
             try:
-                pending = after_open(engine, session, cookie_header, now, https)
+                pending = await aafter_open(engine, session, cookie_header, now, https)
                 if pending is not None:
                     await run_async(pending, store)
             except StoreError as exc:
