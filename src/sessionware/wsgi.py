@@ -33,7 +33,7 @@ from .errors import (
     SessionLimitReached,
     StoreError,
 )
-from .events import Events, SessionEvent
+from .events import Events
 from .legacy import LegacyReader, adopt, forget_old, read_old, readers_of, settled
 from .remember import RememberMe
 from .stores.cookie import CookieStore
@@ -194,9 +194,7 @@ class SessionMiddleware(CheckedArguments):
                 extras_opened(engine, session, environ.get("HTTP_COOKIE"), now, https)
             except StoreError as exc:
                 return self._store_failed(environ, start_response, exc)
-        # "events": the request's, published once the server closes the response (a slow
-        # hook then delays no response).
-        state: dict[str, Any] = {"replaced": None, "started": False, "events": [], "engine": engine}
+        state: dict[str, Any] = {"replaced": None, "started": False}
 
         def start_with_session(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
@@ -214,18 +212,13 @@ class SessionMiddleware(CheckedArguments):
             except SessionLimitReached as exc:
                 state["replaced"] = _plain(start_response, "409 Conflict", str(exc))
                 if engine.extras:
-                    extras_closed(
-                        engine, session, None, environ, now, https, saved=False, later=state["events"]
-                    )
+                    extras_closed(engine, session, None, environ, now, https, saved=False)
                 return lambda data: None
             if set_cookie is not None or session._accessed:
                 headers = with_session_headers(headers, set_cookie, session._accessed)
             if engine.extras:
                 try:
-                    added = extras_closed(
-                        engine, session, set_cookie, environ, now, https, later=state["events"]
-                    )
-                    headers = [*headers, *added]
+                    headers = [*headers, *extras_closed(engine, session, set_cookie, environ, now, https)]
                 except StoreError as exc:
                     state["replaced"] = self._store_failed(environ, start_response, exc)
                     return lambda data: None
@@ -251,10 +244,9 @@ class SessionMiddleware(CheckedArguments):
             return self._store_failed(environ, start_response, exc)
         except ReauthenticationRequired as exc:
             return _plain(start_response, "401 Unauthorized", str(exc))
-        if state["started"] and state["replaced"] is None and not engine.observed:
+        if state["started"] and state["replaced"] is None:
             return result  # as the app made it: the server may use wsgi.file_wrapper's fast path
-        # Started later (a generator), replaced by an error, or with events to publish at close.
-        return _Response(result, state)
+        return _Response(result, state)  # started later (a generator), or replaced by an error
 
     def _dbsc_answer(
         self, environ: Environ, session: Session, path: str, https: bool, now: int
@@ -288,26 +280,15 @@ class _Response:
             replaced = self._state["replaced"]
             if replaced is not None:  # a store failure at start_response: the app's body is dropped
                 yield from replaced
-                self._publish()
                 return
             yield chunk
         if self._state["replaced"] is not None:
             yield from self._state["replaced"]
-        self._publish()  # the server has the whole body: the hooks now
 
     def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._publish()  # a body not read to its end
-
-    def _publish(self) -> None:
-        events = self._state["events"]
-        if events:
-            self._state["events"] = []
-            publish_sync(self._state["engine"], events)
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
 
 
 def _sync_store(engine: Engine) -> Store | None:
@@ -345,19 +326,13 @@ def extras_closed(
     https: bool,
     *,
     saved: bool = True,
-    later: list[SessionEvent] | None = None,
 ) -> list[tuple[str, str]]:
-    """Remember-me's cookies and Clear-Site-Data after a session is saved; the events published,
-    or put in ``later`` for the caller to publish once the response is sent."""
+    """Remember-me's cookies and Clear-Site-Data after a session is saved; the events published."""
     added: list[tuple[str, str]] = []
     if saved:
         made = after_close(engine, session, environ.get("HTTP_COOKIE"), now, https)
         added = made if isinstance(made, list) else run_sync(made, _sync_store(engine))
-    batch = events_of(engine, session, set_cookie, environ.get("PATH_INFO"), now, saved=saved)
-    if later is None:
-        publish_sync(engine, batch)
-    else:
-        later.extend(batch)
+    publish_sync(engine, events_of(engine, session, set_cookie, environ.get("PATH_INFO"), now, saved=saved))
     return added
 
 
