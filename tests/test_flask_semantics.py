@@ -387,18 +387,3 @@ def test_a_store_whose_default_has_no_idle_timeout_keeps_none() -> None:
     client.post("/login/temporary")
     clock.advance(days=2)  # idle for days: no idle timeout to end it
     assert client.get("/user").json == {"user": "alice"}
-
-
-def test_a_permanent_sessions_activity_is_recorded_for_the_list_of_sessions() -> None:
-    clock = FakeClock()
-    app = lifetime_app(clock, MemoryStore(clock=clock))
-
-    @app.get("/seen")
-    def seen() -> dict[str, Any]:
-        return {"last": [info.last_active for info in user_sessions().list("alice")]}
-
-    client = app.test_client()
-    client.post("/login/permanent")
-    clock.advance(days=2)
-    client.get("/user")  # a read: activity is recorded (at most once per touch_interval)
-    assert client.get("/seen").json == {"last": [clock()]}

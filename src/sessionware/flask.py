@@ -392,9 +392,7 @@ class SessionInterface(FlaskSessionInterface):
             # Permanent sessions (marked "p" in their record, see _mark_permanent) end
             # PERMANENT_SESSION_LIFETIME after they began; the others keep the store's
             # default (AAL2), or end sooner if the lifetime is shorter.
-            # (An idle timeout as long as the absolute one never ends a session first, but
-            # records activity: the list of a user's sessions says when each was last seen.)
-            permanent = Expiry(idle_timeout=lifetime, absolute_timeout=lifetime)
+            permanent = Expiry(idle_timeout=None, absolute_timeout=lifetime)
             if engine.cookie.persistent:  # persistent=True: every session is permanent
                 engine.expiry = permanent
             else:
