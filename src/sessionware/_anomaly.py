@@ -27,13 +27,14 @@ def check(engine: Engine, session: Session) -> Steps[None] | None:
     if found is None:
         return None
     answer = _asked(engine, session, found[0])
-    if inspect.iscoroutine(answer):
+    if inspect.isawaitable(answer):
         pending, settled = answer, _settled(answer)
         try:
             answer = asyncio.run(settled)
         except RuntimeError:  # called where an event loop runs: it cannot be run here
             settled.close()
-            pending.close()
+            if inspect.iscoroutine(pending):
+                pending.close()
             logger.exception("sessionware: the async anomaly hook could not run; taken as 'reauth'")
             answer = "reauth"
     return _decided(session, answer, found[1])
