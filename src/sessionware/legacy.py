@@ -141,6 +141,9 @@ class _RedisReader:
 
     owner = "legacy reader"
     blocking = True
+    #: What the record IDs in this library's cookies look like, and what to call them.
+    id_pattern = _TOKEN
+    id_name = "session ID"
 
     def __init__(self, redis: Any, prefix: str, cookie_name: str, delete: bool, user_key: str | None) -> None:
         self.redis = _redis_client(redis, self.owner)
@@ -159,7 +162,15 @@ class _RedisReader:
 
     def _sid(self, value: str) -> str | None:
         """The record's ID in a cookie value, or None (logged) for one not of this reader."""
-        return value if _TOKEN.fullmatch(value) else None
+        if not self.id_pattern.fullmatch(value):
+            _refused(self.owner, f"not a {self.id_name}")
+            return None
+        return value
+
+    def _record(self, value: str) -> bytes | None:
+        """The raw record a cookie value names, or None (logged)."""
+        sid = self._sid(value)
+        return None if sid is None else self._load(sid)
 
     def forget(self, value: str) -> None:
         """Delete the record ``read(value)`` read (with ``delete=True``, the default)."""
@@ -198,6 +209,7 @@ class FlaskSessionRedis(_RedisReader):
     """
 
     owner = "FlaskSessionRedis"
+    id_name = "Flask-Session ID"
 
     def __init__(
         self,
@@ -227,23 +239,17 @@ class FlaskSessionRedis(_RedisReader):
             self._bad_signature: type[Exception] = itsdangerous.BadSignature
 
     def _sid(self, value: str) -> str | None:
-        sid = value
-        if self._signer is not None:
-            try:
-                sid = self._signer.unsign(value).decode()
-            except (self._bad_signature, UnicodeDecodeError):
-                _refused(self.owner, "a bad signature (another app's, or another SECRET_KEY)")
-                return None
-        if not _TOKEN.fullmatch(sid):
-            _refused(self.owner, "not a Flask-Session ID")
+        if self._signer is None:
+            return super()._sid(value)
+        try:
+            sid = self._signer.unsign(value).decode()
+        except (self._bad_signature, UnicodeDecodeError):
+            _refused(self.owner, "a bad signature (another app's, or another SECRET_KEY)")
             return None
-        return sid
+        return super()._sid(sid)
 
     def read(self, value: str, now: int) -> dict[str, Any] | None:
-        sid = self._sid(value)
-        if sid is None:
-            return None
-        raw = self._load(sid)
+        raw = self._record(value)
         if raw is None:
             return None
         if raw[:1] in (b"{", b" "):
@@ -285,6 +291,7 @@ class StarsessionsRedis(_RedisReader):
     """
 
     owner = "StarsessionsRedis"
+    id_name = "starsessions ID"
 
     def __init__(
         self,
@@ -297,16 +304,8 @@ class StarsessionsRedis(_RedisReader):
     ) -> None:
         super().__init__(redis, prefix, cookie_name, delete, user_key)
 
-    def _sid(self, value: str) -> str | None:
-        if not _TOKEN.fullmatch(value):
-            _refused(self.owner, "not a starsessions ID")
-            return None
-        return value
-
     def read(self, value: str, now: int) -> dict[str, Any] | None:
-        if self._sid(value) is None:
-            return None
-        raw = self._load(value)
+        raw = self._record(value)
         data = None if raw is None else _json_object(self.owner, raw)
         if data is not None:
             data.pop("__metadata__", None)
@@ -444,6 +443,8 @@ class DjangoCache(_RedisReader):
     """
 
     owner = "DjangoCache"
+    id_pattern = _DJANGO_KEY
+    id_name = "Django session key"
 
     def __init__(
         self,
@@ -462,16 +463,8 @@ class DjangoCache(_RedisReader):
             )
         super().__init__(redis, f"{key_prefix}:{version}:{session_prefix}", cookie_name, delete, user_key)
 
-    def _sid(self, value: str) -> str | None:
-        if not _DJANGO_KEY.fullmatch(value):
-            _refused(self.owner, "not a Django session key")
-            return None
-        return value
-
     def read(self, value: str, now: int) -> dict[str, Any] | None:
-        if self._sid(value) is None:
-            return None
-        raw = self._load(value)
+        raw = self._record(value)
         if raw is None:
             return None
         try:
