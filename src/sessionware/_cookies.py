@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from email.utils import formatdate
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -68,6 +69,7 @@ class CookieAttributes:
         "_names",
         "_secure_tail",
         "_tails_for",
+        "expires",
         "name",
         "persistent",
         "secure",
@@ -139,6 +141,8 @@ class CookieAttributes:
         self.name = name
         self.secure: Secure = secure
         self.persistent = persistent
+        #: Whether a persistent cookie carries ``Expires`` beside ``Max-Age`` (Flask's does).
+        self.expires = False
         self._names = (name, name)  # (plain http, https)
         if prefix == "auto" and not prefixed and secure is not False:
             secured = ("__Host-" if path == "/" and domain is None else "__Secure-") + name
@@ -163,10 +167,14 @@ class CookieAttributes:
             return self._secure_tail
         return self._insecure_tail
 
-    def header(self, value: str, *, https: bool, max_age: int | None) -> str:
-        """The ``Set-Cookie`` value that stores ``value``, for ``max_age`` seconds if given."""
+    def header(self, value: str, *, https: bool, max_age: int | None, now: int | None = None) -> str:
+        """The ``Set-Cookie`` value that stores ``value``, for ``max_age`` seconds if given
+        (and, with :attr:`expires`, until ``now + max_age``)."""
         head, flags = self._tails_for[https]
         if max_age is None:  # a browser-session cookie
+            return f"{self._names[https]}={value}{head}{flags}"
+        if self.expires and now is not None:
+            head = f"{head}; Max-Age={max_age}; Expires={formatdate(now + max_age, usegmt=True)}"
             return f"{self._names[https]}={value}{head}{flags}"
         return f"{self._names[https]}={value}{head}; Max-Age={max_age}{flags}"
 

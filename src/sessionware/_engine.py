@@ -268,7 +268,7 @@ class Engine:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
         persistent = self.cookie.persistent if session._persistent is None else session._persistent
         max_age = self.ttl(session._times()[0], now, session._current_meta()) if persistent else None
-        header = self.cookie.header(value, https=https, max_age=max_age)
+        header = self.cookie.header(value, https=https, max_age=max_age, now=now)
         if self.check_header is not None:  # a codec with its own limit (Plug's, for the whole line)
             self.check_header(header, max_age is not None)
         return header

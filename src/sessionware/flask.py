@@ -25,7 +25,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from email.utils import formatdate
 from typing import Any, TypeVar
 
 from ._arguments import check_options
@@ -389,6 +388,7 @@ class SessionInterface(FlaskSessionInterface):
         engine = build_engine(secret_key_base=secret, store=self.store, owner="Sessionware", **options)
         engine.session_class = FlaskSession
         if lifetime is not None:
+            engine.cookie.expires = True  # a persistent cookie says until when, as Flask's does
             # Permanent sessions (marked "p" in their record, see _mark_permanent) end
             # PERMANENT_SESSION_LIFETIME after they began; the others keep the store's
             # default (AAL2), or end sooner if the lifetime is shorter.
@@ -487,8 +487,6 @@ class SessionInterface(FlaskSessionInterface):
         if set_cookie is None and app.config.get("SESSION_REFRESH_EACH_REQUEST"):
             set_cookie = _refreshed(engine, session, environ, https)
             accessed = accessed or set_cookie is not None  # as Flask: a cookie set comes with Vary: Cookie
-        if set_cookie is not None and self._flask_lifetime:
-            set_cookie = _with_expires(set_cookie, session._now)
         if set_cookie is not None or accessed:
             _add_session_headers(response.headers, set_cookie, accessed)
         if engine.extras:  # remember-me's cookies, Clear-Site-Data; the events
@@ -567,19 +565,6 @@ def _refreshed(engine: Engine, session: Session, environ: Any, https: bool) -> s
         return engine.cookie_for(value, session, session._now, https)
     except SessionTooLarge:  # pragma: no cover - the browser sent it, so it fits
         return None
-
-
-def _with_expires(set_cookie: str, now: int) -> str:
-    """A persistent cookie's ``Set-Cookie`` with ``Expires`` beside ``Max-Age``, as Flask sends it."""
-    start = set_cookie.find("; Max-Age=")
-    if start < 0:
-        return set_cookie  # a browser-session cookie
-    end = set_cookie.find(";", start + 10)
-    end = len(set_cookie) if end < 0 else end
-    max_age = int(set_cookie[start + 10 : end])
-    if max_age <= 0:
-        return set_cookie  # a deletion: it carries its own Expires
-    return f"{set_cookie[:end]}; Expires={formatdate(now + max_age, usegmt=True)}{set_cookie[end:]}"
 
 
 def _add_session_headers(headers: Headers, set_cookie: str | None, vary: bool) -> None:

@@ -127,7 +127,7 @@ class _StarletteCookie(CookieAttributes):
     def _secure_for(self, https: bool) -> bool:
         return self.secure is True or (self.secure == "auto" and https)
 
-    def header(self, value: str, *, https: bool, max_age: int | None) -> str:
+    def header(self, value: str, *, https: bool, max_age: int | None, now: int | None = None) -> str:
         flags = self._flags[self._secure_for(https)]
         return f"{self.name}={value}{self._head_text}{self._max_age_text}{flags}"
 
