@@ -19,14 +19,7 @@ from .telemetry import Instrumented
 from .telemetry import check as check_telemetry
 from .typing import AsyncRegistry, AsyncStore, Registry, Store
 
-__all__ = [
-    "STORE_DOWN_TEXT",
-    "build_engine",
-    "check_store",
-    "default_expiry",
-    "log_store_failure",
-    "resolve_expiry",
-]
+__all__ = ["STORE_DOWN_TEXT", "build_engine", "check_store", "log_store_failure", "resolve_expiry"]
 
 logger = logging.getLogger("sessionware")
 
@@ -46,10 +39,9 @@ def log_store_failure(exc: Exception, answer: str = "a 503") -> None:
     logger.error("sessionware: the session store is %s; answering with %s: %s", kind, answer, exc)
 
 
-def default_expiry(store: object) -> Expiry:
-    """The expiry ``store`` gets when none is given: AAL2, unless the store knows better
-    (a cookie shared with Phoenix does)."""
-    return resolve_expiry(store.default_expiry if isinstance(store, CookieStore) else "aal2")
+def _default_expiry(store: object) -> Expiry | str:
+    """``"aal2"``, unless the store knows better (a cookie shared with Phoenix does)."""
+    return store.default_expiry if isinstance(store, CookieStore) else "aal2"
 
 
 def resolve_expiry(expiry: Expiry | str, owner: str = "SessionMiddleware") -> Expiry:
@@ -103,7 +95,7 @@ def build_engine(
 ) -> Engine:
     """The engine for one configuration of the session options (see ``SessionMiddleware``)."""
     checked = CookieStore() if store is None else check_store(store, owner)
-    chosen = default_expiry(checked) if expiry is None else resolve_expiry(expiry, owner)
+    chosen = resolve_expiry(_default_expiry(checked) if expiry is None else expiry, owner)
     if expiry is not None and isinstance(checked, CookieStore):
         warning = checked.expiry_warning(chosen)
         if warning is not None:
