@@ -30,9 +30,7 @@ def after_open(
         dropped = _anomaly.check(engine, session)
         if dropped is not None:
             return dropped  # logged out: remember-me has nothing to do for this request
-    if engine.remember is not None:
-        return _remember.on_open(engine, session, cookie_header, now, https)
-    return None
+    return _remembered(engine, session, cookie_header, now, https)
 
 
 async def aafter_open(
@@ -43,9 +41,13 @@ async def aafter_open(
         dropped = await _anomaly.acheck(engine, session)
         if dropped is not None:
             return dropped
-    if engine.remember is not None:
-        return _remember.on_open(engine, session, cookie_header, now, https)
-    return None
+    return _remembered(engine, session, cookie_header, now, https)
+
+
+def _remembered(
+    engine: Engine, session: Session, cookie_header: str | None, now: int, https: bool
+) -> Pending[None] | None:
+    return None if engine.remember is None else _remember.on_open(engine, session, cookie_header, now, https)
 
 
 def after_close(

@@ -396,13 +396,11 @@ class SessionMiddleware(CheckedArguments):
                     if added:
                         encoded = [(name.lower().encode(), value.encode("latin-1")) for name, value in added]
                         message["headers"] = [*message.get("headers", ()), *encoded]
-                    if session._also_set or session._legacy is not None:
-                        await _settle_old(session, message)
                     unpublished = events_of(engine, session, closed, scope.get("path"), now)
-                    await send(message)
-                    return
                 if session._also_set or session._legacy is not None:
                     await _settle_old(session, message)
+                await send(message)
+                return
             await send(message)
             if (
                 unpublished is not None

@@ -408,12 +408,10 @@ def _events(
     """What ``session`` noted (log-in, renewal, a refused key...), as events; telemetry's counts.
 
     Called as the session is loaded (``loaded``: its outcome is counted then)
-    and after each save, so each event is reported once.
+    and after each save, so each event is reported once. Only for an engine
+    that is ``observed`` (the callers check).
     """
-    engine = configured.engine
-    if not engine.observed:
-        return []
-    return events_of(engine, session, closed, None, configured.now(), loaded=loaded)
+    return events_of(configured.engine, session, closed, None, configured.now(), loaded=loaded)
 
 
 def _opened(configured: Configured, session: Session, found: Found | None) -> list[SessionEvent]:
