@@ -664,18 +664,19 @@ def find_legacy(readers: Sequence[LegacyReader], header: str) -> list[tuple[Lega
 
 def read_old(readers: Sequence[LegacyReader], header: str, now: int) -> Found | None:
     """The first old session the readers find in this ``Cookie`` header, read synchronously (WSGI, Flask)."""
-    for reader, value in find_legacy(readers, header):
-        data = reader.read(value, now)
-        if data:
-            return Found(reader, data, value)
-    return None
+    return _read(find_legacy(readers, header), now)
 
 
 def read_old_key(readers: Sequence[LegacyReader], value: str, now: int) -> Found | None:
     """The first old session the readers find for a cookie value itself (Django's session key)."""
     if value.startswith(_OURS):
         return None
-    for reader in readers:
+    return _read([(reader, value) for reader in readers], now)
+
+
+def _read(found: list[tuple[LegacyReader, str]], now: int) -> Found | None:
+    """The first of ``found``'s readers that reads its value."""
+    for reader, value in found:
         data = reader.read(value, now)
         if data:
             return Found(reader, data, value)
