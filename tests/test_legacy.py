@@ -140,6 +140,20 @@ def flask_session_cookie(client_redis: redis.Redis, prefix: str, **config: Any) 
     return cookie.value, app
 
 
+def flask_reading(client_redis: redis.Redis, prefix: str) -> flask.Flask:
+    """A Flask app on sessionware that reads Flask-Session's records under ``prefix``."""
+    from sessionware.flask import Sessionware
+
+    app = flask.Flask(__name__)
+    Sessionware(
+        app,
+        secret_key_base=SECRET,
+        store=MemoryStore(),
+        legacy=FlaskSessionRedis(client_redis, key_prefix=prefix),
+    )
+    return app
+
+
 class TestFlaskSession:
     def test_a_logged_in_flask_session_user_stays_logged_in(self, redis_client: redis.Redis) -> None:
         """The data, and a real log-in as Flask-Login's ``_user_id``; the old record is deleted."""
@@ -203,18 +217,10 @@ class TestFlaskSession:
         assert body == {"data": {}, "user": None}
 
     def test_the_flask_extension_takes_the_reader(self, redis_client: redis.Redis) -> None:
-        from sessionware.flask import Sessionware
-
         prefix = unique_prefix()
         value, _ = flask_session_cookie(redis_client, prefix)
-        app = flask.Flask(__name__)
+        app = flask_reading(redis_client, prefix)
         app.config["SECRET_KEY"] = FLASK_SECRET
-        Sessionware(
-            app,
-            secret_key_base=SECRET,
-            store=MemoryStore(),
-            legacy=FlaskSessionRedis(redis_client, key_prefix=prefix),
-        )
 
         @app.get("/")
         def show() -> dict[str, Any]:
@@ -642,8 +648,6 @@ class TestDeletedOnceSaved:
     def test_asgi_and_flask_delete_after_the_save_too(self, redis_client: redis.Redis) -> None:
         from django.conf import settings
 
-        from sessionware.flask import Sessionware
-
         database = f"sqlite:///{django_database()}"
         key = django_logged_in("db")
         body, _ = get_json(
@@ -654,13 +658,7 @@ class TestDeletedOnceSaved:
 
         prefix = unique_prefix()
         value, _ = flask_session_cookie(redis_client, prefix)
-        app = flask.Flask(__name__)
-        Sessionware(
-            app,
-            secret_key_base=SECRET,
-            store=MemoryStore(),
-            legacy=FlaskSessionRedis(redis_client, key_prefix=prefix),
-        )
+        app = flask_reading(redis_client, prefix)
 
         @app.get("/fail")
         def fail() -> tuple[str, int]:
